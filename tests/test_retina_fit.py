@@ -842,7 +842,7 @@ def test_zoo_score_fits_and_stores_a_retina_model_on_a_retina_benchmark(tmp_path
     assert zoo(["score", "ln", "ventral_embedded.IT-temporal"]) == 2
     assert "ln is a retina model" in capsys.readouterr().err
     assert zoo(["score", "rgc_intermediate", "retina_embedded.osr"]) == 2
-    assert "unknown retina model 'rgc_intermediate'" in capsys.readouterr().err
+    assert "rgc_intermediate is an image model" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("shape", [(39, 50, 50), (50, 50)])

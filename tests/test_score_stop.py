@@ -462,15 +462,18 @@ def test_a_sigterm_while_the_ground_truth_circuit_is_built_stops_at_once(monkeyp
 
     from neurozoo import benchmarks
     from neurozoo.benchmarks import osr, phenomena
-    from neurozoo.datasets import synthetic_retina
+    from neurozoo.datasets import oms_retina, synthetic_retina
     from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
     from neurozoo.retina.fit import create_model
 
-    calibrate, armed, calibrated, probes = synthetic_retina.GroundTruthRetina._calibrate, [], [], []
+    # OMS (protocol version 2): its ground truth is the object-motion circuit (six cells), the others' the default one
+    circuit_module, circuit, n_cells = ((oms_retina, oms_retina.OMSRetina, 6) if benchmark == "oms" else
+                                        (synthetic_retina, synthetic_retina.GroundTruthRetina, 12))
+    calibrate, armed, calibrated, probes = circuit._calibrate, [], [], []
 
     def given(*args, **kwargs):  # the model "fitted" (given; the stop comes before its recording's provenance is
         # read): the circuit is built from here on, as in a fresh process
-        synthetic_retina._DEFAULT = None
+        circuit_module._DEFAULT = None
         armed.append(1)
         return "bncnn", model, {}
 
@@ -486,11 +489,11 @@ def test_a_sigterm_while_the_ground_truth_circuit_is_built_stops_at_once(monkeyp
 
     for module in (phenomena, osr):
         monkeypatch.setattr(module, "fitted_or_given", given)
-    monkeypatch.setattr(synthetic_retina.GroundTruthRetina, "_calibrate", signalled)
-    monkeypatch.setattr(synthetic_retina, "_DEFAULT", synthetic_retina._DEFAULT)
+    monkeypatch.setattr(circuit, "_calibrate", signalled)
+    monkeypatch.setattr(circuit_module, "_DEFAULT", circuit_module._DEFAULT)
     monkeypatch.setattr(phenomena, "_TRUTHS", {})
     torch.manual_seed(0)
-    model = create_model("bncnn", n_cells=12)
+    model = create_model("bncnn", n_cells=n_cells)
     with sigterm_deferred(), pytest.raises(KeyboardInterrupt, match="signal 15"):
         raise_if_terminated()  # a safe point passed (the fit folder's lock): the command's setup is over
         benchmarks.load(f"retina_embedded.{benchmark}").score(model, progress=False, safe_point=safe_point)

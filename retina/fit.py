@@ -270,7 +270,7 @@ def checked_config(model: nn.Module, config: FitConfig, name: Optional[str] = No
     _check_config(config)
     if config.objective == "deep-retina" and not hasattr(model, "deep_retina_penalty"):
         raise SpecError(f"fit settings: --objective deep-retina (objective='deep-retina': deep-retina's GLM objective, "
-                        f"scripts/fit_glms.py) applies to {' and '.join(deep_retina_objective_models()) or 'no model'} "
+                        f"scripts/fit_glms.py) applies to {', '.join(deep_retina_objective_models()) or 'no model'} "
                         f"only, the retina models that name its penalty groups (deep_retina_penalty()); "
                         f"{name or type(model).__name__} names none")
     if config.output_calibration and not _has_output_batchnorm(model):

@@ -612,7 +612,7 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     if objective:  # before any recording is read or fit begun: the fit's own check of its settings, as zoo fit's
         from neurozoo.retina.fit import FitConfig, checked_config, create_model
 
-        checked_config(create_model(args.model, n_cells=1), FitConfig(**objective))  # its class has the penalty?
+        checked_config(create_model(args.model, n_cells=1), FitConfig(**objective), args.model)  # has the penalty?
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
     if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score

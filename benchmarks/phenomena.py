@@ -98,6 +98,10 @@ FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10}
 # sign of float32 rounding noise in ``raw`` (the BN-CNN's paired flash: raw 0.83 at a score of ~0)
 SCORE_VERSION = 2
 
+#: What each score version changed, as ``zoo reproduce`` tells a record of an earlier version whose numbers differ
+SCORE_VERSION_CHANGES = {2: "a model index within 1e-6 of 0 has no sign since; version 1 counted the sign of float32 "
+                            "rounding noise in raw"}
+
 
 def agreement(model, truth) -> dict:
     """Per-cell ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)`` over the cells with a finite truth

@@ -169,10 +169,11 @@ def report(run: dict) -> str:
 
 
 def main(argv=None) -> int:
+    """The command line; a refused option is one line on stderr and exit status 2, as every zoo command's."""
     from neurozoo import retina
 
     from neurozoo.datasets.cli_args import ZooArgumentParser
-    from neurozoo.datasets.registry import UnknownNameError
+    from neurozoo.datasets.errors import UserFacingError
 
     parser = ZooArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", help="comma-separated retina.MODELS names (default: every registered one)")
@@ -187,15 +188,16 @@ def main(argv=None) -> int:
         print(report(json.loads(args.from_json.read_text())))
         return 0
     models = args.models.split(",") if args.models else retina.list_models()
+    kinds = args.kinds.split(",")
     try:  # the registry's one refusal (zoo score's and zoo run's): close names, every retina model
         for model in models:
             retina.MODELS.get(model)
-    except UnknownNameError as error:
-        parser.error(str(error))
-    kinds = args.kinds.split(",")
-    if set(kinds) - set(KINDS):
-        parser.error(f"--kinds: unknown recording(s) {', '.join(sorted(set(kinds) - set(KINDS)))}; "
-                     f"choose from {', '.join(KINDS)}")
+        if set(kinds) - set(KINDS):
+            raise UserFacingError(f"--kinds: unknown recording(s) {', '.join(sorted(set(kinds) - set(KINDS)))}; "
+                                  f"choose from {', '.join(KINDS)}")
+    except UserFacingError as error:
+        print(f"{parser.prog}: error: {error}", file=sys.stderr)
+        return 2
     by_kind = retina_benchmarks(kinds)
     started = time.perf_counter()
     run = {"header": header(), "rows": []}

@@ -145,11 +145,16 @@ def list_models(pattern: str = "*") -> List[str]:
     return [n for n in MODELS.names() if fnmatch.fnmatch(n, pattern)]
 
 
+def is_spec_path(name: str) -> bool:
+    """Whether :func:`create_model` reads ``name`` as a YAML spec path rather than a registered name."""
+    return name not in MODELS and (name.endswith((".yaml", ".yml")) or os.path.exists(name))
+
+
 def create_model(name, /, **overrides) -> nn.Module:
     """A ConvRNN by registered name, by YAML spec path, or from a spec mapping / GraphSpec.
 
     ``name`` is positional-only, so that the override ``name=...`` (the model's new name) is an override."""
-    if isinstance(name, str) and name not in MODELS and (name.endswith((".yaml", ".yml")) or os.path.exists(name)):
+    if isinstance(name, str) and is_spec_path(name):
         spec = load_spec(name).with_overrides(**overrides)
         try:
             return build(spec)

@@ -620,7 +620,7 @@ def _run_reproduce(args) -> int:
         print(f"reproduced: {within_tolerance(largest, args.tolerance)} (value, error, ceiling, raw and "
               f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    print(beyond_tolerance(pairs, largest, args.tolerance))
+    print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new))
     return 1
 
 
@@ -649,6 +649,22 @@ def changed_data(record: ScoreRecord) -> List[Tuple[str, Any, Any]]:
 def within_tolerance(largest: float, tolerance: float) -> str:
     """How a reproduction within the tolerance is told: bit-identical, or its largest difference."""
     return "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {tolerance:g}"
+
+
+def score_version_change(old: ScoreRecord, new: ScoreRecord) -> str:
+    """What the verdict on numbers that differ adds where the rerun's score is of another version than the record's
+    (a phenomenon benchmark's ``settings.score_version``; a record from before the setting states none: version 1):
+    the change that the difference follows from, else ""."""
+    version = (new.settings or {}).get("score_version")
+    stored = (old.settings or {}).get("score_version")
+    if version is None or stored == version:
+        return ""
+    from neurozoo.benchmarks.phenomena import SCORE_VERSION_CHANGES
+
+    was = "predates score version" if stored is None else f"is of score version {stored}, the rerun's"
+    change = SCORE_VERSION_CHANGES.get(version)
+    return f"; the difference follows from the score's version: the record {was} {version}" + (
+        f" ({change})" if change else "")
 
 
 def beyond_tolerance(pairs: List[Tuple[str, Any, Any]], largest: float, tolerance: float) -> str:

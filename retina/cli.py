@@ -162,7 +162,7 @@ def _run_fit(args) -> int:
             model = create_model(args.model, n_cells=len(train.cells))
             home = Path(os.environ.get("NEUROZOO_HOME") or Path.home() / ".neurozoo").expanduser()
             out = args.out or home / "retina" / f"{args.model}-{path.stem}"
-            checked_config(model, FitConfig(**overrides))  # refused before the lock file is made beside `out`
+            checked_config(model, FitConfig(**overrides), args.model)  # before the lock file beside `out` is made
             if Path(out).exists() and not Path(out).is_dir():  # "OUT: File exists", once the lock was made beside it
                 raise UserFacingError(f"--out {out}: is a file, not a folder (zoo fit writes its checkpoint, weights "
                                       "and metrics into a folder)")

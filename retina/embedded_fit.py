@@ -52,12 +52,12 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
 
         with torch.random.fork_rng(devices=[]):  # naming a folder must not move the caller's random stream
             model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    key = fit_settings_key(model, seed, settings)
+    key = fit_settings_key(model, seed, settings, name)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or root or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
 
-def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None) -> dict:
+def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = None, name: Optional[str] = None) -> dict:
     """What :func:`fit_dir` hashes: the settings a fit of ``model`` with ``settings`` uses
     (:func:`retina.fit.resolved_config`), each setting equal to the model's default written None, and a ``batching``
     equal to what ``"auto"`` resolves to written ``"auto"`` (as a fit without overrides gives them, so that such a
@@ -74,7 +74,7 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
     from neurozoo.retina.fit import MODEL_DEFAULTS, FitConfig, checked_config, resolved_config
 
     config = dataclasses.replace(FitConfig(), **(settings or {}), seed=seed)
-    key = dataclasses.asdict(checked_config(model, config))  # settings a fit refuses name no folder
+    key = dataclasses.asdict(checked_config(model, config, name))  # settings a fit refuses name no folder
     defaults = resolved_config(model, FitConfig())
     key.update({name: None for name in MODEL_DEFAULTS if key[name] == getattr(defaults, name)})
     if key["batching"] == defaults.batching:

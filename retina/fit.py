@@ -259,22 +259,42 @@ def resolved_batching(model: nn.Module, batching: str) -> str:
     return batching
 
 
-def checked_config(model: nn.Module, config: FitConfig) -> FitConfig:
+def checked_config(model: nn.Module, config: FitConfig, name: Optional[str] = None) -> FitConfig:
     """:func:`resolved_config`, refused with a one-line :class:`SpecError` where the loop cannot use it with
     ``model`` (:func:`_check_config`; output calibration for a model without an output BatchNorm). Callers that
-    name or lock a fit's folder check first, so that bad settings leave nothing behind."""
+    name or lock a fit's folder check first, so that bad settings leave nothing behind. ``name``: the model's name as
+    the user gave it (``bncnn``), which the refusal names (default: the model's class)."""
     from neurozoo.datasets.errors import SpecError
 
     config = resolved_config(model, config)
     _check_config(config)
     if config.objective == "deep-retina" and not hasattr(model, "deep_retina_penalty"):
-        raise SpecError(f"fit settings: objective 'deep-retina' is deep-retina's GLM objective (scripts/fit_glms.py), "
-                        f"for a model that names its penalty groups (deep_retina_penalty(): the glm); "
-                        f"{type(model).__name__} has none")
+        raise SpecError(f"fit settings: --objective deep-retina (objective='deep-retina': deep-retina's GLM objective, "
+                        f"scripts/fit_glms.py) applies to {', '.join(deep_retina_objective_models()) or 'no model'} "
+                        f"only, the retina models that name its penalty groups (deep_retina_penalty()); "
+                        f"{name or type(model).__name__} names none")
     if config.output_calibration and not _has_output_batchnorm(model):
         raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
                         f"offset; {type(model).__name__} has none")
     return config
+
+
+def deep_retina_objective_models() -> List[str]:
+    """The registered retina models that ``objective="deep-retina"`` can fit: those whose model has
+    ``deep_retina_penalty()`` (each built with one cell to see, the global random generators left as they were; a
+    model that cannot be built is left out)."""
+    from neurozoo import retina
+
+    names = []
+    with torch.random.fork_rng(devices=[]):
+        for name in sorted(retina.list_models()):
+            try:
+                model = create_model(name, n_cells=1)
+            except Exception:  # a plugin that fails to build is not one to name here; zoo fit of it says why
+                continue
+            if hasattr(model, "deep_retina_penalty"):
+                names.append(name)
+    return names
 
 
 def _check_config(config: FitConfig) -> None:

@@ -725,6 +725,20 @@ def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_
         out = capsys.readouterr().out
         assert "differs: settings.score_version: not in the record, rerun 2" in out
         assert "reproduced: bit-identical" in out and "41 numbers of the settings" in out
+        # a version-1 record whose raw counted the sign of rounding noise (the BN-CNN's 0.833): the verdict says the
+        # difference follows from the version change, the exit status staying that of numbers that differ
+        _tamper(tmp_path / "r.sqlite", record.id, raw=0.833)
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        verdict = capsys.readouterr().out.splitlines()[-1]
+        assert verdict.startswith(f"NOT reproduced: largest difference 0.833 > tolerance 0 (raw: stored 0.833, "
+                                  f"rerun {record.raw!r}; 1 of ")
+        assert verdict.endswith("numbers beyond it); the difference follows from the score's version: the record "
+                                "predates score version 2 (a model index within 1e-6 of 0 has no sign since; version "
+                                "1 counted the sign of float32 rounding noise in raw)")
+        settings["score_version"] = 2  # a record of this version: the same difference, no version to blame
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings))
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        assert capsys.readouterr().out.splitlines()[-1].endswith("numbers beyond it)")
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
 

@@ -580,8 +580,13 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
         return fit_dir(path, name, "whitenoise", 0, settings)
 
     assert folder("glm", objective="deep-retina") != folder("glm") == folder("glm", objective="zoo")
-    with pytest.raises(SpecError, match=r"objective 'deep-retina' is deep-retina's GLM objective .* LN has none"):
-        folder("ln", objective="deep-retina")
+    # the model's name as given and the models the objective applies to, not the class (RetinaCNN) and the glm alone
+    for name in ("ln", "bncnn"):
+        with pytest.raises(SpecError, match=rf"^fit settings: --objective deep-retina .* applies to glm only, .*; "
+                                            rf"{name} names none$"):
+            folder(name, objective="deep-retina")
+    with pytest.raises(SpecError, match=r"applies to glm only, .*; RetinaCNN names none$"):  # the API: a model, no name
+        fit(create_model("bncnn", n_cells=2), str(path), epochs=1, objective="deep-retina", progress=False)
     with pytest.raises(SpecError, match=r"l2 is the zoo objective's .* \(got 0.01\)"):
         folder("glm", objective="deep-retina", l2=0.01)
     with pytest.raises(SpecError, match=r"objective must be one of \('zoo', 'deep-retina'\)"):

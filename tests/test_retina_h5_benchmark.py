@@ -812,9 +812,9 @@ def test_objective_deep_retina_scores_the_glm_fitted_by_it_in_a_record_of_its_ow
     monkeypatch.setattr(embedded_fit, "fitted_file_model", lambda *args, **kwargs: pytest.fail("fitted"))
     assert main(["score", "ln", FILE_BENCHMARK, "--data", str(own_file), "--db", db, "--out", out,
                  "--objective", "deep-retina"]) == 2
-    assert ("zoo score: error: fit settings: objective 'deep-retina' is deep-retina's GLM objective "
-            "(scripts/fit_glms.py), for a model that names its penalty groups (deep_retina_penalty(): the glm); LN "
-            "has none" in capsys.readouterr().err)
+    assert ("zoo score: error: fit settings: --objective deep-retina (objective='deep-retina': deep-retina's GLM "
+            "objective, scripts/fit_glms.py) applies to glm only, the retina models that name its penalty groups "
+            "(deep_retina_penalty()); ln names none\n" in capsys.readouterr().err)  # the model as typed, not its class
     assert main(["score", "rgc_intermediate", "ventral_embedded.V4-temporal", "--db", db, "--out", out,
                  "--objective", "deep-retina"]) == 2
     assert ("zoo score: error: --objective applies to the retina benchmarks (what their fit of a retina model "

@@ -620,17 +620,26 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
 
         scored_class = experiment_stimulus_class(data, given=given_class)
     if args.checkpoint is not None:
-        from neurozoo.datasets.synthetic_retina import circuit_of
-        from neurozoo.retina.embedded_fit import fitted_recording, load_checkpoint
+        from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
+        from neurozoo.retina.embedded_fit import (checkpoint_cells, fitted_recording, fitted_to_own_recording,
+                                                  load_checkpoint)
 
         kind = getattr(benchmark, "kind", "whitenoise")
         circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
+        # the recording to fit on for this benchmark's circuit (the phenomena and the OSR: either default one)
+        remedy = f"embedded:{kind}" if kind in OMS_KINDS else "embedded:whitenoise or embedded:naturalscene"
         if data is not None:
             from neurozoo.datasets.retina_h5 import checked_experiment
 
             n_cells = len(checked_experiment(data)[0].cells)
         else:
-            n_cells = circuit_cells
+            n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
+            if n_cells != circuit_cells and not fitted_to_own_recording(args.checkpoint, n_cells, circuit_cells):
+                # a fit to a lab's recording is refused below, for what it was fitted to
+                raise UserFacingError(f"{args.checkpoint}: weights of {n_cells} cells, but {args.benchmark} compares "
+                                      f"each cell with the {circuit_cells} of the circuit that records embedded:{kind}: "
+                                      f"fit the model on {remedy} (zoo fit {args.model} --data "
+                                      f"{remedy.split(' or ')[0]}) and score those weights")
         model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
         # the recording the weights were fitted to (their summary.json), kept in the record beside the one scored
         fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
@@ -639,8 +648,8 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
             # held-out ones with its recorded responses): another recording's cells have no counterpart there
             raise UserFacingError(f"{args.checkpoint}: {fitted_to['reason']}; {args.benchmark} scores on "
                                   f"embedded:{kind} and compares each cell with the embedded circuit's of the same "
-                                  "number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "
-                                  "embedded:whitenoise or embedded:naturalscene); weights fitted to your own recording "
+                                  f"number, so it needs weights fitted to an embedded recording (zoo fit MODEL --data "
+                                  f"{remedy}); weights fitted to your own recording "
                                   "score on it with retina_h5.heldout --data FILE (zoo probe osr runs on them too)")
         if data is None:
             cross_stimulus = _cross_stimulus(args, benchmark, fitted_to)

@@ -132,10 +132,13 @@ def _adaptation(system, settings):
     return contrast_adaptation(system, **settings)["adaptation_index"]
 
 
-def _oms(system, settings):
+def oms_arguments(settings: dict) -> dict:
+    """:func:`retina.phenomena.adaptation.object_motion_sensitivity`'s keywords for the OMS benchmark's ``settings``
+    (:data:`OMS` and its overrides): the object-motion circuit's cell positions as the centres, the balanced protocol
+    and the settings without ``protocol_version``, which must be :data:`OMS`'s (the one definition of the protocol,
+    which ``zoo probe oms`` runs too)."""
     from neurozoo.datasets.errors import SpecError
     from neurozoo.datasets.oms_retina import oms_retina
-    from neurozoo.retina.phenomena.adaptation import object_motion_sensitivity
 
     settings = dict(settings)
     version = settings.pop("protocol_version")
@@ -143,7 +146,13 @@ def _oms(system, settings):
         raise SpecError(f"retina_embedded.oms: protocol_version {version!r}: only {OMS['protocol_version']} is "
                         "measured (version 1, one movie per condition on the default circuit's cells, scored fixed LN "
                         "cells with a linear surround 0.48 and its truth changed with the jitter seed)")
-    return object_motion_sensitivity(system, centres=oms_retina().positions, balanced=True, **settings)["oms_index"]
+    return {"centres": oms_retina().positions, "balanced": True, **settings}
+
+
+def _oms(system, settings):
+    from neurozoo.retina.phenomena.adaptation import object_motion_sensitivity
+
+    return object_motion_sensitivity(system, **oms_arguments(settings))["oms_index"]
 
 
 def _cells_of(*kinds) -> np.ndarray:

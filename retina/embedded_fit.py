@@ -362,6 +362,19 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                                                       f"{n_cells} cells are the embedded circuit's"}
 
 
+def fitted_to_own_recording(checkpoint, n_cells: int, circuit_cells: int) -> bool:
+    """Whether the ``summary.json`` beside ``checkpoint`` names a recording that is not embedded (a lab's own), whose
+    weights are refused for what they were fitted to whatever their cell count; read quietly, before the weights are
+    loaded, for a refusal by cell count that would otherwise name the wrong remedy (:func:`fitted_recording` warns
+    where they are loaded)."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fitted_to = fitted_recording(checkpoint, n_cells, circuit_cells)
+    return fitted_to["rule"] == "summary.json" and fitted_to["embedded"] is None
+
+
 #: the weights `zoo fit --out DIR` leaves in DIR, whose sha256 its summary.json records (:func:`weights_sha256`)
 WEIGHT_FILES = ("model.pt", "checkpoint.pt")
 

@@ -12,14 +12,14 @@ from neurozoo.datasets.cli_args import at_least, integer_list, positive
 from neurozoo.datasets.json_files import write_json
 
 
-def _model_args(p: argparse.ArgumentParser, out_help: str) -> None:
+def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", "naturalscene"), kind="whitenoise",
+                kind_help: str = "embedded recording (fixes the number of cells and the ground truth)") -> None:
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="weights saved by `zoo fit` (model.pt or checkpoint.pt)")
     source.add_argument("--fit-embedded", action="store_true",
                         help="fit MODEL to the embedded recording first (cached; reused on later runs)")
-    p.add_argument("--kind", default="whitenoise", choices=["whitenoise", "naturalscene"],
-                   help="embedded recording (fixes the number of cells and the ground truth)")
+    p.add_argument("--kind", default=kind, choices=list(kinds), help=kind_help)
     p.add_argument("--out", type=Path, default=Path("."), help=f"{out_help} (default: the current folder)")
     p.add_argument("--epochs", type=at_least(1), default=None,
                    help="with --fit-embedded: most training epochs (default: 40, early-stopped, as zoo fit and zoo run "
@@ -91,11 +91,22 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "circuit's cell positions; the fitted model's cells are the circuit's) "
                                          "over a jittered grating background: responses to global, differential "
                                          "and object-only motion and the OMS index, on MODEL and on the ground-"
-                                         "truth circuit; write oms.png and oms.json.")
-    _model_args(p, "folder for oms.png and oms.json")
-    p.add_argument("--frames", type=at_least(200, 20000), default=1000,
-                   help="frames per motion condition (at most 20000)")
-    p.add_argument("--radius", type=positive, default=12.0, help="object radius (px)")
+                                         "truth circuit; write oms.png and oms.json. Protocol version 2 (default) "
+                                         "is retina_embedded.oms's: the object-motion circuit's six cells (a model "
+                                         "fitted on embedded:oms-whitenoise), its settings (400 frames, radius 12 "
+                                         "px, jitter seed 0), each condition the mean of four movies; version 1 "
+                                         "(the record's): the default circuit's cells, one movie per condition, "
+                                         "--frames and --radius.")
+    _model_args(p, "folder for oms.png and oms.json", kinds=("oms-whitenoise", "whitenoise", "naturalscene"), kind=None,
+                kind_help="embedded recording the model is fitted on (--fit-embedded) and whose circuit is the "
+                          "ground truth: protocol version 2's is oms-whitenoise (the default), version 1's whitenoise "
+                          "(the default) or naturalscene")
+    p.add_argument("--protocol-version", type=int, choices=(1, 2), default=2,
+                   help="2 (default): retina_embedded.oms's protocol on the object-motion circuit; 1: the retired "
+                        "one on the default circuit (a known false positive, kept for the record)")
+    p.add_argument("--frames", type=at_least(200, 20000), default=None,
+                   help="protocol version 1: frames per motion condition (default 1000, at most 20000)")
+    p.add_argument("--radius", type=positive, default=None, help="protocol version 1: object radius (px, default 12)")
     p.set_defaults(handler=run_probe_oms)
 
     _add_reduction(phenomena)
@@ -142,7 +153,7 @@ def _add_reduction(phenomena) -> None:
 def _load_model(args):
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
-    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import circuit_of
     from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_embedded_model, fitted_recording, load_checkpoint
     from neurozoo.retina.fit import create_model
 
@@ -156,7 +167,7 @@ def _load_model(args):
             info["fitted_to"] = {"rule": "--fit-embedded", "circuit_cells": True, "data": info["data_path"],
                                  "embedded": args.kind}
         else:  # a fit to the embedded recordings has the circuit's cells; one to a lab's recording its own
-            circuit_cells = default_retina().n_cells
+            circuit_cells = len(circuit_of(args.kind).cell_types)  # the object-motion circuit's 6 for oms version 2
             n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
             model = load_checkpoint(create_model(args.model, n_cells=n_cells), args.checkpoint)
             # which recording: zoo fit's summary.json beside the weights names it; without one, the cell count
@@ -180,12 +191,12 @@ def _circuit_cells(info) -> bool:
     return info["fitted_to"]["circuit_cells"]
 
 
-def _not_circuit_cells(info) -> str:
+def _not_circuit_cells(info, kind: str) -> str:
     """Why the model's cells are not the circuit's, in a phrase: their count, or the recording summary.json names."""
-    from neurozoo.datasets.synthetic_retina import default_retina
+    from neurozoo.datasets.synthetic_retina import circuit_of
 
     if info["fitted_to"]["rule"] == "cell count":
-        return f"{info['n_cells']} cells, not the embedded circuit's {default_retina().n_cells}"
+        return f"{info['n_cells']} cells, not the embedded circuit's {len(circuit_of(kind).cell_types)}"
     return info["fitted_to"]["reason"]
 
 
@@ -194,7 +205,7 @@ def _needs_circuit_cells(args, info, phenomenon: str) -> None:
 
     if not _circuit_cells(info):
         raise UserFacingError(
-            f"{args.checkpoint}: {_not_circuit_cells(info)}: "
+            f"{args.checkpoint}: {_not_circuit_cells(info, args.kind)}: "
             f"`zoo probe {phenomenon}` compares each cell with the circuit's cell of the same number (`oms` centres "
             "its objects on them), so it runs on fits to the embedded recordings; `zoo probe osr` (full-field flashes) runs on a fit "
             "to your own recording")
@@ -298,25 +309,84 @@ def _ms(tau_frames: float) -> str:
     return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"
 
 
+def _oms_protocol(args):
+    """``(circuit, object_motion_sensitivity's keywords)`` of ``zoo probe oms``'s ``--protocol-version``, ``args.kind``
+    set to its recording. Version 2 is retina_embedded.oms's, its settings read from
+    :func:`benchmarks.phenomena.oms_arguments` (the one definition; ``--seed`` is the fit's, the jitter's is the
+    protocol's); version 1, the retired one, the default circuit's cells, one movie per condition, ``--frames`` and
+    ``--radius``. A recording or option the version does not take is refused."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
+
+    if args.protocol_version == 2:
+        from neurozoo.benchmarks.phenomena import KIND, OMS, oms_arguments
+
+        args.kind = args.kind or KIND["oms"]
+        if args.kind not in OMS_KINDS:
+            raise UserFacingError(f"--kind {args.kind}: protocol version 2 (retina_embedded.oms's) probes the "
+                                  f"object-motion circuit, whose recording is embedded:{KIND['oms']} (leave --kind "
+                                  "out); --protocol-version 1 probes the default circuit's")
+        given = [f"--{name}" for name in ("frames", "radius") if getattr(args, name) is not None]
+        if given:
+            raise UserFacingError(f"{' and '.join(given)}: protocol version 2 runs retina_embedded.oms's settings "
+                                  f"({OMS['n_frames']} frames, radius {OMS['radius']:g} px); they apply to "
+                                  "--protocol-version 1")
+        return circuit_of(args.kind), oms_arguments(OMS)
+    args.kind = args.kind or "whitenoise"
+    if args.kind in OMS_KINDS:
+        raise UserFacingError(f"--kind {args.kind}: protocol version 1 probes the default circuit (embedded:whitenoise "
+                              "or embedded:naturalscene); the object-motion circuit's is version 2 (the default)")
+    circuit = circuit_of(args.kind)
+    return circuit, {"centres": circuit.positions, "n_frames": args.frames or 1000,
+                     "radius": 12.0 if args.radius is None else args.radius, "seed": args.seed}
+
+
+def _refuse_other_circuit(args, circuit_cells: int) -> None:
+    """Weights of another circuit's cells (a fit to embedded:whitenoise's 12 against the object-motion circuit's 6, or
+    the reverse) refused before they are loaded, naming both counts and the recording to fit on; a fit to a lab's
+    recording is refused by :func:`_needs_circuit_cells` instead, for what it was fitted to."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.registry import UnknownNameError
+    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_to_own_recording
+
+    try:
+        n_cells = checkpoint_cells(args.model, args.checkpoint)
+    except UnknownNameError as error:
+        raise UserFacingError(str(error)) from None
+    if n_cells is None or n_cells == circuit_cells or fitted_to_own_recording(args.checkpoint, n_cells, circuit_cells):
+        return  # a fit to a lab's recording: refused for what it was fitted to (_needs_circuit_cells)
+    if args.protocol_version == 2:
+        raise UserFacingError(f"{args.checkpoint}: {n_cells} cells, but `zoo probe oms` (protocol version 2, "
+                              f"retina_embedded.oms's) compares each cell with the object-motion circuit's "
+                              f"{circuit_cells}: fit the model on embedded:{args.kind} (zoo fit {args.model} --data "
+                              f"embedded:{args.kind}, or --fit-embedded); --protocol-version 1 probes the default "
+                              "circuit's cells")
+    raise UserFacingError(f"{args.checkpoint}: {n_cells} cells, but `zoo probe oms --protocol-version 1` compares each "
+                          f"cell with the default circuit's {circuit_cells} (a fit to embedded:whitenoise or "
+                          "embedded:naturalscene); a fit to embedded:oms-whitenoise is probed by version 2 (the "
+                          "default)")
+
+
 def run_probe_oms(args) -> int:
-    from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena import stimuli
     from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
 
-    circuit = default_retina()
-    for centre in circuit.positions:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
-        stimuli.object_motion("static", 2, tuple(centre), args.radius)
+    circuit, settings = _oms_protocol(args)
+    for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
+        stimuli.object_motion("static", 2, tuple(centre), settings["radius"])
     _make_out(args.out)  # before the model is fitted or loaded
+    if args.checkpoint is not None:
+        _refuse_other_circuit(args, len(circuit.cell_types))
     model, info = _load_model(args)
     _needs_circuit_cells(args, info, "oms")
-    settings = {"centres": circuit.positions, "n_frames": args.frames, "radius": args.radius, "seed": args.seed}
     truth = object_motion_sensitivity(circuit, **settings)
     fitted = object_motion_sensitivity(model, **settings)
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
     figure = plot_oms({args.model: fitted, "ground truth": truth}, figure_path(args.out, "oms"),
-                      title=f"object-motion sensitivity ({args.kind})")
+                      title=f"object-motion sensitivity ({args.kind}, protocol version {args.protocol_version})")
     keys = ("oms_index", "global", "differential", "object", "baseline")
-    path = _write(args, "oms", {"model": args.model, "kind": args.kind, "settings": settings,
+    path = _write(args, "oms", {"model": args.model, "kind": args.kind, "protocol_version": args.protocol_version,
+                                "settings": settings,
                                 "model_oms": {k: fitted[k] for k in keys}, "truth_oms": {k: truth[k] for k in keys},
                                 "comparison": comparison, "provenance": info, "figure": str(figure)})
     print(f"{args.model}: OMS index median {nanmedian(fitted['oms_index']):.2f} (ground truth "

@@ -228,14 +228,94 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
     assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG"
 
-    assert zoo(["probe", "oms", "ln", "--checkpoint", str(weights), "--out", str(out), "--frames", "300"]) == 0
+    # protocol version 1 (the retired one, kept for the record): the default circuit's 12 cells, --frames
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(weights), "--out", str(out), "--frames", "300",
+                "--protocol-version", "1"]) == 0
     record = json.loads((out / "oms.json").read_text())
     assert sum(v > 0 for v in record["truth_oms"]["oms_index"]) >= 10 and len(record["settings"]["centres"]) == 12
+    assert record["protocol_version"] == 1 and record["settings"]["n_frames"] == 300 and record["kind"] == "whitenoise"
     assert len(record["model_oms"]["oms_index"]) == 12 and (out / "oms.png").read_bytes()[:4] == b"\x89PNG"
 
     assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--low", "2", "--high", "1"]) == 2
     assert "--low" in capsys.readouterr().err
     assert zoo(["probe", "oms", "nosuchmodel", "--checkpoint", str(weights)]) == 2
+
+
+def test_probe_oms_runs_the_benchmarks_protocol_version_2_on_the_object_motion_circuit(tmp_path, capsys):
+    """zoo probe oms ran version 1's stimulus on the default circuit whatever the model was fitted on, so a fit to
+    embedded:oms-whitenoise (6 cells) could not be compared with its circuit, and 12-cell weights were probed against
+    the circuit retina_embedded.oms no longer scores on. Its default is now the benchmark's protocol version 2 (its
+    settings, read from benchmarks.phenomena); weights of the other circuit's cells are refused, naming both counts
+    and the recording to fit on, and so are version 1's options."""
+    import json
+
+    import torch
+
+    from neurozoo.benchmarks.phenomena import OMS
+    from neurozoo.datasets.oms_retina import oms_retina
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    six, twelve = tmp_path / "six" / "model.pt", tmp_path / "twelve" / "model.pt"
+    for path, n_cells in ((six, 6), (twelve, 12)):
+        path.parent.mkdir()
+        torch.save(create_model("ln", n_cells=n_cells).state_dict(), path)
+    out = tmp_path / "probe"
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "oms.json").read_text())
+    settings = record["settings"]
+    assert record["protocol_version"] == 2 and record["kind"] == "oms-whitenoise"
+    assert settings["balanced"] is True and np.allclose(settings["centres"], oms_retina().positions)
+    assert {k: settings[k] for k in ("n_frames", "radius", "seed", "min_response")} == {
+        k: OMS[k] for k in ("n_frames", "radius", "seed", "min_response")}
+    # the object-motion circuit's six OMS cells: global motion suppressed (index 0.82-0.88 at the benchmark's settings)
+    assert len(record["truth_oms"]["oms_index"]) == 6 and min(record["truth_oms"]["oms_index"]) > 0.5
+    assert len(record["model_oms"]["oms_index"]) == 6
+    capsys.readouterr()
+
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--out", str(tmp_path / "p12")]) == 2
+    assert capsys.readouterr().err == (
+        f"zoo probe: error: {twelve}: 12 cells, but `zoo probe oms` (protocol version 2, retina_embedded.oms's) "
+        "compares each cell with the object-motion circuit's 6: fit the model on embedded:oms-whitenoise (zoo fit ln "
+        "--data embedded:oms-whitenoise, or --fit-embedded); --protocol-version 1 probes the default circuit's cells\n")
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--protocol-version", "1", "--out", str(out)]) == 2
+    assert f"{six}: 6 cells, but `zoo probe oms --protocol-version 1` compares each cell with the default circuit's 12" \
+        in capsys.readouterr().err
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--frames", "300", "--out", str(out)]) == 2
+    assert capsys.readouterr().err == ("zoo probe: error: --frames: protocol version 2 runs retina_embedded.oms's "
+                                       "settings (400 frames, radius 12 px); they apply to --protocol-version 1\n")
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--kind", "whitenoise", "--out", str(out)]) == 2
+    assert "--kind whitenoise: protocol version 2" in capsys.readouterr().err
+
+
+def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, monkeypatch):
+    """--fit-embedded fitted the model on embedded:whitenoise (the default circuit's 12 cells) for every probe; for
+    oms's protocol version 2 it fits on embedded:oms-whitenoise, the recording retina_embedded.oms fits on."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina import embedded_fit
+    from neurozoo.retina.fit import create_model
+
+    asked = []
+
+    def fitted(name, kind, **kwargs):
+        asked.append(kind)
+        torch.manual_seed(0)
+        return create_model(name, n_cells=6 if kind == "oms-whitenoise" else 12), {"data_path": f"embedded:{kind}"}
+
+    monkeypatch.setattr(embedded_fit, "fitted_embedded_model", fitted)
+    class Analysed(Exception):
+        """Raised in place of the analysis: the fit's recording is what is checked."""
+
+    def analysis(system, **settings):
+        raise Analysed(len(settings["centres"]))
+
+    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivity", analysis)
+    with pytest.raises(Analysed, match="^6$"):  # the object-motion circuit's six cells
+        zoo(["probe", "oms", "ln", "--fit-embedded", "--out", str(tmp_path / "out"), "--quiet"])
+    assert asked == ["oms-whitenoise"]
 
 
 def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(tmp_path, capsys):
@@ -287,7 +367,8 @@ def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(t
     from neurozoo.retina import embedded_fit
 
     monkeypatch.setattr(embedded_fit, "fitted_embedded_model", lambda *a, **k: pytest.fail("fitted before refusing"))
-    assert zoo(["probe", "oms", "bncnn", "--fit-embedded", "--radius", "60", "--out", str(tmp_path / "out")]) == 2
+    assert zoo(["probe", "oms", "bncnn", "--fit-embedded", "--radius", "60", "--protocol-version", "1",
+                "--out", str(tmp_path / "out")]) == 2
     assert "object_motion: a disc of radius 60 px around (" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
 

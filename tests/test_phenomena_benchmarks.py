@@ -299,6 +299,28 @@ def test_oms_fails_every_fixed_ln_cell_and_the_circuit_without_its_rectified_ann
     assert _scores("oms", {"circuit": retina}) == {"circuit": 1.0}
 
 
+def test_zoo_score_oms_names_the_recording_to_fit_on_for_weights_of_the_default_circuits_cells(tmp_path, capsys):
+    """Weights fitted on the default recording (12 cells) scored on retina_embedded.oms (the object-motion circuit's
+    6) failed loading into a 6-cell model ("does not hold weights of ... 6 cells (size mismatch ...)"), not saying
+    that the benchmark's models are fitted on embedded:oms-whitenoise. One line now: the file, both counts, the
+    remedy; nothing is stored."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    weights = tmp_path / "model.pt"
+    torch.save(create_model("ln", n_cells=12).state_dict(), weights)
+    db = tmp_path / "r.sqlite"
+    assert zoo(["score", "ln", "retina_embedded.oms", "--checkpoint", str(weights), "--db", f"sqlite:///{db}",
+                "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == (
+        f"zoo score: error: {weights}: weights of 12 cells, but retina_embedded.oms compares each cell with the 6 of "
+        "the circuit that records embedded:oms-whitenoise: fit the model on embedded:oms-whitenoise (zoo fit ln "
+        "--data embedded:oms-whitenoise) and score those weights\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_oms_refuses_the_retired_protocol_version_and_the_default_circuits_recordings():
     from neurozoo.datasets.errors import SpecError
     from neurozoo.datasets.oms_retina import oms_retina

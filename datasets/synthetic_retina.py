@@ -78,6 +78,7 @@ import numpy as np  # scipy is imported where used: `zoo fit` reads a cached rec
 
 from neurozoo.datasets.cache import cache_dir, generated, recorded_sha256
 from neurozoo.datasets.provenance import sha256_file
+from neurozoo.datasets.retina_stimulus_class import EMBEDDED_CLASSES
 
 FRAME_RATE = 100  # Hz: one frame = 10 ms
 FRAME_SIZE = 50
@@ -440,7 +441,9 @@ def circuit_of(kind: str):
 
 
 def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndarray:
-    if kind in ("whitenoise", "oms-whitenoise"):
+    """The movie of the embedded recording ``kind``: its stimulus class's (the object-motion circuit's is white
+    noise: :data:`datasets.retina_stimulus_class.EMBEDDED_CLASSES`)."""
+    if EMBEDDED_CLASSES.get(kind, kind) == "whitenoise":
         return white_noise(n_frames, rng)
     if kind == "naturalscene":
         return natural_movie(n_frames, rng)
@@ -464,7 +467,7 @@ def generate_recording(path, kind: str = "whitenoise", n_train: int = DEFAULT_SI
 
     retina = retina or circuit_of(kind)
     rng = np.random.default_rng([seed, KINDS.index(kind) if kind in KINDS else 99])
-    dtype = np.int8 if kind in ("whitenoise", "oms-whitenoise") else np.float16
+    dtype = np.int8 if EMBEDDED_CLASSES.get(kind, kind) == "whitenoise" else np.float16
     train_stim = make_stimulus(kind, n_train, rng).astype(dtype)
     test_stim = make_stimulus(kind, n_test, rng).astype(dtype)
     _, train_counts = retina.simulate(train_stim.astype(np.float32), seed=int(rng.integers(2**31)), trials=1)

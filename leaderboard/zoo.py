@@ -122,11 +122,10 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
         bench_families = {benchmark_family(bench) == "retina" for bench in names}
         for family, model in families:
             if (family == "retina") not in bench_families:
-                kind = "retina" if family == "retina" else "image"
-                raise UserFacingError(f"--models {model}: {'a retina' if kind == 'retina' else 'an image'} model, and "
-                                      f"none of the benchmarks ({', '.join(names)}) scores {kind} models: it would "
-                                      f"not be scored; name a{'' if kind == 'retina' else 'n'} {kind} benchmark in "
-                                      "--benchmarks (zoo score --list) or leave the model out")
+                kind, article = ("retina", "a retina") if family == "retina" else ("image", "an image")
+                raise UserFacingError(f"--models {model}: {article} model, and none of the benchmarks "
+                                      f"({', '.join(names)}) scores {kind} models: it would not be scored; name "
+                                      f"{article} benchmark in --benchmarks (zoo score --list) or leave the model out")
     specs, skipped, built, weights_of = [], [], {}, {}
     for family, model in families:
         checkpoint = checkpoints.get(model)

@@ -102,7 +102,8 @@ def stratifiable(object_names, train_size: float) -> str:
     a test part that each hold one stimulus of every object (sklearn's StratifiedShuffleSplit: the train part
     floor(train_size * n) stimuli, the test part the rest). "Several stimuli per object" alone misled: 4 objects of 6
     stimuli each are refused, their 24 stimuli testing 3 in a split."""
-    n_objects, counts = len(set(np.asarray(object_names).astype(str))), np.unique(object_names, return_counts=True)[1]
+    counts = np.unique(np.asarray(object_names).astype(str), return_counts=True)[1]
+    n_objects = len(counts)
     if counts.min() < 2:
         return "at least 2 stimuli of every object"
     n = len(object_names)

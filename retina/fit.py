@@ -280,21 +280,51 @@ def checked_config(model: nn.Module, config: FitConfig, name: Optional[str] = No
 
 
 def deep_retina_objective_models() -> List[str]:
-    """The registered retina models that ``objective="deep-retina"`` can fit: those whose model has
-    ``deep_retina_penalty()`` (each built with one cell to see, the global random generators left as they were; a
-    model that cannot be built is left out)."""
+    """The registered retina models that ``objective="deep-retina"`` can fit: those whose model class has
+    ``deep_retina_penalty()``, read from the class their factory makes (:func:`made_class`) without making one. A
+    factory that does not say its class is built with one cell to see (the global random generators left as they
+    were; one that cannot be built is left out). Each model was built to list them, a plugin's included (until
+    2026-12-05)."""
     from neurozoo import retina
 
     names = []
-    with torch.random.fork_rng(devices=[]):
-        for name in sorted(retina.list_models()):
+    for name in sorted(retina.list_models()):
+        made = made_class(retina.MODELS.get(name).resolve())
+        if made is None:
             try:
-                model = create_model(name, n_cells=1)
+                with torch.random.fork_rng(devices=[]):
+                    made = type(create_model(name, n_cells=1))
             except Exception:  # a plugin that fails to build is not one to name here; zoo fit of it says why
                 continue
-            if hasattr(model, "deep_retina_penalty"):
-                names.append(name)
+        if hasattr(made, "deep_retina_penalty"):
+            names.append(name)
     return names
+
+
+def made_class(factory) -> Optional[type]:
+    """The class a registry factory makes, read without calling it: the factory where it is a class, else its return
+    annotation, read through the factories it forwards its keywords to (:func:`datasets.registry.forwards_keywords`:
+    ``lazy_factory``'s ``glm`` -> ``GLM``); None where none says a class."""
+    import functools
+    import typing
+
+    for _ in range(16):  # a chain of wrappers; a loop of marks would not end
+        if isinstance(factory, type):
+            return factory
+        if isinstance(factory, functools.partial):
+            factory = factory.func
+            continue
+        try:
+            made = typing.get_type_hints(factory).get("return")
+        except Exception:  # an annotation that does not resolve (or no function to read) says nothing
+            made = None
+        if isinstance(made, type):
+            return made
+        forwards = getattr(factory, "forwards_keywords_to", None)
+        if forwards is None:
+            return None
+        factory = forwards()
+    return None
 
 
 def _check_config(config: FitConfig) -> None:

@@ -597,6 +597,25 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_the_deep_retina_objectives_models_are_listed_without_building_them(monkeypatch):
+    """The refusal of --objective deep-retina for another model named the models it applies to by building every
+    registered model (a plugin's included) to look for deep_retina_penalty(). Their classes say it now, read from
+    the factories' return annotations; a factory that does not say its class is still built to see, so the listed
+    models are the same."""
+    from neurozoo import retina
+    from neurozoo.retina import fit as fit_module
+
+    built, make = [], fit_module.create_model
+    monkeypatch.setattr(fit_module, "create_model", lambda name, **kw: built.append(name) or make(name, **kw))
+    assert fit_module.deep_retina_objective_models() == ["glm"] and built == []
+    assert fit_module.made_class(retina.MODELS.get("bncnn").resolve()).__name__ == "RetinaCNN"
+    retina.MODELS.add("unsaid_glm", lambda n_cells=5: retina.create_model("glm", n_cells=n_cells), family="retina")
+    try:
+        assert fit_module.deep_retina_objective_models() == ["glm", "unsaid_glm"] and built == ["unsaid_glm"]
+    finally:
+        retina.MODELS._entries.pop("unsaid_glm")
+
+
 def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(tmp_path, capsys):
     """A fit with ``objective="deep-retina"`` recorded ``l2`` 1e-3 and ``l1`` 1e-3 in summary.json's
     provenance.settings (and a benchmark score's settings), penalties it never used. Its record now states the

@@ -374,7 +374,8 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     # said "spec 'tiny': unknown override(s)" without the space file or its field
     ({"overrides": {"colour": 1}}, "field 'overrides': spec 'tiny4': unknown override(s) ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
-    ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': 'no_such_model' is not a registered model"),
+    ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': unknown model 'no_such_model'; expected a "
+                                           "registered model or 'base' (known: base, "),
     ({"wiring": {"rgc": "feedforward_intermediate"}}, "has no recurrent layer to take the wiring from"),
     ({"wiring": {"rgc": "rgc_shallow", "timedecay": "base"}}, "rgc_shallow' has no layer 'conv2' wired for 'rgc'"),
 ])

@@ -620,13 +620,15 @@ def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(t
     """A fit with ``objective="deep-retina"`` recorded ``l2`` 1e-3 and ``l1`` 1e-3 in summary.json's
     provenance.settings (and a benchmark score's settings), penalties it never used. Its record now states the
     penalty it did use (``objective_penalty``: deep-retina's scales) and no ``l2`` / ``l1``; the zoo objective's
-    recorded settings are every setting as before; and ``zoo reproduce`` fits the summary again to the bit."""
+    recorded settings are every setting as before; and ``zoo reproduce`` fits the summary again to the bit. So do its
+    history.json and checkpoint, which a resume compares: a checkpoint with l2 and l1 (written before) resumes, one
+    fitted under another penalty does not."""
     import dataclasses
     import json
 
     from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.leaderboard.cli import main as zoo
-    from neurozoo.retina.fit import FitConfig, recorded_settings
+    from neurozoo.retina.fit import FitConfig, ResumeRefused, recorded_settings
 
     path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
     out = tmp_path / "deep-retina"
@@ -641,6 +643,26 @@ def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(t
     capsys.readouterr()
     assert zoo(["reproduce", str(out / "summary.json")]) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
+    # history.json and the checkpoint listed l2 and l1 too (until 2026-12-05), which a resume compared
+    checkpoint = out / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    assert json.loads((out / "history.json").read_text())["config"] == saved["config"] == settings
+    n_cells = saved["model"]["bias"].shape[0]
+
+    def resume():
+        return fit(create_model("glm", n_cells=n_cells), str(path), out=out, epochs=1, batch_size=64,
+                   objective="deep-retina", progress=False)
+
+    # a checkpoint written before: l2 and l1 at their defaults, no objective_penalty; resumed (a finished fit, read)
+    old = {**{k: v for k, v in settings.items() if k != "objective_penalty"}, "l2": 1e-3, "l1": 1e-3}
+    torch.save({**saved, "config": old}, checkpoint)
+    assert resume().best_epoch == saved["best_epoch"]
+    # one fitted under another penalty (the code's scales changed since) is a fit with other settings
+    other = {**settings["objective_penalty"], "stimulus_filter": 1e-3}
+    torch.save({**saved, "config": {**settings, "objective_penalty": other}}, checkpoint)
+    with pytest.raises(ResumeRefused, match=r"objective_penalty \{.*'stimulus_filter': 0\.001.*\} -> \{.*"
+                                            r"'stimulus_filter': 0\.0001"):
+        resume()
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")

@@ -621,8 +621,8 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         scored_class = experiment_stimulus_class(data, given=given_class)
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
-        from neurozoo.retina.embedded_fit import (checkpoint_cells, fitted_recording, fitted_to_own_recording,
-                                                  load_checkpoint)
+        from neurozoo.retina.embedded_fit import (checkpoint_cells, fitted_recording, load_checkpoint,
+                                                  refuse_other_circuits_cells)
 
         kind = getattr(benchmark, "kind", "whitenoise")
         circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
@@ -634,15 +634,14 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
             n_cells = len(checked_experiment(data)[0].cells)
         else:
             n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
-            if n_cells != circuit_cells and not fitted_to_own_recording(args.checkpoint, n_cells, circuit_cells):
-                # a fit to a lab's recording is refused below, for what it was fitted to
-                raise UserFacingError(f"{args.checkpoint}: weights of {n_cells} cells, but {args.benchmark} compares "
-                                      f"each cell with the {circuit_cells} of the circuit that records embedded:{kind}: "
-                                      f"fit the model on {remedy} (zoo fit {args.model} --data "
-                                      f"{remedy.split(' or ')[0]}) and score those weights")
-        model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
-        # the recording the weights were fitted to (their summary.json), kept in the record beside the one scored
+        # the recording the weights were fitted to (their summary.json, read once), kept in the record beside the one
+        # scored; weights of another circuit's cells are refused before they are loaded, a fit to a lab's recording
+        # below, for what it was fitted to
         fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
+        if data is None:
+            refuse_other_circuits_cells(args.checkpoint, args.model, n_cells, fitted_to, kind, args.benchmark,
+                                        ending=" and score those weights")
+        model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)
         if data is None and not fitted_to["circuit_cells"]:
             # the embedded benchmarks compare each cell with the circuit's (the phenomena with its ground truth, the
             # held-out ones with its recorded responses): another recording's cells have no counterpart there

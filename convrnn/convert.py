@@ -72,8 +72,9 @@ def convert(model_name: str, prefix: str, out: str, verify: bool = False, **over
     from neurozoo.convrnn.weights import load_tf_variables
     from neurozoo.datasets.errors import UserFacingError
 
-    if model_name not in PUBLISHED:
-        raise UserFacingError(f"{model_name!r} is not a released ConvRNN (released: {', '.join(PUBLISHED)})")
+    from neurozoo.datasets.registry import lookup
+
+    lookup(model_name, [], "released ConvRNN", also=PUBLISHED)  # the registries' one refusal, with close names
     if model_name not in convrnn.MODELS:
         raise UserFacingError(f"{model_name!r} is released but not (yet) built here; registered ConvRNNs: "
                               f"{', '.join(convrnn.list_models())}")

@@ -110,9 +110,12 @@ def kind_wiring(kind: str, named: Optional[str], base: GraphSpec, layers: Sequen
             f"{option('MODEL')} (e.g. {example}) or {option(BASE)} to keep the layers of {base.name!r}")
     if model == BASE:
         return model, {name: _wiring(base.layer(name), kind) for name in layers}
-    if model not in MODELS:
-        raise SpecError(f"{where}: {option(model)}: {model!r} is not a registered model "
-                        f"({', '.join(MODELS.names())}) or {BASE!r}")
+    from neurozoo.datasets.registry import UnknownNameError, lookup
+
+    try:  # the registries' one refusal: close names, every model, and the base
+        lookup(model, [MODELS], "model", lambda name: f"; expected a registered model or {BASE!r}", also=[BASE])
+    except UnknownNameError as error:
+        raise SpecError(f"{where}: {option(model)}: {error}") from None
     spec = get_spec(model)
     if width_multiplier is not None:  # as the base: its cell depths scale alike
         spec = spec.with_overrides(width_multiplier=width_multiplier)

@@ -76,8 +76,12 @@ CATALOG: Dict[str, CatalogEntry] = {e.name: e for e in (
 
 
 def get(name: str) -> CatalogEntry:
-    if name not in CATALOG:
-        raise DataError(f"unknown data set {name!r} in the catalog (known: {', '.join(sorted(CATALOG))})")
+    from neurozoo.datasets.registry import UnknownNameError, lookup
+
+    try:  # the registries' one refusal, with close names
+        lookup(name, [], "data set", lambda name: " in the catalog", also=CATALOG)
+    except UnknownNameError as error:
+        raise DataError(str(error)) from None
     return CATALOG[name]
 
 

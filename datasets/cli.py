@@ -69,11 +69,15 @@ def _verify(args: argparse.Namespace) -> int:
 
     names = args.names or sorted(catalog.CATALOG)
     generated = _generated_names()
-    for name in names:  # every name checked before any is verified
-        if name not in catalog.CATALOG and name not in generated:
-            raise DataError(f"unknown data set {name!r}: expected a catalog name "
-                            f"({', '.join(sorted(catalog.CATALOG))}) or generated data ({', '.join(generated)}); "
-                            "`zoo data verify` without names checks everything in the cache, generated data included")
+    from neurozoo.datasets.registry import UnknownNameError, lookup
+
+    for name in names:  # every name checked before any is verified: the registries' one refusal, with close names
+        try:
+            lookup(name, [], "data set", lambda name: "; expected a catalog name or generated data",
+                   also=[*catalog.CATALOG, *generated])
+        except UnknownNameError as error:
+            raise DataError(f"{error}; `zoo data verify` without names checks everything in the cache, generated "
+                            "data included") from None
     failures = checked = unknown = 0
     for name in names:
         if name in generated:  # was "unknown in the catalog", though verify without names checks it

@@ -613,7 +613,7 @@ def _run_reproduce(args) -> int:
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
-                 f"; largest difference of the numbers {largest:.3g}"))
+                 f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new))
         return 1
     if largest <= args.tolerance:
         settings = sum(name.startswith("settings") for name, _, _ in pairs)
@@ -652,7 +652,8 @@ def within_tolerance(largest: float, tolerance: float) -> str:
 
 
 def score_version_change(old: ScoreRecord, new: ScoreRecord) -> str:
-    """What the verdict on numbers that differ adds where the rerun's score is of another version than the record's
+    """What the verdicts on numbers or settings that differ add where the rerun's score is of another version than
+    the record's
     (a phenomenon benchmark's ``settings.score_version``; a record from before the setting states none: version 1):
     the change that the difference follows from, else ""."""
     version = (new.settings or {}).get("score_version")

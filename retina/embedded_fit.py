@@ -362,17 +362,26 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                                                       f"{n_cells} cells are the embedded circuit's"}
 
 
-def fitted_to_own_recording(checkpoint, n_cells: int, circuit_cells: int) -> bool:
-    """Whether the ``summary.json`` beside ``checkpoint`` names a recording that is not embedded (a lab's own), whose
-    weights are refused for what they were fitted to whatever their cell count; read quietly, before the weights are
-    loaded, for a refusal by cell count that would otherwise name the wrong remedy (:func:`fitted_recording` warns
-    where they are loaded)."""
-    import warnings
+def refuse_other_circuits_cells(checkpoint, model: str, n_cells: int, fitted_to: dict, kind: str, compared_by: str,
+                                other_remedy: str = "", ending: str = "") -> None:
+    """Weights of another circuit's cells (12, a fit to embedded:whitenoise, against the object-motion circuit's 6,
+    or the reverse), refused before they are loaded, naming both counts and the recording to fit on: the one refusal
+    of ``zoo score`` and ``zoo probe oms``. ``n_cells``: the weights' (:func:`checkpoint_cells`); ``fitted_to``: their
+    :func:`fitted_recording`, read once by the caller, which keeps it; ``kind``: the recording of the circuit whose
+    cells they are compared with; ``compared_by``: what compares them (a benchmark, a probe); ``other_remedy`` and
+    ``ending``: what the caller adds to the remedy, inside its parentheses and after them. A fit to a lab's own
+    recording (its summary.json names no embedded one) is not refused here: its callers refuse it for what it was
+    fitted to, whatever its cell count."""
+    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fitted_to = fitted_recording(checkpoint, n_cells, circuit_cells)
-    return fitted_to["rule"] == "summary.json" and fitted_to["embedded"] is None
+    circuit_cells = len(circuit_of(kind).cell_types)
+    if n_cells == circuit_cells or (fitted_to["rule"] == "summary.json" and fitted_to["embedded"] is None):
+        return
+    recording = f"embedded:{kind}" if kind in OMS_KINDS else "embedded:whitenoise or embedded:naturalscene"
+    raise UserFacingError(f"{checkpoint}: weights of {n_cells} cells, but {compared_by} compares each cell with the "
+                          f"{circuit_cells} of the circuit that records {recording}: fit the model on {recording} "
+                          f"(zoo fit {model} --data {recording.split(' or ')[0]}{other_remedy}){ending}")
 
 
 #: the weights `zoo fit --out DIR` leaves in DIR, whose sha256 its summary.json records (:func:`weights_sha256`)

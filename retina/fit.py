@@ -280,21 +280,51 @@ def checked_config(model: nn.Module, config: FitConfig, name: Optional[str] = No
 
 
 def deep_retina_objective_models() -> List[str]:
-    """The registered retina models that ``objective="deep-retina"`` can fit: those whose model has
-    ``deep_retina_penalty()`` (each built with one cell to see, the global random generators left as they were; a
-    model that cannot be built is left out)."""
+    """The registered retina models that ``objective="deep-retina"`` can fit: those whose model class has
+    ``deep_retina_penalty()``, read from the class their factory makes (:func:`made_class`) without making one. A
+    factory that does not say its class is built with one cell to see (the global random generators left as they
+    were; one that cannot be built is left out). Each model was built to list them, a plugin's included (until
+    2026-12-05)."""
     from neurozoo import retina
 
     names = []
-    with torch.random.fork_rng(devices=[]):
-        for name in sorted(retina.list_models()):
+    for name in sorted(retina.list_models()):
+        made = made_class(retina.MODELS.get(name).resolve())
+        if made is None:
             try:
-                model = create_model(name, n_cells=1)
+                with torch.random.fork_rng(devices=[]):
+                    made = type(create_model(name, n_cells=1))
             except Exception:  # a plugin that fails to build is not one to name here; zoo fit of it says why
                 continue
-            if hasattr(model, "deep_retina_penalty"):
-                names.append(name)
+        if hasattr(made, "deep_retina_penalty"):
+            names.append(name)
     return names
+
+
+def made_class(factory) -> Optional[type]:
+    """The class a registry factory makes, read without calling it: the factory where it is a class, else its return
+    annotation, read through the factories it forwards its keywords to (:func:`datasets.registry.forwards_keywords`:
+    ``lazy_factory``'s ``glm`` -> ``GLM``); None where none says a class."""
+    import functools
+    import typing
+
+    for _ in range(16):  # a chain of wrappers; a loop of marks would not end
+        if isinstance(factory, type):
+            return factory
+        if isinstance(factory, functools.partial):
+            factory = factory.func
+            continue
+        try:
+            made = typing.get_type_hints(factory).get("return")
+        except Exception:  # an annotation that does not resolve (or no function to read) says nothing
+            made = None
+        if isinstance(made, type):
+            return made
+        forwards = getattr(factory, "forwards_keywords_to", None)
+        if forwards is None:
+            return None
+        factory = forwards()
+    return None
 
 
 def _check_config(config: FitConfig) -> None:
@@ -601,8 +631,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         # a checkpoint written before the objective was a setting was fitted under the zoo's: a deep-retina fit must
         # not resume it (compared as any setting, not skipped as one it lacks)
         then.setdefault("objective", "zoo")
-        changed = [f"{key} {then[key]} -> {getattr(config, key)}" for key in RESUME_FIXED
-                   if key in then and then[key] != getattr(config, key)]
+        # as recorded: under the deep-retina objective its penalty (objective_penalty), not the l2 and l1 it does not
+        # use; a checkpoint written before it recorded them so (l2 and l1, no objective_penalty) resumes, those skipped
+        now = recorded_settings(config, model)
+        changed = [f"{key} {then[key]} -> {now[key]}" for key in (*RESUME_FIXED, *RECORDED_ONLY)
+                   if key in then and key in now and then[key] != now[key]]
         # a fit begun under another fitting protocol (or before checkpoints recorded it) would be finished under this
         # one: two protocols mixed in one fit, unsaid (the fit cache's folder names the protocol; --out DIR does not)
         if saved.get("fit_protocol") != FIT_PROTOCOL:
@@ -703,7 +736,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             state["epoch"] = epoch + 1
             epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{val_r:.3f}")
             if checkpoint is not None:
-                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "config": asdict(config),
+                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                              "config": recorded_settings(config, model),
                               "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
                               "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL,
                               "stimulus_class": stimulus_class, **state}, checkpoint)
@@ -735,7 +769,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                        torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
-        write_json(Path(out) / "history.json", {"config": asdict(config), "history": state["history"],
+        write_json(Path(out) / "history.json", {"config": recorded_settings(config, model), "history": state["history"],
                                                 "best_epoch": state["best_epoch"],
                                                 "best_val_correlation": result.best_val_correlation,
                                                 # whether the patience stopped the fit, after which epoch (as
@@ -988,7 +1022,8 @@ RECORDED_ONLY = ("objective_penalty",)
 
 def recorded_settings(config: FitConfig, model: nn.Module) -> dict:
     """The settings a fit's record states (:func:`provenance`'s ``settings``: ``zoo fit``'s summary.json, a retina
-    benchmark's score): every :class:`FitConfig` setting, but under an objective with its own penalty
+    benchmark's score; its ``history.json``'s and checkpoint's ``config``, which listed l2 and l1 until 2026-12-05):
+    every :class:`FitConfig` setting, but under an objective with its own penalty
     (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at their
     defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
     ``deep_retina_penalty_scales``). The zoo objective's are every setting, as before the option."""

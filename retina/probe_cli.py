@@ -150,7 +150,10 @@ def _add_reduction(phenomena) -> None:
     p.set_defaults(handler=run_probe_reduction)
 
 
-def _load_model(args):
+def _load_model(args, refuse=None):
+    """``(model, info)``: fitted on the embedded recording (--fit-embedded) or loaded from --checkpoint, whose
+    ``summary.json`` (:func:`retina.embedded_fit.fitted_recording`) is read once, before the weights are loaded:
+    ``refuse(n_cells, fitted_to)``, where given, refuses them first (``zoo probe oms``: another circuit's cells)."""
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.registry import UnknownNameError
     from neurozoo.datasets.synthetic_retina import circuit_of
@@ -169,9 +172,11 @@ def _load_model(args):
         else:  # a fit to the embedded recordings has the circuit's cells; one to a lab's recording its own
             circuit_cells = len(circuit_of(args.kind).cell_types)  # the object-motion circuit's 6 for oms version 2
             n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
-            model = load_checkpoint(create_model(args.model, n_cells=n_cells), args.checkpoint)
             # which recording: zoo fit's summary.json beside the weights names it; without one, the cell count
             fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
+            if refuse is not None:
+                refuse(n_cells, fitted_to)
+            model = load_checkpoint(create_model(args.model, n_cells=n_cells), args.checkpoint)
             info = {"code_version": code_version(), "git_commit": git_commit(), "checkpoint": str(args.checkpoint),
                     "checkpoint_sha256": sha256_file(args.checkpoint), "n_cells": n_cells, "fitted_to": fitted_to}
             print(f"{args.checkpoint}: {fitted_to['reason']}")
@@ -341,30 +346,20 @@ def _oms_protocol(args):
                      "radius": 12.0 if args.radius is None else args.radius, "seed": args.seed}
 
 
-def _refuse_other_circuit(args, circuit_cells: int) -> None:
-    """Weights of another circuit's cells (a fit to embedded:whitenoise's 12 against the object-motion circuit's 6, or
-    the reverse) refused before they are loaded, naming both counts and the recording to fit on; a fit to a lab's
-    recording is refused by :func:`_needs_circuit_cells` instead, for what it was fitted to."""
-    from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.datasets.registry import UnknownNameError
-    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_to_own_recording
+def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
+    """Weights of another circuit's cells than the protocol version's (:func:`retina.embedded_fit.
+    refuse_other_circuits_cells`, zoo score's refusal); a fit to a lab's recording is refused by
+    :func:`_needs_circuit_cells` instead, for what it was fitted to."""
+    from neurozoo.retina.embedded_fit import refuse_other_circuits_cells
 
-    try:
-        n_cells = checkpoint_cells(args.model, args.checkpoint)
-    except UnknownNameError as error:
-        raise UserFacingError(str(error)) from None
-    if n_cells is None or n_cells == circuit_cells or fitted_to_own_recording(args.checkpoint, n_cells, circuit_cells):
-        return  # a fit to a lab's recording: refused for what it was fitted to (_needs_circuit_cells)
     if args.protocol_version == 2:
-        raise UserFacingError(f"{args.checkpoint}: {n_cells} cells, but `zoo probe oms` (protocol version 2, "
-                              f"retina_embedded.oms's) compares each cell with the object-motion circuit's "
-                              f"{circuit_cells}: fit the model on embedded:{args.kind} (zoo fit {args.model} --data "
-                              f"embedded:{args.kind}, or --fit-embedded); --protocol-version 1 probes the default "
-                              "circuit's cells")
-    raise UserFacingError(f"{args.checkpoint}: {n_cells} cells, but `zoo probe oms --protocol-version 1` compares each "
-                          f"cell with the default circuit's {circuit_cells} (a fit to embedded:whitenoise or "
-                          "embedded:naturalscene); a fit to embedded:oms-whitenoise is probed by version 2 (the "
-                          "default)")
+        compared_by, ending = ("`zoo probe oms` (protocol version 2, retina_embedded.oms's)",
+                               "; --protocol-version 1 probes the default circuit's cells")
+    else:
+        compared_by, ending = ("`zoo probe oms --protocol-version 1`",
+                               "; a fit to embedded:oms-whitenoise is probed by version 2 (the default)")
+    refuse_other_circuits_cells(args.checkpoint, args.model, n_cells, fitted_to, args.kind, compared_by,
+                                other_remedy=", or --fit-embedded", ending=ending)
 
 
 def run_probe_oms(args) -> int:
@@ -375,9 +370,7 @@ def run_probe_oms(args) -> int:
     for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
         stimuli.object_motion("static", 2, tuple(centre), settings["radius"])
     _make_out(args.out)  # before the model is fitted or loaded
-    if args.checkpoint is not None:
-        _refuse_other_circuit(args, len(circuit.cell_types))
-    model, info = _load_model(args)
+    model, info = _load_model(args, refuse=lambda n_cells, fitted_to: _refuse_other_circuit(args, n_cells, fitted_to))
     _needs_circuit_cells(args, info, "oms")
     truth = object_motion_sensitivity(circuit, **settings)
     fitted = object_motion_sensitivity(model, **settings)

@@ -73,7 +73,13 @@ def test_a_kind_without_a_published_model_needs_a_named_wiring():
         convrnn.models.timm_convrnn_spec("resnet18", name="rgc_resnet18").with_overrides(cell_kind="ugrnn")
     for overrides, message in [
         ({"wiring": "base"}, r"override wiring='base' says how the cells of cell_kind are wired; give cell_kind too"),
-        ({"cell_kind": "gru", "wiring": "nope"}, r"override wiring=nope: 'nope' is not a registered model \("),
+        ({"cell_kind": "gru", "wiring": "nope"}, r"override wiring=nope: unknown model 'nope'; expected a registered "
+                                                 r"model or 'base' \(known: base, cornet_rt, "),
+        # the registries' one refusal (datasets.registry.lookup): a misspelt name had no close names
+        ({"cell_kind": "gru", "wiring": "ugrnn_intermediat"}, r"wiring=ugrnn_intermediat: unknown model "
+                                                              r"'ugrnn_intermediat'; expected a registered model or "
+                                                              r"'base'; did you mean ugrnn_intermediate, "),
+        ({"cell_kind": "gru", "wiring": "bse"}, r"did you mean base\? \(known: "),
         ({"cell_kind": "nope"}, r"override cell_kind='nope' is not a cell kind \(gru, identity, "),
     ]:
         with pytest.raises(SpecError, match=message):

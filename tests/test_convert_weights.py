@@ -151,7 +151,10 @@ def test_zoo_convert_weights_command(tmp_path, capsys):
                  str(tmp_path / "x.pt")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert main(["convert-weights", "vgg16", "x", "--out", str(tmp_path / "x.pt")]) == 2
-    assert "not a released ConvRNN" in capsys.readouterr().err
+    assert "error: unknown released ConvRNN 'vgg16' (known: gru_intermediate, " in capsys.readouterr().err
+    # the registries' one refusal (datasets.registry.lookup): a misspelt name got the list without the close names
+    assert main(["convert-weights", "rgc_intermediat", "x", "--out", str(tmp_path / "x.pt")]) == 2
+    assert "unknown released ConvRNN 'rgc_intermediat'; did you mean rgc_intermediate, " in capsys.readouterr().err
     mismatch = str(tmp_path / "m" / "model.ckpt")
     released_like_checkpoint(mismatch, "rgc_intermediate", width_multiplier=1 / 16)
     assert main(["convert-weights", "rgc_intermediate", mismatch, "--out", str(tmp_path / "x.pt")]) == 2

@@ -512,15 +512,23 @@ def test_zoo_score_refuses_an_unknown_convrnn_with_the_registrys_one_refusal_wri
 def test_zoo_train_names_an_unknown_model_before_a_missing_data_folder(tmp_path, capsys):
     """`zoo train rgc_shalow --data x` refused the missing data folder first, so a typo in the name surfaced only once
     the data were there (ImageNet: after minutes of listing). The name is checked first now: the registry's one
-    refusal, close names and every ConvRNN; a spec path and a known name still reach the data check."""
+    refusal, close names and every ConvRNN; so is a spec path that is not there (`zoo train my.yaml --data x`, both
+    missing, named the data folder). A spec that is there and a known name still reach the data check."""
+    import shutil
+
     from neurozoo import convrnn
+    from neurozoo.convrnn.models import SPEC_DIR
 
     missing = tmp_path / "no-data"
     assert main(["train", "rgc_shalow", "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
     error = capsys.readouterr().err
     assert error == (f"zoo train: error: unknown ConvRNN model 'rgc_shalow'; did you mean rgc_shallow, ugrnn_shallow? "
                      f"(known: {', '.join(sorted(convrnn.list_models()))})\n")
-    for name in ("rgc_shallow", str(tmp_path / "my_net.yaml")):
+    spec = tmp_path / "my_net.yaml"
+    assert main(["train", str(spec), "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    assert capsys.readouterr().err == f"zoo train: error: {spec}: no such spec file\n"
+    shutil.copyfile(str(SPEC_DIR / "rgc_shallow.yaml"), spec)
+    for name in ("rgc_shallow", str(spec)):
         assert main(["train", name, "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
         assert f"zoo train: error: data folder {missing} does not exist" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()

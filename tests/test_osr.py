@@ -321,7 +321,7 @@ def _lab_recording(path, n_cells=12, seed=0):
     return write_experiment(path, train, test)
 
 
-def test_probe_reads_zoo_fits_summary_for_the_recording_the_weights_were_fitted_to(tmp_path, capsys):
+def test_probe_reads_zoo_fits_summary_for_the_recording_the_weights_were_fitted_to(tmp_path, capsys, monkeypatch):
     """A fit to a lab's own 12-cell recording was taken for a fit to the circuit by its cell count alone and compared
     with the circuit's ground truth cell by cell. zoo fit's summary.json beside model.pt names the recording: the
     probe now reads it, runs osr without the ground truth, refuses the cell-by-cell probes, and says so."""
@@ -343,12 +343,24 @@ def test_probe_reads_zoo_fits_summary_for_the_recording_the_weights_were_fitted_
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"{weights}: {reason}"
     assert lines[1] == f"ln: OSR in {sum(record['model_osr']['is_osr'])}/12 cells ({reason}: no ground-truth comparison)"
+    # summary.json (and the weights' sha256 it records) read once per command: `zoo probe oms` and `zoo score` read
+    # it twice for 12 cells, once to refuse another circuit's cells (fitted_to_own_recording), once for the record
+    from neurozoo.retina import embedded_fit
+
+    reads, read = [], embedded_fit.fitted_recording
+    monkeypatch.setattr(embedded_fit, "fitted_recording", lambda *a: reads.append(a) or read(*a))
     for phenomenon in ("adaptation", "oms", "gain-control"):
         assert zoo(["probe", phenomenon, "ln", "--checkpoint", str(weights), "--out", str(out)]) == 2
         assert capsys.readouterr().err.strip() == (
             f"zoo probe: error: {weights}: {reason}: `zoo probe {phenomenon}` compares each cell with the circuit's "
             "cell of the same number (`oms` centres its objects on them), so it runs on fits to the embedded "
             "recordings; `zoo probe osr` (full-field flashes) runs on a fit to your own recording")
+        assert len(reads) == 1, phenomenon
+        reads.clear()
+    assert zoo(["score", "ln", "retina_embedded.oms", "--checkpoint", str(weights), "--db",
+                f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(out)]) == 2
+    assert capsys.readouterr().err.startswith(f"zoo score: error: {weights}: {reason}; retina_embedded.oms scores on ")
+    assert len(reads) == 1
     # summary.json naming the embedded recording (by its file name: a fit made on another machine) keeps the comparison
     from neurozoo.datasets.synthetic_retina import _embedded_path
 

@@ -275,13 +275,18 @@ def test_probe_oms_runs_the_benchmarks_protocol_version_2_on_the_object_motion_c
     capsys.readouterr()
 
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--out", str(tmp_path / "p12")]) == 2
+    # zoo score's refusal of the same weights (tests/test_phenomena_benchmarks.py), one function: it had its own copy
     assert capsys.readouterr().err == (
-        f"zoo probe: error: {twelve}: 12 cells, but `zoo probe oms` (protocol version 2, retina_embedded.oms's) "
-        "compares each cell with the object-motion circuit's 6: fit the model on embedded:oms-whitenoise (zoo fit ln "
-        "--data embedded:oms-whitenoise, or --fit-embedded); --protocol-version 1 probes the default circuit's cells\n")
+        f"zoo probe: error: {twelve}: weights of 12 cells, but `zoo probe oms` (protocol version 2, "
+        "retina_embedded.oms's) compares each cell with the 6 of the circuit that records embedded:oms-whitenoise: "
+        "fit the model on embedded:oms-whitenoise (zoo fit ln --data embedded:oms-whitenoise, or --fit-embedded); "
+        "--protocol-version 1 probes the default circuit's cells\n")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--protocol-version", "1", "--out", str(out)]) == 2
-    assert f"{six}: 6 cells, but `zoo probe oms --protocol-version 1` compares each cell with the default circuit's 12" \
-        in capsys.readouterr().err
+    assert capsys.readouterr().err == (
+        f"zoo probe: error: {six}: weights of 6 cells, but `zoo probe oms --protocol-version 1` compares each cell "
+        "with the 12 of the circuit that records embedded:whitenoise or embedded:naturalscene: fit the model on "
+        "embedded:whitenoise or embedded:naturalscene (zoo fit ln --data embedded:whitenoise, or --fit-embedded); a "
+        "fit to embedded:oms-whitenoise is probed by version 2 (the default)\n")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--frames", "300", "--out", str(out)]) == 2
     assert capsys.readouterr().err == ("zoo probe: error: --frames: protocol version 2 runs retina_embedded.oms's "
                                        "settings (400 frames, radius 12 px); they apply to --protocol-version 1\n")

@@ -735,10 +735,21 @@ def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_
         assert verdict.endswith("numbers beyond it); the difference follows from the score's version: the record "
                                 "predates score version 2 (a model index within 1e-6 of 0 has no sign since; version "
                                 "1 counted the sign of float32 rounding noise in raw)")
+        # the verdict on settings that differ said nothing of the version where the one on numbers did
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps({**settings, "phenomenon": "of version 1"}))
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        assert capsys.readouterr().out.splitlines()[-1] == (
+            f"NOT reproduced: record {record.id}'s settings.phenomenon is not the rerun's; largest difference of the "
+            "numbers 0.833; the difference follows from the score's version: the record predates score version 2 "
+            "(a model index within 1e-6 of 0 has no sign since; version 1 counted the sign of float32 rounding noise "
+            "in raw)")
         settings["score_version"] = 2  # a record of this version: the same difference, no version to blame
         _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings))
         assert _zoo("reproduce", record.id, "--db", db) == 1
         assert capsys.readouterr().out.splitlines()[-1].endswith("numbers beyond it)")
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps({**settings, "phenomenon": "other"}))
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        assert capsys.readouterr().out.splitlines()[-1].endswith("largest difference of the numbers 0.833")
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
 

@@ -597,17 +597,38 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_the_deep_retina_objectives_models_are_listed_without_building_them(monkeypatch):
+    """The refusal of --objective deep-retina for another model named the models it applies to by building every
+    registered model (a plugin's included) to look for deep_retina_penalty(). Their classes say it now, read from
+    the factories' return annotations; a factory that does not say its class is still built to see, so the listed
+    models are the same."""
+    from neurozoo import retina
+    from neurozoo.retina import fit as fit_module
+
+    built, make = [], fit_module.create_model
+    monkeypatch.setattr(fit_module, "create_model", lambda name, **kw: built.append(name) or make(name, **kw))
+    assert fit_module.deep_retina_objective_models() == ["glm"] and built == []
+    assert fit_module.made_class(retina.MODELS.get("bncnn").resolve()).__name__ == "RetinaCNN"
+    retina.MODELS.add("unsaid_glm", lambda n_cells=5: retina.create_model("glm", n_cells=n_cells), family="retina")
+    try:
+        assert fit_module.deep_retina_objective_models() == ["glm", "unsaid_glm"] and built == ["unsaid_glm"]
+    finally:
+        retina.MODELS._entries.pop("unsaid_glm")
+
+
 def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(tmp_path, capsys):
     """A fit with ``objective="deep-retina"`` recorded ``l2`` 1e-3 and ``l1`` 1e-3 in summary.json's
     provenance.settings (and a benchmark score's settings), penalties it never used. Its record now states the
     penalty it did use (``objective_penalty``: deep-retina's scales) and no ``l2`` / ``l1``; the zoo objective's
-    recorded settings are every setting as before; and ``zoo reproduce`` fits the summary again to the bit."""
+    recorded settings are every setting as before; and ``zoo reproduce`` fits the summary again to the bit. So do its
+    history.json and checkpoint, which a resume compares: a checkpoint with l2 and l1 (written before) resumes, one
+    fitted under another penalty does not."""
     import dataclasses
     import json
 
     from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.leaderboard.cli import main as zoo
-    from neurozoo.retina.fit import FitConfig, recorded_settings
+    from neurozoo.retina.fit import FitConfig, ResumeRefused, recorded_settings
 
     path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
     out = tmp_path / "deep-retina"
@@ -622,6 +643,26 @@ def test_a_deep_retina_objective_fit_records_the_penalty_it_used_not_l2_and_l1(t
     capsys.readouterr()
     assert zoo(["reproduce", str(out / "summary.json")]) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
+    # history.json and the checkpoint listed l2 and l1 too (until 2026-12-05), which a resume compared
+    checkpoint = out / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    assert json.loads((out / "history.json").read_text())["config"] == saved["config"] == settings
+    n_cells = saved["model"]["bias"].shape[0]
+
+    def resume():
+        return fit(create_model("glm", n_cells=n_cells), str(path), out=out, epochs=1, batch_size=64,
+                   objective="deep-retina", progress=False)
+
+    # a checkpoint written before: l2 and l1 at their defaults, no objective_penalty; resumed (a finished fit, read)
+    old = {**{k: v for k, v in settings.items() if k != "objective_penalty"}, "l2": 1e-3, "l1": 1e-3}
+    torch.save({**saved, "config": old}, checkpoint)
+    assert resume().best_epoch == saved["best_epoch"]
+    # one fitted under another penalty (the code's scales changed since) is a fit with other settings
+    other = {**settings["objective_penalty"], "stimulus_filter": 1e-3}
+    torch.save({**saved, "config": {**settings, "objective_penalty": other}}, checkpoint)
+    with pytest.raises(ResumeRefused, match=r"objective_penalty \{.*'stimulus_filter': 0\.001.*\} -> \{.*"
+                                            r"'stimulus_filter': 0\.0001"):
+        resume()
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")

@@ -369,12 +369,17 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"name": ["x"]}, "field 'name' must be a string, got ['x']"),
     ({"cells": {"rgc": {"weight_decay": 1e-4}}, "wiring": {"rgc": "rgc_intermediate"}},
      "cells.rgc.weight_decay and train.weight_decay"),
-    ({"base": "no_such_model"}, "neither a registered model"),
+    ({"base": "no_such_model"}, "field 'base': unknown model 'no_such_model'; expected a registered model or an "
+                                "existing spec file (known: "),
+    # the registries' one refusal (datasets.registry.lookup): a misspelt name had no close names
+    ({"base": "rgc_shalow"}, "field 'base': unknown model 'rgc_shalow'; expected a registered model or an existing "
+                             "spec file; did you mean rgc_shallow"),
     ({"colour": 1}, "unknown field(s) ['colour']"),
     # said "spec 'tiny': unknown override(s)" without the space file or its field
     ({"overrides": {"colour": 1}}, "field 'overrides': spec 'tiny4': unknown override(s) ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
-    ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': 'no_such_model' is not a registered model"),
+    ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': unknown model 'no_such_model'; expected a "
+                                           "registered model or 'base' (known: base, "),
     ({"wiring": {"rgc": "feedforward_intermediate"}}, "has no recurrent layer to take the wiring from"),
     ({"wiring": {"rgc": "rgc_shallow", "timedecay": "base"}}, "rgc_shallow' has no layer 'conv2' wired for 'rgc'"),
 ])

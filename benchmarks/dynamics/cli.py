@@ -150,7 +150,12 @@ def _positions(values):
 
 
 def _case(args):
-    from neurozoo import convrnn
+    """A function that makes the analysed case, returned once every refusal of the input has been made, so that
+    :func:`run_dynamics` opens the results store only after them. A ConvRNN's case is built here: its refusals need
+    the model (a recurrent cell, the layers, --image, --position). An example is trained when the function is
+    called, after the store has been opened: a bad --db is refused before the training."""
+    import functools
+
     from neurozoo.benchmarks.dynamics import cases, sources
     from neurozoo.benchmarks.dynamics.adapters import recurrent_layers
     from neurozoo.convrnn.spec import check_image_size
@@ -167,7 +172,7 @@ def _case(args):
                 raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only "
                                       "(flipflop-*, integration-*); this system is not trained")
             options["steps"] = args.train_steps
-        return cases.EXAMPLES[args.model](**options)
+        return functools.partial(cases.EXAMPLES[args.model], **options)
     if args.train_steps is not None:
         raise UserFacingError(f"{args.model}: --train-steps applies to the trained examples only; a ConvRNN is "
                               "analysed with the weights it has (--checkpoint)")
@@ -201,7 +206,7 @@ def _case(args):
         raise UserFacingError(str(error)) from None
     case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
                          checkpoint=str(args.checkpoint) if args.checkpoint else None)
-    return case
+    return lambda: case
 
 
 def summary_line(name: str, condition: str, found) -> str:
@@ -240,26 +245,33 @@ def run_dynamics(args, draw: bool = True) -> int:
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
 
+    from neurozoo.benchmarks.dynamics.analysis import Timer
+
     _check_model_name(args.model)  # before the store: a bad name made an empty --db file (until 2026-12-05)
+    with Timer() as checked:  # and so is every other refusal: one that needed the model built (no recurrent cell,
+        make_case = _case(args)  # --image out of range) made an empty --db file too (until 2026-12-05)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _dynamics(args, store, out, draw)
+        return _dynamics(args, make_case, checked.seconds, store, out, draw)
 
 
-def _dynamics(args, store, out: Path, draw: bool = True) -> int:
+def _dynamics(args, make_case, checked_seconds: float, store, out: Path, draw: bool = True) -> int:
+    """``make_case`` (:func:`_case`) took ``checked_seconds`` to return (a ConvRNN's case built): part of the run's
+    duration."""
     import torch
 
     from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
 
     with Timer() as timer:
-        case = _case(args)
+        case = make_case()
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
                   "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "unique_norm": args.unique_norm,
                   "progress": True}
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
+    seconds = checked_seconds + timer.seconds
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
@@ -270,11 +282,11 @@ def _dynamics(args, store, out: Path, draw: bool = True) -> int:
     summary_path = out / f"{stem}.json"
     write_json(summary_path, {"model": case.name, "settings": case.settings, "time_unit": case.time_unit,
                               "dt": case.step_ms, "conditions": summary,  # table: slowest_tau_<time_unit>, < 0: growth
-                              "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": timer.seconds}})
+                              "provenance": {**provenance(args.seed, case.data_sha256), "duration_s": seconds}})
     for condition, found in results.items():
         print(summary_line(case.name, condition, found))
     if store is not None:
-        ids = store.add_many(dynamics_records(case, results, timer.seconds, args.seed, case.data_sha256))
+        ids = store.add_many(dynamics_records(case, results, seconds, args.seed, case.data_sha256))
         print(stored_line(ids, store.shown_url))
     if paths:
         print("figures: " + ", ".join(str(p) for p in paths))
@@ -304,6 +316,7 @@ def _compare_summary(systems, records, settings, provenance: dict) -> dict:
 def run_compare(args, draw: bool = True) -> int:
     """``draw=False``: no figures, as :func:`run_dynamics`."""
     from neurozoo.benchmarks.dynamics import sources
+    from neurozoo.benchmarks.dynamics.analysis import Timer
     from neurozoo.benchmarks.dynamics.similarity import METRICS
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore
@@ -316,36 +329,40 @@ def run_compare(args, draw: bool = True) -> int:
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     sources.check_systems(args.systems)  # before the store: a bad name made an empty --db file (until 2026-12-05)
+    with Timer() as checked:  # and so is every other refusal (an option that shapes no named system, a ConvRNN's
+        overrides = overrides_from_args(args)  # layer), which made an empty --db file too (until 2026-12-05)
+        load = sources.prepare(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
+                               args.max_stimuli, overrides=overrides, image_size=args.image_size)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _compare(args, metrics, store, out, draw)
+        return _compare(args, metrics, overrides, load, checked.seconds, store, out, draw)
 
 
-def _compare(args, metrics, store, out: Path, draw: bool = True) -> int:
-    from neurozoo.benchmarks.dynamics import sources
+def _compare(args, metrics, overrides, load, checked_seconds: float, store, out: Path, draw: bool = True) -> int:
+    """``load`` (:func:`sources.prepare`) took ``checked_seconds`` to return (the ConvRNNs built): part of the run's
+    duration."""
     from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
                                                        provenance)
     from neurozoo.datasets.errors import UserFacingError
 
     with Timer() as timer:
-        overrides = overrides_from_args(args)
-        systems, data_sha = sources.load(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
-                                         args.max_stimuli, overrides=overrides, image_size=args.image_size)
+        systems, data_sha = load()
         try:
             results = compare(systems, metrics)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
+    seconds = checked_seconds + timer.seconds
     tag, arguments = run_tag(args)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems) if draw else []
     settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
-    records = compare_records(systems, results, timer.seconds, data_sha, seed=args.seed, settings=settings)
+    records = compare_records(systems, results, seconds, data_sha, seed=args.seed, settings=settings)
     summary = out / f"{file_name('compare_' + '__'.join(systems))}_{tag}.json"
     write_json(summary, _compare_summary(systems, records, settings,
-                                         {**provenance(args.seed, data_sha), "duration_s": timer.seconds}))
+                                         {**provenance(args.seed, data_sha), "duration_s": seconds}))
     for record in records:
         value = "n/a (no informative bins)" if record.value is None else f"{record.value:.3f}"
         print(f"{record.model}: {record.benchmark} {value}")

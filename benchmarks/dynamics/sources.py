@@ -13,7 +13,7 @@ Any name may end in ``/even`` or ``/odd`` for neural data (repetition parity).
 """
 from __future__ import annotations
 
-from typing import Dict, Optional, Sequence, Tuple
+from typing import Callable, Dict, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -190,6 +190,15 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
     """{name: (stimulus_id, time_bin, neuroid)} for every name, and the sha256 of the data used: the neural data,
     the ConvRNNs' images and the examples' generated training and trial data;
     ``overrides`` and ``image_size`` shape the ConvRNN systems (and are refused without one)."""
+    return prepare(names, checkpoint, seed, train_steps, n_steps, max_stimuli, overrides, image_size)()
+
+
+def prepare(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Optional[int] = None,
+            n_steps: Optional[int] = None, max_stimuli: Optional[int] = None, overrides: Optional[dict] = None,
+            image_size: Optional[int] = None) -> Callable[[], Tuple[Dict[str, xr.DataArray], Optional[str]]]:
+    """:func:`load` in two steps: every refusal of the input here (the names, the options that shape no named system,
+    the ConvRNNs built and their layers checked), then a function that loads the data and trains the examples. zoo
+    compare opens the results store between the two: a refusal made an empty --db file (until 2026-12-05)."""
     kinds = check_systems(names)  # every name checked before anything is loaded
     # an option that shapes no named system was ignored (--max-stimuli with examples, --train-steps with ConvRNNs)
     if (overrides or image_size) and "convrnn" not in kinds.values():
@@ -211,6 +220,11 @@ def load(names: Sequence[str], checkpoint=None, seed: int = 0, train_steps: Opti
 
     for model, _ in built.values():
         convrnn_package.check_image_size(model, image_size or VENTRAL_PIXELS)
+    return lambda: _load(kinds, by_model, built, seed, train_steps, n_steps, max_stimuli, image_size)
+
+
+def _load(kinds, by_model, built, seed, train_steps, n_steps, max_stimuli, image_size):
+    """:func:`prepare`'s second step."""
     systems, hashes = {}, []
     for full, kind in kinds.items():
         name, _, half = full.partition("/")

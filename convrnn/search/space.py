@@ -359,8 +359,12 @@ def _load_base(base: Any, source: str, base_dir: Optional[str]) -> Tuple[GraphSp
     if not os.path.exists(path) and os.path.exists(base):
         path = base
     if not os.path.exists(path):
-        raise SpecError(f"{source}: base {base!r} is neither a registered model ({', '.join(MODELS.names())}) "
-                        "nor an existing spec file")
+        from neurozoo.datasets.registry import UnknownNameError, lookup
+
+        try:  # the registries' one refusal: close names, every model
+            lookup(base, [MODELS], "model", lambda name: "; expected a registered model or an existing spec file")
+        except UnknownNameError as error:
+            raise SpecError(f"{source}: field 'base': {error}") from None
     spec = load_spec(path)
     with open(path) as fh:  # load_spec read it: YAML (or JSON, which YAML reads)
         return spec, yaml.safe_load(fh)

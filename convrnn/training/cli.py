@@ -121,10 +121,15 @@ def run(args: argparse.Namespace) -> int:
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred, stopping_at_once
 
-    from neurozoo.convrnn.models import MODELS, is_spec_path
+    from neurozoo.convrnn.models import MODELS, is_spec_path, load_spec
 
-    if not is_spec_path(args.model):  # a typo in the name is named first (the registry's one refusal: close names,
-        MODELS.get(args.model)  # every ConvRNN), not after the data folder is refused, or listed and hashed (minutes)
+    # the model (the first argument) is named first, not after the data folder is refused, or listed and hashed
+    # (minutes): a typo in the name (the registry's one refusal: close names, every ConvRNN), and a spec file that is
+    # not there or not a spec (refused after the data folder until 2026-12-05)
+    if is_spec_path(args.model):
+        load_spec(args.model)
+    else:
+        MODELS.get(args.model)
     config = config_from_args(args)
     # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
     # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data).

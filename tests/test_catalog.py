@@ -126,7 +126,8 @@ def test_verify_names_generated_data_as_zoo_data_list_does(toy, capsys):
     assert capsys.readouterr().out.startswith(f"MISMATCH embedded:whitenoise: {recording}: sha256 ")
     with pytest.raises(DataError, match=r"^unknown data set 'ventral\.IT': expected a catalog name \(.*toy\.set.*\) "
                        r"or generated data \(ventral_embedded\.IT, ventral_embedded\.V4, embedded:whitenoise, "
-                       r"embedded:naturalscene, embedded:oms-whitenoise\); `zoo data verify` without names checks everything in the cache"):
+                       r"embedded:naturalscene, embedded:oms-whitenoise, embedded:oms-naturalscene\); "
+                       r"`zoo data verify` without names checks everything in the cache"):
         zoo_data("verify", "toy.set", "ventral.IT")
     assert capsys.readouterr().out == ""  # refused before any name is verified
 

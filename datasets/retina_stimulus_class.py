@@ -23,7 +23,7 @@ UNKNOWN = "unknown"
 #: the ``source`` attribute of neurozoo's embedded recordings, whose ``kind`` attribute is their class
 EMBEDDED_SOURCE = "neurozoo embedded ground-truth retina"
 #: an embedded recording's kind that is not its stimulus class: the object-motion circuit's (datasets.oms_retina)
-EMBEDDED_CLASSES = {"oms-whitenoise": "whitenoise"}
+EMBEDDED_CLASSES = {"oms-whitenoise": "whitenoise", "oms-naturalscene": "naturalscene"}
 #: what the class of a file is read from, said in messages
 CONVENTION = "named whitenoise.h5 or naturalscene.h5 (deep-retina's <experiment>/<class>.h5)"
 

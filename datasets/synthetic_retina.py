@@ -7,10 +7,11 @@ Interface (used by retina.fit, retina.phenomena and the benchmarks; keep stable)
   the expected firing rates ``(n_cells, T)`` in spikes/s when ``trials`` is None, else
   ``(rates, counts)`` with Poisson spike counts ``(trials, n_cells, T)`` per 10 ms frame.
 * ``simulate(stimulus, seed=None, trials=None)`` -- the same on the default circuit.
-* ``load_embedded_retina(kind="whitenoise"|"naturalscene"|"oms-whitenoise") -> Path`` -- a deep-retina HDF5 file
-  (see :mod:`datasets.retina_h5`), generated on first use and cached under ``$NEUROZOO_CACHE``
-  (default ``~/.cache/neurozoo``) in ``retina/``. ``oms-whitenoise`` is recorded from the separate object-motion
-  circuit (:mod:`datasets.oms_retina`), whose version is part of its cache key.
+* ``load_embedded_retina(kind="whitenoise"|"naturalscene"|"oms-whitenoise"|"oms-naturalscene") -> Path`` -- a
+  deep-retina HDF5 file (see :mod:`datasets.retina_h5`), generated on first use and cached under ``$NEUROZOO_CACHE``
+  (default ``~/.cache/neurozoo``) in ``retina/``. ``oms-whitenoise`` and ``oms-naturalscene`` (natural scenes with
+  independently moving objects, :func:`object_scene`) are recorded from the separate object-motion circuit
+  (:mod:`datasets.oms_retina`), whose version is part of their cache key.
 * ``flash_train(period, ...)`` -- the omitted-stimulus protocol stimulus (full field).
 
 The circuit, per frame (100 Hz):
@@ -386,10 +387,13 @@ DESCRIPTIONS = {
     "naturalscene": "embedded default: the same circuit under jittered natural images, same sizes, generated locally",
     "oms-whitenoise": "embedded: the object-motion circuit's 6 OMS ganglion cells (datasets.oms_retina) under the same "
                       "white noise, same sizes, generated locally (retina_embedded.oms fits its models on it)",
+    "oms-naturalscene": "embedded: the object-motion circuit's 6 OMS cells under jittered natural images with "
+                        "independently moving natural-image objects (discs of 8-14 px radius), same sizes, generated "
+                        "locally (not scored by a benchmark; docs/retina.md, OMS from natural scenes)",
 }
 KINDS = tuple(DESCRIPTIONS)
 #: the kinds the object-motion circuit records (:func:`circuit_of`)
-OMS_KINDS = ("oms-whitenoise",)
+OMS_KINDS = ("oms-whitenoise", "oms-naturalscene")
 #: default sizes of the embedded recordings (frames at 100 Hz)
 DEFAULT_SIZES = {"n_train": 24000, "n_test": 1500, "n_repeats": 8}
 
@@ -430,6 +434,76 @@ def natural_movie(n_frames: int, rng: np.random.Generator, fixation: int = 100, 
     return (movie - movie.mean()) / movie.std()
 
 
+def object_scene(n_frames: int, rng: np.random.Generator, fixation: int = 100, jitter: float = 0.7,
+                 n_objects: int = 2, radius: Tuple[float, float] = (8.0, 14.0),
+                 anchors: Tuple[float, float] = (12.0, 38.0), own_jitter: Optional[float] = None) -> dict:
+    """Natural scenes with objects that move on their own, after the framing of Olveczky, Baccus & Meister (2003): an
+    object moving against a background that the eye's fixational jitter moves as a whole. Every ``fixation`` frames a
+    new scene: a 50x50 patch of a grey image jittered by the eye (a random walk of ``jitter`` px per frame, as
+    :func:`natural_movie`'s) and ``n_objects`` discs (radius uniform in ``radius`` px: the OMS probe's 12 within it,
+    inside the inner edge of the object-motion circuit's 14-24 px annulus) each carrying a rigid patch of a natural
+    image, centred uniformly in ``anchors`` px (so that they pass over the cells around the frame's centre). An object
+    rides on the scene (the eye's jitter moves it too) and adds its own random walk of the same step size
+    (``own_jitter``, default ``jitter``): object and background differ only in the object's own motion, differential
+    motion whenever it moves. Later objects occlude earlier ones. ``own_jitter=0`` is the same scenes, eye path and
+    objects under global motion alone (the random draws are the same, so the two movies differ only in the objects'
+    own motion).
+
+    Returns ``movie`` ``(T, 50, 50)`` float32 in the images' z-scored units (not rescaled: :func:`natural_object_movie`
+    scales it), ``scene_shift`` ``(T, 2)`` the background's integer displacement on screen since its fixation began
+    (y, x), ``centres`` ``(T, n_objects, 2)`` the objects' integer centres on screen and ``radii``
+    ``(T, n_objects)``."""
+    images = _grey_images()
+    size = FRAME_SIZE
+    big = int(np.ceil(radius[1]))
+    side = 2 * big + 1
+    movie = np.empty((n_frames, size, size), np.float32)
+    scene_shift = np.zeros((n_frames, 2), int)
+    centres = np.zeros((n_frames, n_objects, 2), int)
+    radii = np.zeros((n_frames, n_objects))
+    yy, xx = np.mgrid[-big:big + 1, -big:big + 1]
+    for start in range(0, n_frames, fixation):
+        image = images[rng.integers(len(images))]
+        h, w = image.shape
+        y, x = rng.uniform(10, h - size - 10), rng.uniform(10, w - size - 10)
+        y0, x0 = int(round(y)), int(round(x))
+        objects = []
+        for _ in range(n_objects):
+            texture = images[rng.integers(len(images))]
+            th, tw = texture.shape
+            ty, tx = int(rng.integers(0, th - side)), int(rng.integers(0, tw - side))
+            r = float(rng.uniform(*radius))
+            patch = texture[ty:ty + side, tx:tx + side]
+            objects.append({"patch": patch, "disc": yy ** 2 + xx ** 2 <= r ** 2, "r": r,
+                            "anchor": rng.uniform(*anchors, 2), "own": np.zeros(2)})
+        for t in range(start, min(start + fixation, n_frames)):
+            y = float(np.clip(y + rng.normal(0, jitter), 0, h - size))
+            x = float(np.clip(x + rng.normal(0, jitter), 0, w - size))
+            iy, ix = int(round(y)), int(round(x))
+            frame = image[iy:iy + size, ix:ix + size].copy()
+            shift = np.array([y0 - iy, x0 - ix])  # the image moves on screen opposite to the patch's window
+            scene_shift[t] = shift
+            for k, obj in enumerate(objects):
+                obj["own"] = obj["own"] + rng.normal(0, 1.0, 2) * (jitter if own_jitter is None else own_jitter)
+                cy, cx = np.clip(np.round(obj["anchor"] + obj["own"] + shift), 0, size - 1).astype(int)
+                centres[t, k], radii[t, k] = (cy, cx), obj["r"]
+                # the disc's window on screen and in the patch (clipped at the frame's edges)
+                top, left = cy - big, cx - big
+                sy0, sx0 = max(top, 0), max(left, 0)
+                sy1, sx1 = min(top + side, size), min(left + side, size)
+                region = (slice(sy0 - top, sy1 - top), slice(sx0 - left, sx1 - left))
+                view = frame[sy0:sy1, sx0:sx1]
+                view[obj["disc"][region]] = obj["patch"][region][obj["disc"][region]]
+            movie[t] = frame
+    return {"movie": movie, "scene_shift": scene_shift, "centres": centres, "radii": radii}
+
+
+def natural_object_movie(n_frames: int, rng: np.random.Generator, **options) -> np.ndarray:
+    """:func:`object_scene`'s movie scaled to zero mean and unit sd (the stimulus of ``embedded:oms-naturalscene``)."""
+    movie = object_scene(n_frames, rng, **options)["movie"]
+    return (movie - movie.mean()) / movie.std()
+
+
 def circuit_of(kind: str):
     """The circuit that records the embedded recording ``kind``: the object-motion circuit for :data:`OMS_KINDS`, else
     the default circuit."""
@@ -441,12 +515,16 @@ def circuit_of(kind: str):
 
 
 def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndarray:
-    """The movie of the embedded recording ``kind``: its stimulus class's (the object-motion circuit's is white
-    noise: :data:`datasets.retina_stimulus_class.EMBEDDED_CLASSES`)."""
+    """The movie of the embedded recording ``kind``: its stimulus class's (the object-motion circuit's white noise:
+    :data:`datasets.retina_stimulus_class.EMBEDDED_CLASSES`); ``oms-naturalscene``'s natural scenes with independently
+    moving objects (:func:`natural_object_movie`), not :func:`natural_movie`'s global jitter alone, under which object
+    and background never move apart, so a fit would never see differential motion."""
     if EMBEDDED_CLASSES.get(kind, kind) == "whitenoise":
         return white_noise(n_frames, rng)
     if kind == "naturalscene":
         return natural_movie(n_frames, rng)
+    if kind == "oms-naturalscene":
+        return natural_object_movie(n_frames, rng)
     from neurozoo.datasets.errors import DataError
 
     raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")

@@ -70,7 +70,8 @@ def test_zoo_list_prints_models_benchmarks_and_datasets(capsys):
     for name in ("rgc_intermediate", "rgc_shallow", "feedforward_intermediate", "rgc_resnet18"):
         assert re.search(rf"^model\s+convrnn\s+{name}\b", out, re.M)
     assert re.search(r"^benchmark\s", out, re.M) and re.search(r"^dataset\s", out, re.M)
-    for kind in ("whitenoise", "naturalscene", "oms-whitenoise"):  # the retina recordings `zoo fit --data` takes
+    # the retina recordings `zoo fit --data` takes
+    for kind in ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene"):
         assert re.search(rf"^dataset\s+retina\s+embedded:{kind}\s", out, re.M)
 
 

@@ -323,6 +323,53 @@ def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, mo
     assert asked == ["oms-whitenoise"]
 
 
+def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_natural_scenes_and_refuses_12_cells_there_too(
+        tmp_path, monkeypatch, capsys):
+    """embedded:oms-naturalscene is recorded by the object-motion circuit too: `zoo probe oms --kind oms-naturalscene`
+    fits on it (--fit-embedded) and probes its six cells with protocol version 2 against that circuit, and refuses
+    12-cell weights naming it, as for embedded:oms-whitenoise."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina import embedded_fit
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    twelve = tmp_path / "twelve" / "model.pt"
+    twelve.parent.mkdir()
+    torch.save(create_model("ln", n_cells=12).state_dict(), twelve)
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
+                "--out", str(tmp_path / "p12")]) == 2
+    assert capsys.readouterr().err == (
+        f"zoo probe: error: {twelve}: 12 cells, but `zoo probe oms` (protocol version 2, retina_embedded.oms's) "
+        "compares each cell with the object-motion circuit's 6: fit the model on embedded:oms-naturalscene (zoo fit "
+        "ln --data embedded:oms-naturalscene, or --fit-embedded); --protocol-version 1 probes the default circuit's "
+        "cells\n")
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
+                "--protocol-version", "1", "--out", str(tmp_path / "p1")]) == 2
+    assert "--kind oms-naturalscene: protocol version 1 probes the default circuit" in capsys.readouterr().err
+
+    asked = []
+
+    def fitted(name, kind, **kwargs):
+        asked.append(kind)
+        torch.manual_seed(0)
+        return create_model(name, n_cells=6), {"data_path": f"embedded:{kind}"}
+
+    class Analysed(Exception):
+        """Raised in place of the analysis: the fit's recording and the cells are what is checked."""
+
+    def analysis(system, **settings):
+        raise Analysed(len(settings["centres"]))
+
+    monkeypatch.setattr(embedded_fit, "fitted_embedded_model", fitted)
+    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivity", analysis)
+    with pytest.raises(Analysed, match="^6$"):
+        zoo(["probe", "oms", "ln", "--fit-embedded", "--kind", "oms-naturalscene", "--out", str(tmp_path / "out"),
+             "--quiet"])
+    assert asked == ["oms-naturalscene"]
+
+
 def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(tmp_path, capsys):
     from neurozoo.leaderboard.cli import main as zoo
 

@@ -273,7 +273,8 @@ def test_zoo_data_list_shows_the_embedded_retina_recordings_and_whether_they_are
     monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
     assert _zoo_data("list") == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("embedded:")}
-    assert set(rows) == {"embedded:whitenoise", "embedded:naturalscene", "embedded:oms-whitenoise"}
+    assert set(rows) == {"embedded:whitenoise", "embedded:naturalscene", "embedded:oms-whitenoise",
+                         "embedded:oms-naturalscene"}
     assert all("not generated" in row for row in rows.values())
     path = _embedded_path("whitenoise", {})[0]  # the default-size file that embedded:whitenoise names
     path.parent.mkdir(parents=True)

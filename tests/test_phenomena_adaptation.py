@@ -341,10 +341,10 @@ def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_natural_scenes_and_
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
                 "--out", str(tmp_path / "p12")]) == 2
     assert capsys.readouterr().err == (
-        f"zoo probe: error: {twelve}: 12 cells, but `zoo probe oms` (protocol version 2, retina_embedded.oms's) "
-        "compares each cell with the object-motion circuit's 6: fit the model on embedded:oms-naturalscene (zoo fit "
-        "ln --data embedded:oms-naturalscene, or --fit-embedded); --protocol-version 1 probes the default circuit's "
-        "cells\n")
+        f"zoo probe: error: {twelve}: weights of 12 cells, but `zoo probe oms` (protocol version 2, "
+        "retina_embedded.oms's) compares each cell with the 6 of the circuit that records embedded:oms-naturalscene: "
+        "fit the model on embedded:oms-naturalscene (zoo fit ln --data embedded:oms-naturalscene, or --fit-embedded); "
+        "--protocol-version 1 probes the default circuit's cells\n")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
                 "--protocol-version", "1", "--out", str(tmp_path / "p1")]) == 2
     assert "--kind oms-naturalscene: protocol version 1 probes the default circuit" in capsys.readouterr().err

@@ -356,6 +356,38 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
     assert b"dev refused 30" in outcome.console  # EROFS
 
 
+WRITE_EACH = """
+import sys
+for folder in sys.argv[1:]:
+    try:
+        with open(folder.rstrip("/") + "/written", "wb") as handle:
+            handle.write(b"x" * 2 ** 20)
+        print("wrote", folder, flush=True)
+    except OSError as error:
+        print("refused", folder, error.errno, flush=True)
+"""
+
+
+@needs_sandbox
+def test_the_sandboxs_root_and_the_folders_bwrap_makes_in_it_are_read_only(monkeypatch):
+    """bwrap's root is a tmpfs holding the folders it makes for its mounts (/etc for the loader's files, the
+    parents of the Python environment and of neurozoo's folders): it was writable, and not a mount the watchdog counts
+    (/tmp, /dev/shm), so without a cgroup a job's files there were host memory no limit saw: 200 MiB written to /etc
+    beside a 150 MiB heap ran to its end under a 256 MiB limit (that tmpfs holds up to half the host's memory)."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    made = sorted({str(Path(*path.parts[:2])) for path in sandbox.environment_paths()} - {"/usr", "/tmp"})
+    folders = ["/", "/etc", *made]
+    outcome = sandbox.run([sys.executable, "-c", WRITE_EACH, *folders, "/tmp", "/dev/shm"],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    for folder in folders:
+        assert f"refused {folder} 30" in console, (folder, console)  # EROFS
+    assert "wrote /tmp" in console and "wrote /dev/shm" in console  # the job's own, counted, tmpfs mounts
+
+
 MANY_FOLDERS = """
 import os, sys, time
 for i in range(200000):  # empty: no data block, only the kernel's inode and name for each

@@ -1703,6 +1703,22 @@ def test_deeply_nested_metadata_and_repeated_fields_are_refused(board, tmp_path)
     _refused(tmp_path, folder, r"field 'name' is given twice \(line \d+\)")
 
 
+def test_a_submission_id_past_the_databases_integers_is_not_found_not_a_server_error(board, tmp_path):
+    """FastAPI passes any integer on: SQLite raised OverflowError binding one past 64 bits, a 500 from the API (and a
+    traceback from `zoo submission ID`), where an id of no submission is a 404."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"), raise_server_exceptions=False)
+    for submission_id in (2 ** 63, -(2 ** 63) - 1, 10 ** 30):
+        answer = client.get(f"/api/submissions/{submission_id}", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 404, (submission_id, answer.text)
+        assert answer.json()["detail"] == f"no submission {submission_id} of user 'mallory'"
+    assert board.submission(2 ** 63) is None
+
+
 def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     from fastapi.testclient import TestClient
 

@@ -1555,6 +1555,32 @@ def test_a_metadata_value_yaml_cannot_build_is_refused_naming_its_line(board, tm
     assert answer.status_code == 422 and "cannot be read" in answer.json()["detail"]
 
 
+def test_model_py_is_searched_a_chunk_at_a_time_not_read_whole(board, tmp_path):
+    """The intake read model.py whole as text to find `def create_model`: three times its size in memory (its bytes,
+    then a str of U+FFFD for each byte that is not UTF-8), up to 1.5 GiB for a 512 MiB model.py of 0xff bytes that
+    gzips to 500 KiB (a 256 MiB one: 820 MB of the intake's memory), in the web app once per concurrent upload."""
+    import tracemalloc
+
+    from neurozoo.leaderboard.submission import prepare
+
+    folder = submission(tmp_path, "big-model-py", with_weights=False)
+    source = (folder / "model.py").read_bytes()
+    # a comment of 64 MiB of bytes that are not UTF-8, then the model, its `def create_model` across a 1 MiB boundary
+    start = 64 * 2 ** 20 - 5 - source.index(b"def create_model")
+    padding = b"#" + b"\xff" * (start - 2) + b"\n"
+    (folder / "model.py").write_bytes(padding + source)
+    assert (folder / "model.py").read_bytes().index(b"def create_model") % 2 ** 20 == 2 ** 20 - 5
+    tracemalloc.start()
+    try:
+        assert prepare(folder, tmp_path / "store")["meta"]["name"] == "big-model-py"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"the intake held {peak / 2 ** 20:.0f} MiB for a 64 MiB model.py"
+    (folder / "model.py").write_bytes(padding + source.replace(b"def create_model", b"def make_model"))
+    _refused(tmp_path, folder, r"model.py: no `def create_model\(weights\)` found")
+
+
 def test_an_encrypted_zip_member_is_a_submission_error(board, tmp_path):
     """ZipFile.open raises a RuntimeError for an encrypted member, which the intake let through: a web 500, a CLI
     traceback."""

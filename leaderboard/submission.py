@@ -440,7 +440,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
                                   f"({', '.join(REGIONS)})")
         if not isinstance(layer, str) or not layer or len(layer) > 200:
             raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {_short(layer)}")
-        _check_shown(f"layers.{region}", layer, "")  # shown too: a score's settings on the model page, a failure's reason
+        _check_shown(f"layers.{region}", layer, "")  # shown too: a failed job's public reason names it
     weights = meta.get("weights")
     if weights is not None:
         if not isinstance(weights, dict) or set(weights) != {"file", "sha256"} \

@@ -1684,7 +1684,7 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
     ({"authors": ["A.\x00B"]}, r"field 'authors\[0\]' holds the character '\\x00' at position 2"),
     ({"description": "line\x1b[31m red"}, r"field 'description' holds the character '\\x1b' at position 4 .*\(newlines "
                                           r"and tabs allowed\)"),
-    # a layer's name is shown too (a score's settings on the model page): no control or formatting character either
+    # a layer's name is shown too (a failed job's public reason names it): no control or formatting character either
     ({"layers": {"V4": "conv2\u202e"}}, r"field 'layers.V4' holds the character '\\u202e' at position 5 \(Unicode "
                                         r"category Cf\); expected text on one line"),
     ({"layers": {"V4": "conv2\nforged line"}}, r"field 'layers.V4' holds the character '\\n' at position 5"),

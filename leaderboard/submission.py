@@ -59,6 +59,10 @@ MAX_AUTHORS, AUTHOR_CHARS = 50, 200
 #: Unicode categories refused in the text fields the board shows: controls, formatting (bidirectional overrides,
 #: zero-width characters), surrogates, private use, unassigned, line and paragraph separators
 UNSHOWN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+#: combining marks (Unicode categories Mn, Me) in a row on one character, at most: each is drawn over the one before it,
+#: so a few dozen ("Zalgo" text) stack into a column of glyphs over the lines above and below, in the ranking over other
+#: models' rows. Written text stacks a few (Vietnamese 2, pointed Hebrew and Tibetan up to about 6).
+MAX_COMBINING_MARKS = 8
 REGIONS = ("V4", "IT")
 
 
@@ -474,6 +478,13 @@ def _check_shown(field: str, value: str, allowed: str) -> None:
                               f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
                               f"text {where}without control or formatting characters"
                               f"{' (newlines and tabs allowed)' if allowed else ''}")
+    run = 0
+    for position, character in enumerate(value):
+        run = run + 1 if unicodedata.category(character) in ("Mn", "Me") else 0
+        if run > MAX_COMBINING_MARKS:
+            raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
+                                  f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(character):04X}); each is "
+                                  "drawn over the character before it, so a stack of them covers the lines around it")
 
 
 def check_requirements(path: Path) -> List[str]:

@@ -1689,6 +1689,11 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
                                         r"category Cf\); expected text on one line"),
     ({"layers": {"V4": "conv2\nforged line"}}, r"field 'layers.V4' holds the character '\\n' at position 5"),
     ({"layers": {"V4": " "}}, r"field 'layers.V4' is blank"),
+    # combining marks stacked on one letter ("Zalgo" text) drew over the rows around it, other models' in the ranking
+    ({"authors": ["Z" + "\u0336\u0489" * 5 + "algo"]}, r"field 'authors\[0\]' holds more than 8 combining marks in a row "
+                                                     r"\(from position 1, U\+0336\); each is drawn over the character"),
+    ({"description": "ok " + "e\u0301" * 40 + " a" + "\u0300" * 9}, r"field 'description' holds more than 8 combining "
+                                                                   r"marks in a row \(from position 85, U\+0300\)"),
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
     # the US spelling was refused with only the list of known fields
@@ -1696,6 +1701,16 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
 ])
 def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
     _refused(tmp_path, submission(tmp_path, "typed", **change), match)
+
+
+def test_written_text_stacking_a_few_combining_marks_is_accepted(board, tmp_path):
+    """The cap on combining marks in a row leaves written text alone: decomposed Vietnamese (2 on a letter), pointed
+    and cantillated Hebrew (5), a Tibetan stack (4), and 8 on one letter."""
+    from neurozoo.leaderboard.submission import prepare
+
+    authors = ["Nguye\u0302\u0303n Va\u0306n A", "\u05d1\u05bc\u05b8\u0591\u05bd\u05c1\u05e8", "\u0f66\u0f92\u0fb2\u0f74\u0f56\u0f66"]
+    folder = submission(tmp_path, "marks", with_weights=False, authors=authors, description="x" + "\u0301" * 8)
+    assert prepare(folder, tmp_path / "store")["meta"]["authors"] == authors
 
 
 def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):

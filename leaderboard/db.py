@@ -528,6 +528,10 @@ class LeaderboardDB(ResultsStore):
             return row.id
 
     def submission(self, submission_id: int) -> Optional[Dict[str, Any]]:
+        """The submission's row, jobs and owner; None if there is none, an id past a 64-bit integer included (SQLite
+        raised OverflowError binding it: a 500 from ``/api/submissions/{id}``, a traceback from `zoo submission`)."""
+        if not -2 ** 63 <= submission_id < 2 ** 63:
+            return None
         with Session(self.engine) as session:
             row = session.get(SubmissionRow, submission_id)
             if row is None:

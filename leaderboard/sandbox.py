@@ -249,6 +249,11 @@ def _system_binds() -> List[str]:
 #: processes (500 each, under their 1024 open files), and with seven would hold them all, leaving no terminal to any
 #: container on the host until it ended.
 NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
+#: bwrap's root, the tmpfs holding the folders it makes for its mounts (``/etc``, ``/work``, ``/root``, ...), made
+#: read-only once every mount is in place: it was writable and no size-capped mount of the job's, so without a cgroup
+#: the watchdog, which counts the files of ``/tmp`` and ``/dev/shm``, saw none of its files (200 MiB in ``/etc`` and a
+#: 150 MiB heap ran on under a 256 MiB limit; the tmpfs holds up to half the host's memory)
+READ_ONLY_ROOT = ("--remount-ro", "/")
 
 
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
@@ -270,7 +275,7 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
     for secret in hidden_paths():
         if any(secret.is_relative_to(b) for b in bound) and secret.is_dir():
             argv += ["--tmpfs", str(secret)]
-    return argv
+    return argv + list(READ_ONLY_ROOT)
 
 
 def sandbox_environment(threads: int = 1, python_path: str = "") -> Dict[str, str]:

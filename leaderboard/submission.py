@@ -59,6 +59,10 @@ MAX_AUTHORS, AUTHOR_CHARS = 50, 200
 #: Unicode categories refused in the text fields the board shows: controls, formatting (bidirectional overrides,
 #: zero-width characters), surrogates, private use, unassigned, line and paragraph separators
 UNSHOWN = ("Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp")
+#: combining marks (Unicode categories Mn, Me) in a row on one character, at most: each is drawn over the one before it,
+#: so a few dozen ("Zalgo" text) stack into a column of glyphs over the lines above and below, in the ranking over other
+#: models' rows. Written text stacks a few (Vietnamese 2, pointed Hebrew and Tibetan up to about 6).
+MAX_COMBINING_MARKS = 8
 REGIONS = ("V4", "IT")
 
 
@@ -104,7 +108,18 @@ def _member_path(name: str, archive: Path) -> Path:
     path = Path(name)
     if path.is_absolute() or ".." in path.parts or not name or "\0" in name:
         raise SubmissionError(f"{archive.name}: member {name!r} points outside the archive; use relative paths")
+    _check_utf8_name(name, f"{archive.name}: member")
     return path
+
+
+def _check_utf8_name(name: str, where: str) -> None:
+    """A file name must be UTF-8: a tar member's (or a folder's file's) name of other bytes is decoded with surrogate
+    escapes, unpacked as such, and :func:`tree_sha256` then failed encoding it (a UnicodeEncodeError traceback from
+    `zoo submit`, a 500 from the web API)."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        raise SubmissionError(f"{where} {name!r} has a name that is not UTF-8 text; rename it") from None
 
 
 def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
@@ -113,6 +128,7 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
     for folder, dirs, files in os.walk(source, followlinks=False):
         for name in dirs + files:
             path = Path(folder) / name
+            _check_utf8_name(str(path.relative_to(source)), "submission: file")
             if path.is_symlink():
                 raise SubmissionError(f"submission: {path.relative_to(source)} is a symbolic link; "
                                       "links are not allowed (copy the file in)")
@@ -205,6 +221,7 @@ class _CappedTarInfo(tarfile.TarInfo):
         # gzipped 60 KiB global headers between folder entries, then members with a pax header of their own, each
         # given a copy of all the global records, took the intake 9 GiB and 8 minutes)
         seen = tarfile_.__dict__.setdefault("_neurozoo_headers", {"chain": 0, "bytes": 0, "global": 0})
+        _refuse_negative_size(self, tarfile_)
         if self.type not in EXTENDED_HEADERS:
             seen["chain"] = 0
         else:
@@ -234,6 +251,16 @@ class _CappedTarInfo(tarfile.TarInfo):
                               "(archive it without --sparse)")
 
 
+def _refuse_negative_size(member: tarfile.TarInfo, archive: tarfile.TarFile) -> None:
+    """A size field may hold a negative number (base-256, or a pax ``size`` record), which tarfile takes as it is: the
+    next header is then read that far BEFORE the member's data, so a gzipped archive is decompressed again from its
+    start for each member read; the same member read over and over until the file cap, 256 MiB of zeros before it
+    (255 KiB of upload) took the intake 38 s, and a negative total passed the declared-size cap."""
+    if member.size < 0:
+        raise SubmissionError(f"{_archive_name(archive)}: member {member.name!r} declares a negative size "
+                              f"({member.size} bytes); not a valid archive")
+
+
 def _archive_name(archive: tarfile.TarFile) -> str:
     return Path(archive.name or "archive").name  # the file's name, never the host's path to it
 
@@ -260,6 +287,7 @@ def _extract_tar(source: Path, target: Path, budget: _Budget) -> None:
                                       "(files and folders) are allowed")
             # every member's declared size, before tarfile decompresses past it to the next member: a folder
             # declaring 500 GiB of gzipped zeros was skipped by decompressing all of it
+            _refuse_negative_size(member, archive)  # its header's was refused as read; this one is a pax record's
             declared += member.size
             if declared > MAX_TOTAL_BYTES:
                 raise SubmissionError(f"{source.name}: member {member.name!r} declares {member.size} bytes; at most "
@@ -348,6 +376,17 @@ def _unique_key_loader():
                 seen.add(key)
             return super().construct_mapping(node, deep=deep)
 
+        def construct_object(self, node, deep=False):
+            """A scalar PyYAML resolves to a number or date it cannot build (an integer of more than 4300 digits,
+            ``9999-99-99``) raised a ValueError, not a YAMLError: a traceback from `zoo submit`, a web 500."""
+            try:
+                return super().construct_object(node, deep=deep)
+            except (ValueError, OverflowError) as error:
+                raise SubmissionError(f"metadata.yaml: line {node.start_mark.line + 1}: the value "
+                                      f"{_short(node.value) if isinstance(node, yaml.ScalarNode) else ''} cannot be "
+                                      f"read ({str(error).splitlines()[0][:120] if str(error) else type(error).__name__})"
+                                      "; quote it to make it text") from None
+
     return UniqueKeyLoader
 
 
@@ -405,6 +444,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
                                   f"({', '.join(REGIONS)})")
         if not isinstance(layer, str) or not layer or len(layer) > 200:
             raise SubmissionError(f"metadata.yaml: layers.{region} must be a layer name (string), got {_short(layer)}")
+        _check_shown(f"layers.{region}", layer, "")  # shown too: a failed job's public reason names it
     weights = meta.get("weights")
     if weights is not None:
         if not isinstance(weights, dict) or set(weights) != {"file", "sha256"} \
@@ -419,20 +459,32 @@ def _check_text(meta: Dict[str, Any]) -> None:
     """The text fields the board shows: not blank, and no control, format or separator character but spaces (no
     invisible formatting such as a right-to-left override, which reorders what the page shows around it); an author
     and the licence on one line, the description on several (newlines and tabs allowed)."""
-    import unicodedata
-
     fields = [("description", meta["description"], "\n\t"), ("licence", meta["licence"], "")]
     fields += [(f"authors[{i}]", author, "") for i, author in enumerate(meta["authors"])]
     for field, value, allowed in fields:
-        if not value.strip():
-            raise SubmissionError(f"metadata.yaml: field {field!r} is blank; expected text")
-        bad = next((c for c in value if unicodedata.category(c) in UNSHOWN and c not in allowed), None)
-        if bad is not None:
-            where = "on one line, " if not allowed else ""
-            raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {bad!r} at position "
-                                  f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
-                                  f"text {where}without control or formatting characters"
-                                  f"{' (newlines and tabs allowed)' if allowed else ''}")
+        _check_shown(field, value, allowed)
+
+
+def _check_shown(field: str, value: str, allowed: str) -> None:
+    """One text field the board shows: not blank, no character of :data:`UNSHOWN` but those ``allowed``."""
+    import unicodedata
+
+    if not value.strip():
+        raise SubmissionError(f"metadata.yaml: field {field!r} is blank; expected text")
+    bad = next((c for c in value if unicodedata.category(c) in UNSHOWN and c not in allowed), None)
+    if bad is not None:
+        where = "on one line, " if not allowed else ""
+        raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {bad!r} at position "
+                              f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
+                              f"text {where}without control or formatting characters"
+                              f"{' (newlines and tabs allowed)' if allowed else ''}")
+    run = 0
+    for position, character in enumerate(value):
+        run = run + 1 if unicodedata.category(character) in ("Mn", "Me") else 0
+        if run > MAX_COMBINING_MARKS:
+            raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
+                                  f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(character):04X}); each is "
+                                  "drawn over the character before it, so a stack of them covers the lines around it")
 
 
 def check_requirements(path: Path) -> List[str]:
@@ -593,8 +645,7 @@ def validate(root: Path, source: Optional[Path] = None) -> Tuple[Dict[str, Any],
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} needs layers.{region} (the layer to score)")
     if not (root / "model.py").is_file():
         raise SubmissionError("submission: model.py is missing (it must define create_model(weights))")
-    source = (root / "model.py").read_text(errors="replace")
-    if "def create_model" not in source:
+    if not _holds(root / "model.py", b"def create_model"):
         raise SubmissionError("model.py: no `def create_model(weights)` found")
     requirements = check_requirements(root / REQUIREMENTS) if (root / REQUIREMENTS).is_file() else None
     weights = meta.get("weights")
@@ -607,6 +658,20 @@ def validate(root: Path, source: Optional[Path] = None) -> Tuple[Dict[str, Any],
             raise SubmissionError(f"{weights['file']}: sha256 is {actual}, but metadata.yaml weights.sha256 says "
                                   f"{weights['sha256']}")
     return meta, requirements
+
+
+def _holds(path: Path, text: bytes, chunk: int = 1 << 20) -> bool:
+    """Whether the file holds ``text`` (ASCII), read a chunk at a time. model.py is capped only by the submission's
+    512 MiB; read whole as text it took the intake three times its size (bytes, then a str of U+FFFD for each byte
+    that is not UTF-8): a 256 MiB model.py of 0xff bytes, 255 KiB gzipped, 820 MB of the server's memory for one
+    upload, at once for each of the web app's concurrent uploads."""
+    tail = b""
+    with open(path, "rb") as handle:
+        while block := handle.read(chunk):
+            if text in tail + block:
+                return True
+            tail = block[1 - len(text):]
+    return False
 
 
 def prepare(source: Path, store: Path) -> Dict[str, Any]:

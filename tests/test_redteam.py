@@ -356,6 +356,38 @@ def test_files_in_memory_count_against_the_memory_limit(monkeypatch, enforcement
     assert b"dev refused 30" in outcome.console  # EROFS
 
 
+WRITE_EACH = """
+import sys
+for folder in sys.argv[1:]:
+    try:
+        with open(folder.rstrip("/") + "/written", "wb") as handle:
+            handle.write(b"x" * 2 ** 20)
+        print("wrote", folder, flush=True)
+    except OSError as error:
+        print("refused", folder, error.errno, flush=True)
+"""
+
+
+@needs_sandbox
+def test_the_sandboxs_root_and_the_folders_bwrap_makes_in_it_are_read_only(monkeypatch):
+    """bwrap's root is a tmpfs holding the folders it makes for its mounts (/etc for the loader's files, the
+    parents of the Python environment and of neurozoo's folders): it was writable, and not a mount the watchdog counts
+    (/tmp, /dev/shm), so without a cgroup a job's files there were host memory no limit saw: 200 MiB written to /etc
+    beside a 150 MiB heap ran to its end under a 256 MiB limit (that tmpfs holds up to half the host's memory)."""
+    from neurozoo.leaderboard import sandbox
+
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    made = sorted({str(Path(*path.parts[:2])) for path in sandbox.environment_paths()} - {"/usr", "/tmp"})
+    folders = ["/", "/etc", *made]
+    outcome = sandbox.run([sys.executable, "-c", WRITE_EACH, *folders, "/tmp", "/dev/shm"],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    for folder in folders:
+        assert f"refused {folder} 30" in console, (folder, console)  # EROFS
+    assert "wrote /tmp" in console and "wrote /dev/shm" in console  # the job's own, counted, tmpfs mounts
+
+
 MANY_FOLDERS = """
 import os, sys, time
 for i in range(200000):  # empty: no data block, only the kernel's inode and name for each
@@ -1438,6 +1470,117 @@ def test_chained_or_accumulating_tar_headers_are_refused_before_tarfile_reads_th
     assert prepare(_honest_tar(tmp_path, "git", fine), tmp_path / "store")["meta"]["name"] == "git"
 
 
+def _negative_size_header(name: str, size: int) -> bytes:
+    """A file's tar header whose size field holds ``size`` < 0 in base-256 (0xff, then two's complement)."""
+    header = bytearray(_raw_header(name, tarfile.REGTYPE, 0))
+    header[124:136] = b"\xff" + (256 ** 11 + size).to_bytes(11, "big")
+    header[148:156] = b" " * 8
+    header[148:156] = b"%06o\0 " % sum(header)
+    return bytes(header)
+
+
+def test_a_tar_member_declaring_a_negative_size_is_refused_before_tarfile_reads_back(board, tmp_path):
+    """tarfile takes a negative size as it is and reads the next header that far before the member's data: a
+    gzipped archive is decompressed again from its start at each such step back. A member stepping back onto a 16 KiB
+    member before it was read over and over until the file cap (its name, 'more than 200 files'), each time
+    decompressing all before it again: 256 MiB of zeros there (255 KiB of upload) took the intake 38 s, against 0.4 s
+    to unpack the same files once; and a negative size lowered the declared total the size cap checks."""
+    pad = tarfile.TarInfo("pad.bin")
+    pad.size = 16384
+    back = _negative_size_header("back.bin", -(pad.size + 1024))  # onto pad.bin's header
+    _refused(tmp_path, _honest_tar(tmp_path, "back", pad.tobuf(format=tarfile.GNU_FORMAT) + bytes(pad.size) + back),
+             r"back.tar.gz: member 'back.bin' declares a negative size \(-17408 bytes\); not a valid archive")
+    # the same size from a pax record, which tarfile applies to the member after its header was read
+    record = b"size=-512\n"
+    record = b"%d " % (len(record) + 3) + record
+    pax = (_raw_header("././@PaxHeader", tarfile.XHDTYPE, len(record)) + record + bytes(-len(record) % 512)
+           + _raw_header("again.bin", tarfile.REGTYPE, 0))
+    _refused(tmp_path, _honest_tar(tmp_path, "pax-back", pax),
+             r"pax-back.tar.gz: member 'again.bin' declares a negative size \(-512 bytes\)")
+
+
+def test_a_file_name_that_is_not_utf8_is_refused_not_a_traceback(board, tmp_path):
+    """A tar member's name of bytes that are not UTF-8 is decoded with surrogate escapes and was unpacked so; hashing
+    the submission's files then failed encoding it: a UnicodeEncodeError traceback from `zoo submit` and a 500 from
+    the web API. A folder's file of such a name did the same."""
+    import io
+
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    honest = submission(tmp_path, "bytes-name", with_weights=False)
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz", format=tarfile.GNU_FORMAT) as archive:
+        for file in ("metadata.yaml", "model.py"):
+            archive.add(honest / file, arcname=file)
+        name = tarfile.TarInfo("notes\udcff.txt")  # written back as the byte 0xff
+        name.size = 2
+        archive.addfile(name, io.BytesIO(b"hi"))
+    path = tmp_path / "bytes-name.tar.gz"
+    path.write_bytes(buffer.getvalue())
+    refusal = r"bytes-name.tar.gz: member 'notes\\udcff.txt' has a name that is not UTF-8 text; rename it"
+    _refused(tmp_path, path, refusal)
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"), raise_server_exceptions=False)
+    answer = client.post("/api/submissions", content=path.read_bytes(), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422 and "has a name that is not UTF-8 text" in answer.json()["detail"]
+    (honest / os.fsdecode(b"sub")).mkdir()
+    (honest / os.fsdecode(b"sub/notes\xff.txt")).write_bytes(b"hi")
+    _refused(tmp_path, honest, r"submission: file 'sub/notes\\udcff.txt' has a name that is not UTF-8 text")
+
+
+@pytest.mark.parametrize("value, match", [
+    ("1" * 5000, r"the value '1111.*cannot be read \(Exceeds the limit \(4300 digits\)"),
+    ("9999-99-99", r"the value '9999-99-99' cannot be read \(month must be in 1..12\); quote it to make it "
+                   "text"),
+    ("2001-12-14t21:59:43.10-99:99", r"the value '2001-12-14t21:59:43.10-99:99' cannot be read \(offset"),
+])
+def test_a_metadata_value_yaml_cannot_build_is_refused_naming_its_line(board, tmp_path, value, match):
+    """PyYAML resolves an unquoted scalar to an int or a date and builds it; one it cannot build (an integer of more
+    than 4300 digits, a month 99) raised a ValueError, not a YAMLError: a traceback from `zoo submit`, a web 500."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    folder = submission(tmp_path, "unbuildable", with_weights=False)
+    lines = (folder / "metadata.yaml").read_text().splitlines()
+    line = next(i for i, text in enumerate(lines) if text.startswith("licence:"))
+    lines[line] = f"licence: {value}"
+    (folder / "metadata.yaml").write_text("\n".join(lines) + "\n")
+    _refused(tmp_path, folder, f"metadata.yaml: line {line + 1}: " + match)
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"), raise_server_exceptions=False)
+    answer = client.post("/api/submissions", content=lb.zip_folder(folder), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422 and "cannot be read" in answer.json()["detail"]
+
+
+def test_model_py_is_searched_a_chunk_at_a_time_not_read_whole(board, tmp_path):
+    """The intake read model.py whole as text to find `def create_model`: three times its size in memory (its bytes,
+    then a str of U+FFFD for each byte that is not UTF-8), up to 1.5 GiB for a 512 MiB model.py of 0xff bytes that
+    gzips to 500 KiB (a 256 MiB one: 820 MB of the intake's memory), in the web app once per concurrent upload."""
+    import tracemalloc
+
+    from neurozoo.leaderboard.submission import prepare
+
+    folder = submission(tmp_path, "big-model-py", with_weights=False)
+    source = (folder / "model.py").read_bytes()
+    # a comment of 64 MiB of bytes that are not UTF-8, then the model, its `def create_model` across a 1 MiB boundary
+    start = 64 * 2 ** 20 - 5 - source.index(b"def create_model")
+    padding = b"#" + b"\xff" * (start - 2) + b"\n"
+    (folder / "model.py").write_bytes(padding + source)
+    assert (folder / "model.py").read_bytes().index(b"def create_model") % 2 ** 20 == 2 ** 20 - 5
+    tracemalloc.start()
+    try:
+        assert prepare(folder, tmp_path / "store")["meta"]["name"] == "big-model-py"
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2 ** 20, f"the intake held {peak / 2 ** 20:.0f} MiB for a 64 MiB model.py"
+    (folder / "model.py").write_bytes(padding + source.replace(b"def create_model", b"def make_model"))
+    _refused(tmp_path, folder, r"model.py: no `def create_model\(weights\)` found")
+
+
 def test_an_encrypted_zip_member_is_a_submission_error(board, tmp_path):
     """ZipFile.open raises a RuntimeError for an encrypted member, which the intake let through: a web 500, a CLI
     traceback."""
@@ -1541,6 +1684,16 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
     ({"authors": ["A.\x00B"]}, r"field 'authors\[0\]' holds the character '\\x00' at position 2"),
     ({"description": "line\x1b[31m red"}, r"field 'description' holds the character '\\x1b' at position 4 .*\(newlines "
                                           r"and tabs allowed\)"),
+    # a layer's name is shown too (a failed job's public reason names it): no control or formatting character either
+    ({"layers": {"V4": "conv2\u202e"}}, r"field 'layers.V4' holds the character '\\u202e' at position 5 \(Unicode "
+                                        r"category Cf\); expected text on one line"),
+    ({"layers": {"V4": "conv2\nforged line"}}, r"field 'layers.V4' holds the character '\\n' at position 5"),
+    ({"layers": {"V4": " "}}, r"field 'layers.V4' is blank"),
+    # combining marks stacked on one letter ("Zalgo" text) drew over the rows around it, other models' in the ranking
+    ({"authors": ["Z" + "\u0336\u0489" * 5 + "algo"]}, r"field 'authors\[0\]' holds more than 8 combining marks in a row "
+                                                     r"\(from position 1, U\+0336\); each is drawn over the character"),
+    ({"description": "ok " + "e\u0301" * 40 + " a" + "\u0300" * 9}, r"field 'description' holds more than 8 combining "
+                                                                   r"marks in a row \(from position 85, U\+0300\)"),
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
     # the US spelling was refused with only the list of known fields
@@ -1548,6 +1701,16 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
 ])
 def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
     _refused(tmp_path, submission(tmp_path, "typed", **change), match)
+
+
+def test_written_text_stacking_a_few_combining_marks_is_accepted(board, tmp_path):
+    """The cap on combining marks in a row leaves written text alone: decomposed Vietnamese (2 on a letter), pointed
+    and cantillated Hebrew (5), a Tibetan stack (4), and 8 on one letter."""
+    from neurozoo.leaderboard.submission import prepare
+
+    authors = ["Nguye\u0302\u0303n Va\u0306n A", "\u05d1\u05bc\u05b8\u0591\u05bd\u05c1\u05e8", "\u0f66\u0f92\u0fb2\u0f74\u0f56\u0f66"]
+    folder = submission(tmp_path, "marks", with_weights=False, authors=authors, description="x" + "\u0301" * 8)
+    assert prepare(folder, tmp_path / "store")["meta"]["authors"] == authors
 
 
 def test_yaml_aliases_and_oversized_metadata_are_refused(board, tmp_path):
@@ -1579,6 +1742,22 @@ def test_deeply_nested_metadata_and_repeated_fields_are_refused(board, tmp_path)
     assert answer.status_code == 422 and "nested more than 8 deep" in answer.json()["detail"]
     (folder / "metadata.yaml").write_text(honest + "name: someone-else\n")
     _refused(tmp_path, folder, r"field 'name' is given twice \(line \d+\)")
+
+
+def test_a_submission_id_past_the_databases_integers_is_not_found_not_a_server_error(board, tmp_path):
+    """FastAPI passes any integer on: SQLite raised OverflowError binding one past 64 bits, a 500 from the API (and a
+    traceback from `zoo submission ID`), where an id of no submission is a 404."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"), raise_server_exceptions=False)
+    for submission_id in (2 ** 63, -(2 ** 63) - 1, 10 ** 30):
+        answer = client.get(f"/api/submissions/{submission_id}", headers={"Authorization": f"Bearer {token}"})
+        assert answer.status_code == 404, (submission_id, answer.text)
+        assert answer.json()["detail"] == f"no submission {submission_id} of user 'mallory'"
+    assert board.submission(2 ** 63) is None
 
 
 def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):

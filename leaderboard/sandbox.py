@@ -274,7 +274,8 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
         argv += ["--ro-bind", str(host), inside]
     for secret in hidden_paths():
         if any(secret.is_relative_to(b) for b in bound) and secret.is_dir():
-            argv += ["--tmpfs", str(secret)]
+            # read-only too: a writable tmpfs of no size cap, which the watchdog does not count, as bwrap's root was
+            argv += ["--tmpfs", str(secret), "--remount-ro", str(secret)]
     return argv + list(READ_ONLY_ROOT)
 
 

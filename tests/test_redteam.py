@@ -388,6 +388,31 @@ def test_the_sandboxs_root_and_the_folders_bwrap_makes_in_it_are_read_only(monke
     assert "wrote /tmp" in console and "wrote /dev/shm" in console  # the job's own, counted, tmpfs mounts
 
 
+@needs_sandbox
+def test_the_tmpfs_covering_a_hidden_folder_inside_a_bound_one_is_read_only(monkeypatch, tmp_path):
+    """A hidden folder ($NEUROZOO_HOME, the cache, $HOME, the recordings) inside a bound one is covered by a tmpfs, which
+    was writable by the job, of no size cap and not a mount the watchdog counts (/tmp, /dev/shm): without a cgroup its
+    files were host memory no limit saw, as in bwrap's root before it was made read-only."""
+    from neurozoo.leaderboard import sandbox
+
+    environment = tmp_path / "env"
+    secret = environment / "home"
+    secret.mkdir(parents=True)
+    (secret / "secret.key").write_bytes(b"K" * 32)
+    bound = sandbox.environment_paths()
+    monkeypatch.setattr(sandbox, "environment_paths", lambda: [*bound, environment])
+    monkeypatch.setattr(sandbox, "hidden_paths", lambda: [secret])
+    monkeypatch.setattr(sandbox.Cgroup, "make", classmethod(lambda cls, limits: None))
+    probe = WRITE_EACH + "import os; print('holds', os.listdir(sys.argv[1]), flush=True)\n"
+    outcome = sandbox.run([sys.executable, "-c", probe, str(secret), str(environment)],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert f"refused {secret} 30" in console and f"refused {environment} 30" in console, console  # EROFS
+    assert "holds []" in console, console  # covered: the key is not seen
+    assert not (secret / "written").exists()
+
+
 MANY_FOLDERS = """
 import os, sys, time
 for i in range(200000):  # empty: no data block, only the kernel's inode and name for each

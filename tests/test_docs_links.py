@@ -1,4 +1,4 @@
-"""README.md, docs/*.md and leaderboard/README.md name only what exists: files, headings a link's anchor points at,
+"""README.md, docs/*.md, leaderboard/README.md and CHANGELOG.md name only what exists: files, headings a link's anchor points at,
 `zoo` commands and their options, dotted names of the suite's code; and the README's lists of registered names
 (benchmarks, models, cells) are the registries' built-in entries."""
 import argparse
@@ -9,7 +9,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 DOCUMENTS = [REPO / "README.md", *sorted((REPO / "docs").glob("*.md"))]
-GUIDES = [*DOCUMENTS, REPO / "leaderboard" / "README.md"]
+GUIDES = [*DOCUMENTS, REPO / "leaderboard" / "README.md", REPO / "CHANGELOG.md"]
 
 
 def missing_targets(document: Path) -> list:

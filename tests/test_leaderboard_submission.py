@@ -451,6 +451,30 @@ def test_sandbox_environment_has_no_secrets(monkeypatch):
                         "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
 
 
+def test_the_sandbox_imports_neurozoo_installed_as_a_plain_namespace_folder(tmp_path):
+    """``pip install --target DIR`` (or a folder of symlinks to the packages) with ``DIR`` on ``PYTHONPATH``: the
+    sandbox bound ``DIR/neurozoo/<package>`` but neither ``DIR/neurozoo`` nor ``DIR`` on its path, so every job's model
+    process failed with ``No module named 'neurozoo.leaderboard'``."""
+    import json
+    import subprocess
+
+    target = tmp_path / "site dir"
+    for name in ("datasets", "convrnn", "retina", "benchmarks", "leaderboard"):
+        (target / "neurozoo").mkdir(parents=True, exist_ok=True)
+        (target / "neurozoo" / name).symlink_to(HERE.parent / name)
+    probe = ("import json, neurozoo; from neurozoo.leaderboard.sandbox import environment_paths, sandbox_python_path; "
+             "b = environment_paths(); print(json.dumps([list(neurozoo.__path__), [str(p) for p in b], "
+             "sandbox_python_path(b)]))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(target)}, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    namespace, bound, python_path = json.loads(out)
+    assert namespace[0] == str(target / "neurozoo")
+    assert str(target / "neurozoo") in bound
+    assert str(target) not in bound  # only the namespace folder, not whatever else DIR holds
+    assert str(target) in python_path.split(os.pathsep)
+
+
 def test_two_identical_submissions_at_the_same_instant_make_one(tmp_path, db, monkeypatch):
     """Each checked for an identical submission, found none, and inserted (or, on SQLite, the second failed with
     'database is locked'): the check now runs under the write lock and a unique index enforces it."""

@@ -85,7 +85,12 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         try:
             model.load_state_dict(state)
         except RuntimeError:
-            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
+            config = saved.get("config") if isinstance(saved, dict) else None
+            trained = config.get("model") if isinstance(config, dict) else None
+            hint = (f" (it was trained as {trained!r} by zoo train: score it as that model)"
+                    if isinstance(trained, str) and trained != name else "")
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{hint}: "
+                            f"{state_mismatch(model, state)}") from None
         if record is None and not name.startswith("timm:"):
             refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record

@@ -975,6 +975,21 @@ def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown
     assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms
 
 
+def test_zoo_submit_checks_passed_line_gives_a_command_that_runs_as_copied(tmp_path, monkeypatch, capsys):
+    """A folder with a space ("my subs/mynet") was shown as `zoo submit my subs/mynet`: copied, that submits "my"."""
+    import shlex
+
+    from neurozoo.leaderboard import submission_check
+    from neurozoo.leaderboard.cli import main
+
+    folder = tmp_path / "my subs" / "mynet"
+    monkeypatch.setattr(submission_check, "check", lambda path, *args, **kwargs: None)  # the line only
+    assert main(["submit", "--check", str(folder)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    command = line.split("`")[1]
+    assert shlex.split(command) == ["zoo", "submit", str(folder)], line
+
+
 def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_path, db, monkeypatch, capsys):
     """A submitter had no way to try a submission but to submit it: a mistake cost a queued job (and the name)."""
     from neurozoo.leaderboard.cli import main

@@ -627,6 +627,24 @@ def test_zoo_score_listing_refuses_an_option_for_scoring_beside_it(argv, says, t
     assert not db.exists()
 
 
+def test_zoo_score_records_says_which_half_of_the_hidden_split_a_record_scored(tmp_path, capsys):
+    """zoo work (and zoo run) store an image benchmark's score on the public and on the hidden half: `zoo score
+    --records` listed them as two rows of the same model and benchmark with other values (0.1142 and 0.0149), nothing
+    telling them apart. A column says the half, "all" for a record of every stimulus (zoo score's)."""
+    from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    v4 = "ventral_embedded.V4-temporal"
+    ResultsStore(db).add_many([ScoreRecord("mynet", v4, 0.1142, settings={"split": "public"}),
+                               ScoreRecord("mynet", v4, 0.0149, settings={"split": "hidden"}),
+                               ScoreRecord("mynet", v4, 0.05, settings={})])
+    assert main(["score", "--records", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["record", "scored", "(UTC)", "model", "benchmark", "value", "stimuli"]
+    assert [line.split()[-3:] for line in lines[2:5]] == [["0.1142", "public", "half"], ["0.0149", "hidden", "half"],
+                                                         [v4, "0.0500", "all"]]
+
+
 def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp_path, capsys):
     """`zoo score --records glm` listed 0 records, no more, where the store holds 'glm (deep-retina objective)' (MODEL
     keeps one recorded name): it now names the recorded names that begin with MODEL, to give one of them."""

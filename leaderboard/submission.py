@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.datasets.cache import owned_temporary_folder
-from neurozoo.datasets.errors import UserFacingError, did_you_mean
+from neurozoo.datasets.errors import UserFacingError, did_you_mean, yaml_problem
 from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
@@ -372,7 +372,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
                     "the fields need 3 at most")
         meta = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as error:
-        raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
+        raise SubmissionError(f"metadata.yaml: not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(meta, dict):
         raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
     unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]

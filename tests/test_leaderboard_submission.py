@@ -327,6 +327,11 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     junk.write_bytes(b"not an archive")
     assert "not a folder, .zip or .tar" in refusal(tmp_path, junk)
     assert not (tmp_path / "escape.txt").exists()
+    # the first line of PyYAML's text alone, "while parsing a flow mapping", said neither what was wrong nor where
+    cut = make_submission(tmp_path / "cut")
+    (cut / "metadata.yaml").write_text("name: net-cut\nlayers: {V4: conv2\n")
+    assert refusal(tmp_path, cut).endswith("metadata.yaml: not valid YAML: expected ',' or '}', but got '<stream end>' "
+                                           "at line 3, column 1 (while parsing a flow mapping at line 2, column 9)")
 
 
 def _drop(folder, field):

@@ -47,7 +47,7 @@ import yaml
 from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
 from neurozoo.convrnn.wiring import LayerWiring, resolve_wiring
 from neurozoo.convrnn.spec import GraphSpec, load_spec
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, yaml_problem
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
 SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "wiring", "feedback", "train",
@@ -168,7 +168,7 @@ class SearchSpace:
         except FileNotFoundError:
             raise SpecError(f"{path}: no such search-space file") from None
         except yaml.YAMLError as error:
-            raise SpecError(f"{path}: not valid YAML: {error}") from None
+            raise SpecError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
         space = cls.from_dict(data, source=path, base_dir=base_dir)
         space.path = os.path.realpath(path)

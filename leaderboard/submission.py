@@ -242,6 +242,19 @@ def _open_tar(source: Path) -> tarfile.TarFile:
     return tarfile.open(source, tarinfo=_CappedTarInfo)
 
 
+#: the first bytes of the archives a submission may be, by kind
+ARCHIVE_MAGIC = ((b"PK\x03\x04", ".zip"), (b"PK\x05\x06", ".zip"), (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"),
+                 (b"\xfd7zXZ\x00", "xz"))
+
+
+def _archive_kind(source: Path) -> Optional[str]:
+    """The kind of archive ``source``'s first bytes say it is (None: none), for a file neither zipfile nor tarfile
+    reads."""
+    with open(source, "rb") as fh:
+        head = fh.read(6)
+    return next((kind for magic, kind in ARCHIVE_MAGIC if head.startswith(magic)), None)
+
+
 def _is_tar(source: Path) -> bool:
     """``tarfile.is_tarfile`` with the header cap of :class:`_CappedTarInfo` (it reads the first member's header)."""
     try:
@@ -292,6 +305,9 @@ def unpack(source: Path, target: Path) -> Path:
             _extract_tar(source, target, budget)
         elif not source.exists():
             raise SubmissionError(f"{source}: no such file or folder")
+        elif _archive_kind(source):  # a zip cut short has no directory at its end: not "not a .zip"
+            raise SubmissionError(f"{source.name}: corrupt or unreadable archive (it begins as a {_archive_kind(source)} "
+                                  "archive but cannot be read as one: cut short or damaged; make it again)")
         else:
             raise SubmissionError(f"{source}: not a folder, .zip or .tar(.gz) archive")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,

@@ -326,6 +326,11 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not an archive")
     assert "not a folder, .zip or .tar" in refusal(tmp_path, junk)
+    # a zip cut short (an interrupted upload or copy) has no directory at its end: it was called "not a .zip"
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(zip_folder(ok)[:400])
+    assert refusal(tmp_path, cut) == ("cut.zip: corrupt or unreadable archive (it begins as a .zip archive but cannot "
+                                      "be read as one: cut short or damaged; make it again)")
     assert not (tmp_path / "escape.txt").exists()
     # the first line of PyYAML's text alone, "while parsing a flow mapping", said neither what was wrong nor where
     cut = make_submission(tmp_path / "cut")

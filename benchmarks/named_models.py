@@ -85,11 +85,9 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         try:
             model.load_state_dict(state)
         except RuntimeError:
-            config = saved.get("config") if isinstance(saved, dict) else None
-            trained = config.get("model") if isinstance(config, dict) else None
-            hint = (f" (it was trained as {trained!r} by zoo train: score it as that model)"
-                    if isinstance(trained, str) and trained != name else "")
-            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{hint}: "
+            from neurozoo.convrnn import trained_as_hint
+
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{trained_as_hint(saved, name)}: "
                             f"{state_mismatch(model, state)}") from None
         if record is None and not name.startswith("timm:"):
             refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)

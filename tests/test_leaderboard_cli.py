@@ -134,6 +134,15 @@ BAD_INPUT = {
                                         "--checkpoint rgc_shallow=" + "{t}/w025.pt does not fit rgc_shallow at "
                                         "--width-multiplier 0.125: layers.conv1.stage.0.weight has shape (16, 3, 7, 7), "
                                         "the model's is (8, 3, 7, 7)"),
+    # listed the parameters that differ, not the model the checkpoint's config says it was trained as
+    "run checkpoint trained as another model": (lambda t: ["run", "--models", "rgc_shallow", "--benchmarks",
+                                                           "ventral_embedded.V4-temporal", "--checkpoint",
+                                                           f"rgc_shallow={_trained_as_timedecay(t)}", "--db",
+                                                           f"sqlite:///{t / 'a.sqlite'}"],
+                                                "--checkpoint rgc_shallow={t}/best.pth does not fit rgc_shallow at "
+                                                "--width-multiplier 0.125 (it was "
+                                                "trained as 'timedecay_shallow' by zoo train: score it as that model): "
+                                                "missing "),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
     # --out naming a file: "OUT: File exists", mkdir's words, which read as if the folder were there and in use
@@ -209,6 +218,19 @@ def _image_folder(tmp_path):
 def _empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     return tmp_path / "empty"
+
+
+def _trained_as_timedecay(tmp_path):
+    """A zoo train checkpoint's layout (weights, classes, config naming the model) of timedecay_shallow."""
+    import torch
+
+    from neurozoo import convrnn
+
+    path = tmp_path / "best.pth"
+    model = convrnn.create_model("timedecay_shallow", width_multiplier=0.125, num_classes=3)
+    torch.save({"model": model.state_dict(), "epoch": 1, "global_step": 4, "classes": ["n1", "n2", "n3"],
+                "config": {"model": "timedecay_shallow", "overrides": {"width_multiplier": 0.125}}}, path)
+    return path
 
 
 def _other_width(tmp_path):

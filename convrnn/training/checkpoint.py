@@ -87,6 +87,17 @@ def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Di
     return {**trained, **(overrides or {})}
 
 
+def trained_as_hint(saved: Any, name: str) -> str:
+    """``" (it was trained as 'X' by zoo train: score it as that model)"`` where ``saved`` (a checkpoint as read) is a
+    ``zoo train`` checkpoint of another model than ``name``, for a refusal of weights that do not fit ``name``: it
+    listed the parameters that differ and not the cause its config names. ``""`` otherwise."""
+    config = saved.get("config") if isinstance(saved, dict) else None
+    trained = config.get("model") if isinstance(config, dict) else None
+    if not isinstance(trained, str) or trained == name:
+        return ""
+    return f" (it was trained as {trained!r} by zoo train: score it as that model)"
+
+
 def trained_graph_difference(model: torch.nn.Module, saved: Any, overrides: Optional[Dict[str, Any]]) -> Optional[str]:
     """The first difference between the graph a ``zoo train`` checkpoint ``saved`` was trained as (its ``spec``) and
     ``model``'s, None for the same graph (or a checkpoint without a spec). The fields that the given ``overrides``

@@ -143,6 +143,11 @@ BAD_INPUT = {
                                                 "--width-multiplier 0.125 (it was "
                                                 "trained as 'timedecay_shallow' by zoo train: score it as that model): "
                                                 "missing "),
+    # PyYAML's traceback (zoo info, train, score and dynamics read --set values as YAML)
+    "info --set a value that is not YAML": (lambda t: ["info", "rgc_shallow", "--set", "cell_kind=[1"],
+                                            "--set cell_kind=[1: VALUE is not valid YAML: expected ',' or ']', but got "
+                                            "'<stream end>' at line 1, column 3 (while parsing a flow sequence at line "
+                                            "1, column 1) (quote a string"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
     # --out naming a file: "OUT: File exists", mkdir's words, which read as if the folder were there and in use

@@ -87,8 +87,9 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         except RuntimeError:
             from neurozoo.convrnn import trained_as_hint
 
-            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{trained_as_hint(saved, name)}: "
-                            f"{state_mismatch(model, state)}") from None
+            hint = trained_as_hint(saved, name, overrides)
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{hint}: {state_mismatch(model, state)}"
+                            ) from None
         if record is None and not name.startswith("timm:"):
             refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record

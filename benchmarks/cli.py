@@ -177,6 +177,8 @@ def list_records(args) -> int:
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
     first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
     id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    import shlex
+
     from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import format_table
@@ -199,7 +201,7 @@ def list_records(args) -> int:
     if rows:
         print(format_table(("record", "scored (UTC)", "model", "benchmark", "value")
                            + (("stimuli",) if any(halves) else ()), rows))
-    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {store.shown_url}")
+    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {shlex.quote(store.shown_url)}")
     print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
     if not records and args.model:  # `--records glm` matched none of 'glm (deep-retina objective)' without a word
         named = sorted({record.model for record in store.records(None, args.benchmark)

@@ -660,7 +660,8 @@ def test_zoo_score_records_says_which_half_of_the_hidden_split_a_record_scored(t
     telling them apart. A column says the half, "all" for a record of every stimulus (zoo score's)."""
     from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
 
-    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    db = f"sqlite:///{tmp_path / 'my results' / 'r.sqlite'}"
+    (tmp_path / "my results").mkdir()
     v4 = "ventral_embedded.V4-temporal"
     ResultsStore(db).add_many([ScoreRecord("mynet", v4, 0.1142, settings={"split": "public"}),
                                ScoreRecord("mynet", v4, 0.0149, settings={"split": "hidden"}),
@@ -670,6 +671,8 @@ def test_zoo_score_records_says_which_half_of_the_hidden_split_a_record_scored(t
     assert lines[0].split() == ["record", "scored", "(UTC)", "model", "benchmark", "value", "stimuli"]
     assert [line.split()[-3:] for line in lines[2:5]] == [["0.1142", "public", "half"], ["0.0149", "hidden", "half"],
                                                          [v4, "0.0500", "all"]]
+    # the command it gives runs as copied: the --db URL of a folder with a space was not quoted
+    assert lines[-1] == f"3 records in {db}; zoo reproduce RECORD --db '{db}' scores one again"
 
 
 def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp_path, capsys):

@@ -177,6 +177,8 @@ def list_records(args) -> int:
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
     first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
     id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    import shlex
+
     from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import format_table
@@ -191,9 +193,15 @@ def list_records(args) -> int:
     records = store.records(args.model, args.benchmark)
     rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
              "-" if record.value is None else f"{record.value:.4f}") for record in records]
+    # zoo run and zoo work store each image benchmark's score twice, on the hidden split's two halves: two rows of one
+    # model and benchmark with other values, which read as a duplicate or a changed score without this column
+    halves = [(record.settings or {}).get("split") for record in records]
+    if any(halves):
+        rows = [(*row, f"{half} half" if half else "all") for row, half in zip(rows, halves)]
     if rows:
-        print(format_table(("record", "scored (UTC)", "model", "benchmark", "value"), rows))
-    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {store.shown_url}")
+        print(format_table(("record", "scored (UTC)", "model", "benchmark", "value")
+                           + (("stimuli",) if any(halves) else ()), rows))
+    command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {shlex.quote(store.shown_url)}")
     print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
     if not records and args.model:  # `--records glm` matched none of 'glm (deep-retina objective)' without a word
         named = sorted({record.model for record in store.records(None, args.benchmark)

@@ -85,7 +85,11 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         try:
             model.load_state_dict(state)
         except RuntimeError:
-            raise DataError(f"checkpoint {checkpoint} does not fit model {name}: {state_mismatch(model, state)}") from None
+            from neurozoo.convrnn import trained_as_hint
+
+            hint = trained_as_hint(saved, name, overrides)
+            raise DataError(f"checkpoint {checkpoint} does not fit model {name}{hint}: {state_mismatch(model, state)}"
+                            ) from None
         if record is None and not name.startswith("timm:"):
             refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record

@@ -11,5 +11,5 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "check_image_size", "load_spec"],
     # a zoo train checkpoint's model is built with its settings and data's classes (zoo score, zoo run, BrainModel)
     # and refused where it was trained as another graph than the name builds
-    "neurozoo.convrnn.training.checkpoint": ["trained_graph_difference", "with_trained_settings"],
+    "neurozoo.convrnn.training.checkpoint": ["trained_as_hint", "trained_graph_difference", "with_trained_settings"],
 })

@@ -50,14 +50,18 @@ def overrides_from_args(args) -> dict:
 def parse_overrides(pairs) -> dict:
     import yaml
 
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError, yaml_problem
 
     overrides = {}
     for pair in pairs:
         if "=" not in pair:
             raise UserFacingError(f"override {pair!r} must look like KEY=VALUE")
         key, value = pair.split("=", 1)
-        overrides[key.strip()] = yaml.safe_load(value)
+        try:
+            overrides[key.strip()] = yaml.safe_load(value)
+        except yaml.YAMLError as error:  # PyYAML's traceback: "while parsing a flow sequence ..."
+            raise UserFacingError(f"--set {pair}: VALUE is not valid YAML: {yaml_problem(error)} (quote a string "
+                                  f"that starts with [ {{ & * ! | > ' \" % @ or `)") from None
     return overrides
 
 

@@ -17,7 +17,7 @@ from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 import yaml
 
-from neurozoo.datasets.errors import SpecError, did_you_mean
+from neurozoo.datasets.errors import SpecError, did_you_mean, yaml_problem
 from neurozoo.datasets.json_files import write_atomic
 
 NORMS = ("none", "batch", "group")
@@ -134,7 +134,7 @@ class GraphSpec:
         except FileNotFoundError:
             raise SpecError(f"{path}: no such spec file") from None
         except yaml.YAMLError as error:
-            raise SpecError(f"{path}: not valid YAML: {error}") from None
+            raise SpecError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
         return cls.from_dict(data, source=path)
 
     def to_dict(self) -> Dict[str, Any]:

@@ -17,6 +17,23 @@ class DataError(UserFacingError, ValueError):
     """A data file or folder is missing, unreadable or malformed."""
 
 
+def yaml_problem(error: Exception) -> str:
+    """A YAML parse error in one line, its problem first and where it is: PyYAML's own text is four lines (the
+    context, its position, the problem, its position), each position naming the file again, and a command's error is
+    one line (the first alone, "while parsing a flow mapping", said neither what was wrong nor where)."""
+    def where(mark) -> str:
+        return f"line {mark.line + 1}, column {mark.column + 1}"
+
+    problem, mark = getattr(error, "problem", None), getattr(error, "problem_mark", None)
+    if not problem:
+        return " ".join(str(error).split())
+    text = f"{problem} at {where(mark)}" if mark is not None else str(problem)
+    context, context_mark = getattr(error, "context", None), getattr(error, "context_mark", None)
+    if context:
+        text += f" ({context}" + (f" at {where(context_mark)}" if context_mark is not None else "") + ")"
+    return " ".join(text.split())
+
+
 def did_you_mean(unknown: Iterable[str], known: Iterable[str], n: int = 1, show: Callable[[str], str] = repr) -> str:
     """``"; did you mean 'x'?"``: the known names closest to each unknown one, or ``""`` when none is close; for an
     error message naming unknown fields, keys or registry names. Case is ignored: a name equal to an unknown one but

@@ -262,6 +262,8 @@ def _submit(args) -> int:
 
 
 def _check_submission(args) -> int:
+    import shlex
+
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
     from neurozoo.leaderboard.submission_check import check
@@ -276,8 +278,8 @@ def _check_submission(args) -> int:
     except (UserFacingError, ScoringError) as error:
         print(f"check failed: {error}")
         return 1
-    print(f"check passed: `zoo submit {args.path}` (or the web upload) would queue it; only the server knows whether "
-          "another user owns the name")
+    print(f"check passed: `zoo submit {shlex.quote(str(args.path))}` (or the web upload) would queue it; only the "
+          "server knows whether another user owns the name")
     return 0
 
 

@@ -190,8 +190,11 @@ PACKAGES = ("datasets", "convrnn", "retina", "benchmarks", "leaderboard")  # set
 def environment_paths() -> List[Path]:
     """Folders the interpreter, its packages and neurozoo's packages live in (read-only in the sandbox): the
     Python prefixes, each ``neurozoo.<package>`` folder (an editable install maps them onto the checkout's
-    folders; the checkout root itself is not bound), and a folder that holds a ``neurozoo`` symlink on
-    ``sys.path``. Other entries of ``sys.path`` (a script's folder, the current folder, plugins) are not bound."""
+    folders; the checkout root itself is not bound), a folder that holds a ``neurozoo`` symlink on ``sys.path``,
+    and a ``neurozoo`` namespace folder itself where it is a plain folder (``pip install --target DIR``, or a
+    folder of symlinks to the packages, with ``DIR`` on ``PYTHONPATH``: binding only its packages left
+    ``neurozoo`` unimportable in the sandbox, every job failing with ``No module named 'neurozoo.leaderboard'``).
+    Other entries of ``sys.path`` (a script's folder, the current folder, plugins) are not bound."""
     import importlib.util
 
     import neurozoo
@@ -205,6 +208,8 @@ def environment_paths() -> List[Path]:
     for entry in neurozoo.__path__:
         if os.path.islink(entry):  # e.g. <folder>/neurozoo -> checkout root, with <folder> on sys.path
             paths.add(Path(entry).parent)
+        else:  # <folder>/neurozoo/<package>: the namespace folder (sandbox_python_path puts <folder> on the path)
+            paths.add(Path(entry))
     paths = {p for p in paths if p.exists() and str(p) != "/" and p != Path(os.path.realpath("/tmp"))}
     outermost = []
     for path in sorted(paths, key=lambda p: len(p.parts)):
@@ -214,8 +219,10 @@ def environment_paths() -> List[Path]:
 
 
 def sandbox_python_path(bound: Sequence[Path]) -> str:
+    """This interpreter's ``sys.path`` entries inside ``bound``, and those whose ``neurozoo`` folder is bound (the
+    folder above a bound namespace folder, which holds nothing else the sandbox sees)."""
     return os.pathsep.join(p for p in sys.path if p and os.path.isabs(p) and os.path.exists(p)
-                           and any(Path(p).is_relative_to(b) for b in bound))
+                           and any(Path(p).is_relative_to(b) or Path(p) / "neurozoo" == b for b in bound))
 
 
 def hidden_paths() -> List[Path]:

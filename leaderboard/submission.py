@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
 
 from neurozoo.datasets.cache import owned_temporary_folder
-from neurozoo.datasets.errors import UserFacingError, did_you_mean
+from neurozoo.datasets.errors import UserFacingError, did_you_mean, yaml_problem
 from neurozoo.datasets.provenance import sha256_file
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
@@ -269,6 +269,19 @@ def _open_tar(source: Path) -> tarfile.TarFile:
     return tarfile.open(source, tarinfo=_CappedTarInfo)
 
 
+#: the first bytes of the archives a submission may be, by kind
+ARCHIVE_MAGIC = ((b"PK\x03\x04", ".zip"), (b"PK\x05\x06", ".zip"), (b"\x1f\x8b", "gzip"), (b"BZh", "bzip2"),
+                 (b"\xfd7zXZ\x00", "xz"))
+
+
+def _archive_kind(source: Path) -> Optional[str]:
+    """The kind of archive ``source``'s first bytes say it is (None: none), for a file neither zipfile nor tarfile
+    reads."""
+    with open(source, "rb") as fh:
+        head = fh.read(6)
+    return next((kind for magic, kind in ARCHIVE_MAGIC if head.startswith(magic)), None)
+
+
 def _is_tar(source: Path) -> bool:
     """``tarfile.is_tarfile`` with the header cap of :class:`_CappedTarInfo` (it reads the first member's header)."""
     try:
@@ -320,6 +333,9 @@ def unpack(source: Path, target: Path) -> Path:
             _extract_tar(source, target, budget)
         elif not source.exists():
             raise SubmissionError(f"{source}: no such file or folder")
+        elif _archive_kind(source):  # a zip cut short has no directory at its end: not "not a .zip"
+            raise SubmissionError(f"{source.name}: corrupt or unreadable archive (it begins as a {_archive_kind(source)} "
+                                  "archive but cannot be read as one: cut short or damaged; make it again)")
         else:
             raise SubmissionError(f"{source}: not a folder, .zip or .tar(.gz) archive")
     except (zipfile.BadZipFile, zipfile.LargeZipFile, tarfile.TarError, EOFError, zlib.error, lzma.LZMAError,
@@ -411,7 +427,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
                     "the fields need 3 at most")
         meta = yaml.load(text, Loader=_unique_key_loader())
     except yaml.YAMLError as error:
-        raise SubmissionError(f"metadata.yaml: not valid YAML: {str(error).splitlines()[0]}") from None
+        raise SubmissionError(f"metadata.yaml: not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(meta, dict):
         raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
     unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]

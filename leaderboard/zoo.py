@@ -307,7 +307,8 @@ def _checkpoint_weights(spec: Dict[str, Any]) -> Tuple[str, Dict[str, Any]]:
         width = overrides.get("width_multiplier")
         raise UserFacingError(f"--checkpoint {spec['model']}={path} does not fit {spec['model']}"
                               + (f" at --width-multiplier {width:g}" if width is not None else "")
-                              + f": {state_mismatch(model, state)}") from None
+                              + f"{convrnn.trained_as_hint(saved, spec['model'])}: {state_mismatch(model, state)}"
+                              ) from None
     refuse_another_graph(model, saved, f"--checkpoint {spec['model']}={path}", spec["model"], given)
     return label, overrides
 

@@ -74,6 +74,24 @@ def test_a_search_storage_that_cannot_be_opened_is_one_line_without_the_password
     assert str(caught.value) == f"--storage '{url.replace(':s3cret@', ':***@')}': {message}"
 
 
+@pytest.mark.parametrize("content", [b"SQLite format 3\x00" + bytes(range(256)) * 20, b"not a database at all\n" * 300])
+def test_a_damaged_search_storage_file_is_one_line_naming_it(tmp_path, content):
+    """A search.sqlite cut short (a full disk, a copy interrupted) or overwritten raised SQLAlchemy's DatabaseError
+    ("database disk image is malformed", "file is not a database") as a traceback from zoo search."""
+    from neurozoo.convrnn.search.study import make_storage
+    from neurozoo.datasets.errors import UserFacingError
+
+    path = tmp_path / "my search" / "search.sqlite"
+    path.parent.mkdir()
+    path.write_bytes(content)
+    with pytest.raises(UserFacingError) as caught:
+        make_storage(f"sqlite:///{path}", heartbeat_interval=None)
+    message = str(caught.value)
+    assert message.startswith(f"--storage 'sqlite:///{path}': cannot read the database (") and "\n" not in message
+    assert "(file is not a database)" in message or "malformed" in message
+    assert path.read_bytes() == content  # left as it was, for the user to restore
+
+
 @pytest.fixture
 def only_psycopg2(monkeypatch):
     """psycopg2 installed (the suite's dependency) and psycopg 3 not, whatever this environment holds."""

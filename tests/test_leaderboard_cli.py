@@ -134,6 +134,20 @@ BAD_INPUT = {
                                         "--checkpoint rgc_shallow=" + "{t}/w025.pt does not fit rgc_shallow at "
                                         "--width-multiplier 0.125: layers.conv1.stage.0.weight has shape (16, 3, 7, 7), "
                                         "the model's is (8, 3, 7, 7)"),
+    # listed the parameters that differ, not the model the checkpoint's config says it was trained as
+    "run checkpoint trained as another model": (lambda t: ["run", "--models", "rgc_shallow", "--benchmarks",
+                                                           "ventral_embedded.V4-temporal", "--checkpoint",
+                                                           f"rgc_shallow={_trained_as_timedecay(t)}", "--db",
+                                                           f"sqlite:///{t / 'a.sqlite'}"],
+                                                "--checkpoint rgc_shallow={t}/best.pth does not fit rgc_shallow at "
+                                                "--width-multiplier 0.125 (it was "
+                                                "trained as 'timedecay_shallow' by zoo train: score it as that model): "
+                                                "missing "),
+    # PyYAML's traceback (zoo info, train, score and dynamics read --set values as YAML)
+    "info --set a value that is not YAML": (lambda t: ["info", "rgc_shallow", "--set", "cell_kind=[1"],
+                                            "--set cell_kind=[1: VALUE is not valid YAML: expected ',' or ']', but got "
+                                            "'<stream end>' at line 1, column 3 (while parsing a flow sequence at line "
+                                            "1, column 1) (quote a string"),
     "score garbage checkpoint": (lambda t: ["score", "rgc_shallow", "ventral_embedded.V4-temporal", "--checkpoint",
                                             str(_garbage(t))], "garbage.pt: not a readable PyTorch file of tensors"),
     # --out naming a file: "OUT: File exists", mkdir's words, which read as if the folder were there and in use
@@ -209,6 +223,19 @@ def _image_folder(tmp_path):
 def _empty_folder(tmp_path):
     (tmp_path / "empty").mkdir()
     return tmp_path / "empty"
+
+
+def _trained_as_timedecay(tmp_path):
+    """A zoo train checkpoint's layout (weights, classes, config naming the model) of timedecay_shallow."""
+    import torch
+
+    from neurozoo import convrnn
+
+    path = tmp_path / "best.pth"
+    model = convrnn.create_model("timedecay_shallow", width_multiplier=0.125, num_classes=3)
+    torch.save({"model": model.state_dict(), "epoch": 1, "global_step": 4, "classes": ["n1", "n2", "n3"],
+                "config": {"model": "timedecay_shallow", "overrides": {"width_multiplier": 0.125}}}, path)
+    return path
 
 
 def _other_width(tmp_path):
@@ -633,6 +660,27 @@ def test_zoo_score_listing_refuses_an_option_for_scoring_beside_it(argv, says, t
     error = capsys.readouterr().err
     assert error.startswith("zoo score: error: ") and says in error and len(error.splitlines()) == 1, error
     assert not db.exists()
+
+
+def test_zoo_score_records_says_which_half_of_the_hidden_split_a_record_scored(tmp_path, capsys):
+    """zoo work (and zoo run) store an image benchmark's score on the public and on the hidden half: `zoo score
+    --records` listed them as two rows of the same model and benchmark with other values (0.1142 and 0.0149), nothing
+    telling them apart. A column says the half, "all" for a record of every stimulus (zoo score's)."""
+    from neurozoo.benchmarks.records import ResultsStore, ScoreRecord
+
+    db = f"sqlite:///{tmp_path / 'my results' / 'r.sqlite'}"
+    (tmp_path / "my results").mkdir()
+    v4 = "ventral_embedded.V4-temporal"
+    ResultsStore(db).add_many([ScoreRecord("mynet", v4, 0.1142, settings={"split": "public"}),
+                               ScoreRecord("mynet", v4, 0.0149, settings={"split": "hidden"}),
+                               ScoreRecord("mynet", v4, 0.05, settings={})])
+    assert main(["score", "--records", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["record", "scored", "(UTC)", "model", "benchmark", "value", "stimuli"]
+    assert [line.split()[-3:] for line in lines[2:5]] == [["0.1142", "public", "half"], ["0.0149", "hidden", "half"],
+                                                         [v4, "0.0500", "all"]]
+    # the command it gives runs as copied: the --db URL of a folder with a space was not quoted
+    assert lines[-1] == f"3 records in {db}; zoo reproduce RECORD --db '{db}' scores one again"
 
 
 def test_zoo_score_records_of_a_model_recorded_under_longer_names_names_them(tmp_path, capsys):

@@ -326,7 +326,17 @@ def test_refusals_say_exactly_what_is_wrong(tmp_path, db):
     junk = tmp_path / "junk.bin"
     junk.write_bytes(b"not an archive")
     assert "not a folder, .zip or .tar" in refusal(tmp_path, junk)
+    # a zip cut short (an interrupted upload or copy) has no directory at its end: it was called "not a .zip"
+    cut = tmp_path / "cut.zip"
+    cut.write_bytes(zip_folder(ok)[:400])
+    assert refusal(tmp_path, cut) == ("cut.zip: corrupt or unreadable archive (it begins as a .zip archive but cannot "
+                                      "be read as one: cut short or damaged; make it again)")
     assert not (tmp_path / "escape.txt").exists()
+    # the first line of PyYAML's text alone, "while parsing a flow mapping", said neither what was wrong nor where
+    cut = make_submission(tmp_path / "cut")
+    (cut / "metadata.yaml").write_text("name: net-cut\nlayers: {V4: conv2\n")
+    assert refusal(tmp_path, cut).endswith("metadata.yaml: not valid YAML: expected ',' or '}', but got '<stream end>' "
+                                           "at line 3, column 1 (while parsing a flow mapping at line 2, column 9)")
 
 
 def _drop(folder, field):
@@ -449,6 +459,30 @@ def test_sandbox_environment_has_no_secrets(monkeypatch):
     assert env["HOME"] == "/tmp" and env["NEUROZOO_HOME"] == "/tmp/home" and env["NEUROZOO_CACHE"] == "/tmp/cache"
     assert set(env) == {"PATH", "HOME", "TMPDIR", "LANG", "NEUROZOO_HOME", "NEUROZOO_CACHE", "PYTHONDONTWRITEBYTECODE",
                         "PYTHONPATH", "OMP_NUM_THREADS", "MKL_NUM_THREADS"}
+
+
+def test_the_sandbox_imports_neurozoo_installed_as_a_plain_namespace_folder(tmp_path):
+    """``pip install --target DIR`` (or a folder of symlinks to the packages) with ``DIR`` on ``PYTHONPATH``: the
+    sandbox bound ``DIR/neurozoo/<package>`` but neither ``DIR/neurozoo`` nor ``DIR`` on its path, so every job's model
+    process failed with ``No module named 'neurozoo.leaderboard'``."""
+    import json
+    import subprocess
+
+    target = tmp_path / "site dir"
+    for name in ("datasets", "convrnn", "retina", "benchmarks", "leaderboard"):
+        (target / "neurozoo").mkdir(parents=True, exist_ok=True)
+        (target / "neurozoo" / name).symlink_to(HERE.parent / name)
+    probe = ("import json, neurozoo; from neurozoo.leaderboard.sandbox import environment_paths, sandbox_python_path; "
+             "b = environment_paths(); print(json.dumps([list(neurozoo.__path__), [str(p) for p in b], "
+             "sandbox_python_path(b)]))")
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    out = subprocess.run([sys.executable, "-c", probe], env={**env, "PYTHONPATH": str(target)}, cwd=tmp_path,
+                         capture_output=True, text=True, check=True).stdout
+    namespace, bound, python_path = json.loads(out)
+    assert namespace[0] == str(target / "neurozoo")
+    assert str(target / "neurozoo") in bound
+    assert str(target) not in bound  # only the namespace folder, not whatever else DIR holds
+    assert str(target) in python_path.split(os.pathsep)
 
 
 def test_two_identical_submissions_at_the_same_instant_make_one(tmp_path, db, monkeypatch):
@@ -949,6 +983,21 @@ def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown
     assert console[0] == summary.split(": ", 1)[1] and "Traceback" not in str(error.value)
     whole = " ".join(line.strip() for line in console)
     assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms
+
+
+def test_zoo_submit_checks_passed_line_gives_a_command_that_runs_as_copied(tmp_path, monkeypatch, capsys):
+    """A folder with a space ("my subs/mynet") was shown as `zoo submit my subs/mynet`: copied, that submits "my"."""
+    import shlex
+
+    from neurozoo.leaderboard import submission_check
+    from neurozoo.leaderboard.cli import main
+
+    folder = tmp_path / "my subs" / "mynet"
+    monkeypatch.setattr(submission_check, "check", lambda path, *args, **kwargs: None)  # the line only
+    assert main(["submit", "--check", str(folder)]) == 0
+    line = capsys.readouterr().out.strip().splitlines()[-1]
+    command = line.split("`")[1]
+    assert shlex.split(command) == ["zoo", "submit", str(folder)], line
 
 
 def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_path, db, monkeypatch, capsys):

@@ -1318,6 +1318,21 @@ def test_a_benchmark_no_model_is_scored_on_has_no_column_but_keeps_its_page(db, 
     assert (report / "benchmarks" / "cowley2023.V4.html").exists()
 
 
+def test_the_benchmark_list_marks_which_benchmarks_have_no_score(db, client):
+    """The note said "No model has a score on 9 of these yet" above the list of all 11, without saying which 9: a
+    user with scores on the two embedded cortex benchmarks could not tell them from the unscored ones."""
+    import re
+
+    html = client.get("/").text
+    listed = dict(re.findall(r'<li><a href="/benchmarks/([^"]+)">[^<]+</a>(.*?)</li>', html.split('id="benchmarks"')[1]))
+    marked = {name for name, after in listed.items() if "no score yet" in after}
+    scored = {r.benchmark for r in db.leaderboard_records()}
+    assert IT in scored and V4 in scored and "cowley2023.V4" in listed
+    assert marked == set(listed) - scored and "cowley2023.V4" in marked and IT not in marked
+    note = re.search(r'id="unscored-note">No model has a score on (\d+) of these', html)
+    assert int(note.group(1)) == len(marked)
+
+
 def test_the_overall_averages_scores_as_fractions_of_their_ceilings_and_the_pages_say_so(db, client):
     """bncnn's overall was the mean of its held-out median r (0.6, uncorrected) and a phenomenon's fraction of cells
     (0.0): 0.3, ranked beside the ConvRNNs' r² / ceiling. Its held-out r is divided by the oracle r (0.6 / 0.8), the

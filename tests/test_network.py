@@ -648,6 +648,18 @@ def test_bad_yaml_files_name_the_file(tmp_path):
     broken.write_text("layers: [\n")
     with pytest.raises(SpecError, match="broken.yaml: not valid YAML"):
         GraphSpec.from_yaml(str(broken))
+    # PyYAML's text was four lines (naming the file twice more); a command's error is one, with the problem and where
+    cut = tmp_path / "cut short.yaml"
+    cut.write_text("name: x\nlayers:\n  - {name: conv1, channels: 8, kernel: 3, stride: 2}\n  - {name: con")
+    with pytest.raises(SpecError) as error:
+        GraphSpec.from_yaml(str(cut))
+    assert str(error.value) == (f"{cut}: not valid YAML: expected ',' or '}}', but got '<stream end>' at line 4, "
+                                "column 15 (while parsing a flow mapping at line 4, column 5)")
+    from neurozoo.convrnn.search.space import SearchSpace
+
+    with pytest.raises(SpecError) as error:
+        SearchSpace.from_yaml(cut)
+    assert str(error.value).startswith(f"{cut}: not valid YAML: expected ',' or '}}'") and "\n" not in str(error.value)
     typo = tmp_path / "typo.yaml"
     typo.write_text("layers:\n  - {name: conv1, chanels: 3}\n")
     with pytest.raises(SpecError, match="typo.yaml: layers\\[0\\] has unknown field.*chanels"):

@@ -360,6 +360,12 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     ({"feedback": {"candidates": ["conv3->conv2"], "fixed": ["conv3->conv2"]}}, "listed twice"),
     ({"cell_layers": ["conv7"]}, "cell_layers names 'conv7'"),
     ({"train": {"batch": 3}}, "keys among lr, weight_decay"),
+    # accepted, then each trial failed: "--lr must be > 0" of an option not given, or a TypeError traceback
+    ({"train": {"lr": -0.5}}, "train.lr: expected numbers > 0 (a value, a choice of them or a range), got -0.5"),
+    ({"train": {"lr": "abc"}}, "train.lr: expected numbers > 0 (a value, a choice of them or a range), got 'abc'"),
+    ({"train": {"momentum": {"choice": [0.9, "high"]}}}, "train.momentum: expected numbers >= 0 (a value, a choice of "
+                                                         "them or a range), got 'high'"),
+    ({"train": {"label_smoothing": {"float": [0.0, 1.5]}}}, "train.label_smoothing: expected numbers in [0, 1]"),
     ({"feedback": {"fixed": "conv3->conv2"}}, "feedback.fixed must be a list of edges, got 'conv3->conv2'"),
     ({"cell_layers": "conv2"}, "field 'cell_layers' must be a non-empty list of layer names, got 'conv2'"),
     ({"cells": {"rgc": {"cell_depth": {"int": [4, 8], "step": 3}}}}, "'step' 3 does not divide [4, 8]"),

@@ -62,6 +62,20 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_
     with pytest.raises(DataError, match=r"other\.pt does not fit model rgc_shallow: missing layers\.conv1\.stage\.0"
                                         r"\.weight and 29 more; unexpected x$"):
         resolve_model("rgc_shallow", tmp_path / "other.pt")
+    # a zoo train checkpoint of another model names the model it was trained as (it said only which parameters differ)
+    trained = convrnn.create_model("timedecay_shallow", width_multiplier=0.125, num_classes=3)
+    torch.save({"model": trained.state_dict(), "epoch": 1, "global_step": 4, "classes": ["n1", "n2", "n3"],
+                "config": {"model": "timedecay_shallow", "overrides": {"width_multiplier": 0.125}}},
+               tmp_path / "best.pth")
+    with pytest.raises(DataError, match=r"best\.pth does not fit model rgc_shallow \(it was trained as "
+                                        r"'timedecay_shallow' by zoo train: score it as that model\): missing "):
+        resolve_model("rgc_shallow", tmp_path / "best.pth")
+    assert resolve_model("timedecay_shallow", tmp_path / "best.pth").spec.num_classes == 3
+    # a --width given beside it that is not the one it was trained at overrides it: said, not only the shapes
+    with pytest.raises(DataError, match=r"best\.pth does not fit model timedecay_shallow \(it was trained with "
+                                        r"width_multiplier=0\.125; the width_multiplier=0\.25 given \(--width, --set\) "
+                                        r"overrides that: leave it out, the checkpoint's settings are used\): "):
+        resolve_model("timedecay_shallow", tmp_path / "best.pth", overrides={"width_multiplier": 0.25})
     torch.save(retina.create_model("ln", n_cells=3).state_dict(), tmp_path / "ln.pt")
     with pytest.raises(DataError, match=r"ln\.pt: does not hold weights of RetinaCNN with 3 cells \(missing [\w.]+ and "
                                         r"\d+ more; unexpected [\w.]+ and \d+ more\)$"):

@@ -422,6 +422,23 @@ def test_run_json_keeps_the_settings_of_every_part_of_a_resumed_run(data, tmp_pa
         "written_at": segments[1]["resumed_from"]["written_at"]}]
 
 
+def test_a_resume_beside_an_unreadable_run_json_says_so_and_keeps_the_file(data, tmp_path):
+    """A run.json cut short (a full disk, a hand edit) was overwritten by the resume without a word, and with it the
+    record of every earlier segment: the resume warns, naming the file, and keeps it as run.json.unreadable."""
+    first = Trainer(config(data, tmp_path, max_steps_per_epoch=1))
+    first.fit(until_epoch=1)
+    first.close()
+    damaged = (tmp_path / "run.json").read_text()[:200]
+    (tmp_path / "run.json").write_text(damaged)
+    with pytest.warns(UserWarning, match=rf"--resume: {re.escape(str(tmp_path / 'run.json'))} is unreadable "
+                                         r"\(JSONDecodeError: .*\): its record of the run's earlier segments .* kept as "
+                                         rf"{re.escape(str(tmp_path / 'run.json.unreadable'))}$"):
+        Trainer(config(data, tmp_path, max_steps_per_epoch=1, resume="auto")).close()
+    assert (tmp_path / "run.json.unreadable").read_text() == damaged
+    segments = json.loads((tmp_path / "run.json").read_text())["segments"]
+    assert [s["start_step"] for s in segments] == [1]
+
+
 def test_run_json_keeps_every_checkpoint_a_run_resumed_from(data, tmp_path):
     """A run resumed twice (from last.pth at step 3, then from a copy of it at step 6) kept only the latest resume
     (the top-level resumed_from): now each segment names the checkpoint it started from, with its position and the

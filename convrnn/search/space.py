@@ -47,9 +47,13 @@ import yaml
 from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
 from neurozoo.convrnn.wiring import LayerWiring, resolve_wiring
 from neurozoo.convrnn.spec import GraphSpec, load_spec
-from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.errors import SpecError, yaml_problem
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
+#: what each training hyperparameter's values must satisfy (TrainConfig.validate's rules): a value a draw could give
+#: outside them failed the trial with "--lr must be > 0", of an option not given, or with a TypeError traceback
+TRAIN_RULES = {"lr": (lambda v: v > 0, "> 0"), "weight_decay": (lambda v: v >= 0, ">= 0"),
+               "momentum": (lambda v: v >= 0, ">= 0"), "label_smoothing": (lambda v: 0 <= v <= 1, "in [0, 1]")}
 SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "wiring", "feedback", "train",
               "overrides")
 #: The image size of a search unless the space or the command line says otherwise: the published models' 224 px,
@@ -168,7 +172,7 @@ class SearchSpace:
         except FileNotFoundError:
             raise SpecError(f"{path}: no such search-space file") from None
         except yaml.YAMLError as error:
-            raise SpecError(f"{path}: not valid YAML: {error}") from None
+            raise SpecError(f"{path}: not valid YAML: {yaml_problem(error)}") from None
         base_dir = os.path.dirname(os.path.abspath(path))
         space = cls.from_dict(data, source=path, base_dir=base_dir)
         space.path = os.path.realpath(path)
@@ -227,6 +231,12 @@ class SearchSpace:
         for key, param in train.items():
             if param.kind == "tied":
                 raise SpecError(f"{source}: train.{key}: 'tied' links hyperparameters of one cell, not training ones")
+            values = {"fixed": [param.values], "choice": param.values}.get(param.kind, [param.low, param.high])
+            ok, expected = TRAIN_RULES[key]
+            bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v)]
+            if bad:
+                raise SpecError(f"{source}: train.{key}: expected numbers {expected} (a value, a choice of them or a "
+                                f"range), got {bad[0]!r}")
         with_decay = [kind for kind, params in cells.items() if "weight_decay" in params]
         if with_decay and "weight_decay" in train:
             raise SpecError(f"{source}: cells.{with_decay[0]}.weight_decay and train.weight_decay: a cell's weight_decay "

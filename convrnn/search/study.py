@@ -82,6 +82,11 @@ def make_storage(url: str, heartbeat_interval: Optional[int] = 60, grace_period:
     except sqlalchemy.exc.OperationalError as error:  # no server there, a wrong password, a folder that is not there
         cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
         raise UserFacingError(f"--storage {shown_url(url)!r}: cannot open the database: {cause}") from None
+    except sqlalchemy.exc.DatabaseError as error:  # a truncated or overwritten SQLite file: "malformed", "not a database"
+        cause = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+        raise UserFacingError(f"--storage {shown_url(url)!r}: cannot read the database ({cause}): the file is damaged "
+                              "or not a database; restore it from a copy, or start afresh with another --out or "
+                              "--storage") from None
 
 
 class HeartbeatStorage(optuna.storages.RDBStorage):

@@ -87,6 +87,26 @@ def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Di
     return {**trained, **(overrides or {})}
 
 
+def trained_as_hint(saved: Any, name: str, overrides: Optional[Dict[str, Any]] = None) -> str:
+    """For a refusal of weights that do not fit ``name`` (it listed the parameters that differ, not the cause the
+    checkpoint's config names): ``" (it was trained as 'X' by zoo train: score it as that model)"`` where ``saved`` (a
+    checkpoint as read) is a ``zoo train`` checkpoint of another model, else the ``overrides`` given (``--width``,
+    ``--set``) that differ from the settings it was trained with, which they override; ``""`` otherwise."""
+    config = saved.get("config") if isinstance(saved, dict) else None
+    trained = config.get("model") if isinstance(config, dict) else None
+    if isinstance(trained, str) and trained != name:
+        return f" (it was trained as {trained!r} by zoo train: score it as that model)"
+    if trained_num_classes(saved) is None:
+        return ""
+    settings = {"width_multiplier": 1, **with_trained_settings({}, saved)}  # width 1 unless --width was given
+    differing = [key for key, value in (overrides or {}).items() if key in settings and settings[key] != value]
+    if not differing:
+        return ""
+    return (" (it was trained with " + ", ".join(f"{key}={settings[key]!r}" for key in differing) + "; the "
+            + ", ".join(f"{key}={overrides[key]!r}" for key in differing) + " given (--width, --set) overrides that: "
+            "leave it out, the checkpoint's settings are used)")
+
+
 def trained_graph_difference(model: torch.nn.Module, saved: Any, overrides: Optional[Dict[str, Any]]) -> Optional[str]:
     """The first difference between the graph a ``zoo train`` checkpoint ``saved`` was trained as (its ``spec``) and
     ``model``'s, None for the same graph (or a checkpoint without a spec). The fields that the given ``overrides``

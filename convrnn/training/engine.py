@@ -941,12 +941,21 @@ class Trainer:
         run.json is found. All of them, with their outcomes: segments from the checkpoint's step on (a resume of
         best.pth, an earlier resume that diverged again or found nothing left to train) trained nothing the
         checkpoint holds, but were dropped with their divergences; the next segment's ``start_step`` says where the
-        weights went on from."""
+        weights went on from. An unreadable run.json (cut short by a full disk, edited by hand) is warned of, and,
+        where it is this run's own, kept as ``run.json.unreadable``: the resume overwrote it without a word, and with
+        it the record of every earlier segment."""
+        if resume is None:
+            return []
+        path = Path(resume).parent / "run.json"
         try:
-            before = json.loads((Path(resume).parent / "run.json").read_text()) if resume is not None else None
-        except (OSError, ValueError):
+            before = json.loads(path.read_text())
+        except FileNotFoundError:
+            return []
+        except (OSError, ValueError) as error:
+            self._unreadable_run_json(path, f"{type(error).__name__}: {error}")
             return []
         if not isinstance(before, dict):
+            self._unreadable_run_json(path, f"a JSON {type(before).__name__}, not an object")
             return []
         if isinstance(before.get("segments"), list):
             return segments_with_data(segments_with_resume_sources(before), before)
@@ -954,6 +963,16 @@ class Trainer:
         latest = before.get("resumed_from")
         return segments_with_data([{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
                                     **{key: before.get(key) for key in keys}}], before)
+
+    def _unreadable_run_json(self, path: Path, why: str) -> None:
+        kept = ""
+        if path.parent.resolve() == self.out.resolve():  # the run.json this resume writes would replace it
+            copy = path.with_name("run.json.unreadable")
+            os.replace(path, copy)
+            kept = f"; it is kept as {copy}"
+        warnings.warn(f"--resume: {path} is unreadable ({why}): its record of the run's earlier segments (their "
+                      f"settings, code, data and how each ended) is lost, and run.json records the run from this "
+                      f"resume on{kept}")
 
     def _record_run(self, outcome: str, error: Optional[str] = None, reason: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped, diverged or pruned; the step

@@ -107,6 +107,27 @@ def test_similarity_over_time_finds_the_lag():
     assert float(unrelated.values[0]) < 0.6
 
 
+def test_every_entry_of_similarity_over_time_equals_the_references_on_its_two_bins():
+    """The lag test checks the argmax and the entries of a rotated copy, which are 1 under any CKA or RSA; the
+    matrix is computed batched over all bin pairs (one Gram or RDM per bin). Here every entry, on partly related
+    bins (each of b's bins mixes two of a's with noise, 8 of 12 units), against the references computed per pair:
+    Kornblith's feature-space CKA (above; debiased too) and scipy's Spearman r of correlation-distance pdists."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((16, 4, 12))
+    mix = rng.standard_normal((12, 8))
+    b = np.stack([(a[:, j] + 0.7 * a[:, (j + 1) % 4]) @ mix + rng.standard_normal((16, 8)) for j in range(4)], axis=1)
+    expected = {
+        "cka": lambda x, y: kornblith_feature_space_cka(x, y),
+        "debiased_cka": lambda x, y: kornblith_feature_space_cka(x, y, debiased=True),
+        "rsa": lambda x, y: scipy.stats.spearmanr(scipy.spatial.distance.pdist(x, "correlation"),
+                                                  scipy.spatial.distance.pdist(y, "correlation")).statistic}
+    for metric, reference in expected.items():
+        matrix = similarity_over_time(_system(a, "a"), _system(b, "b"), metric).values
+        by_pair = np.array([[reference(a[:, i], b[:, j]) for j in range(4)] for i in range(4)])
+        np.testing.assert_allclose(matrix, by_pair, rtol=0, atol=1e-10)
+        assert 0.2 < np.ptp(by_pair) and np.abs(by_pair).max() < 0.99  # neither all alike nor all 1
+
+
 def test_systems_are_aligned_on_shared_stimuli_and_checked():
     rng = np.random.default_rng(4)
     a = _system(rng.standard_normal((6, 3, 4)), "a")

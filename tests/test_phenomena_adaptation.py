@@ -231,6 +231,29 @@ def test_oms_index_of_cells_with_known_rates_per_condition():
     assert np.isnan(result["oms_index"][2])
 
 
+def test_balanced_oms_responses_are_the_means_over_the_four_movies_of_each_condition():
+    """The benchmark's protocol (``balanced=True``): each condition's response is the mean over both jitter paths in
+    each role and the background grating and its inverse. One cell answers each of the 12 movies (told apart by
+    comparing the movie with each of them) with its own rate, grey 2: differential 10, 12, 14, 16 (mean 13), global 4,
+    6, 2, 4 (mean 4), object 3, 5, 7, 9 (mean 6), in the order (paths, background) = (as drawn, +), (as drawn, -),
+    (swapped, +), (swapped, -). Net of grey: 11, 2, 4; index (11 - 2) / (11 + 2) = 9/13 = 0.6923 (the first movie
+    alone: (8 - 2) / (8 + 2) = 0.6)."""
+    variants = [(swap, sign) for swap in (False, True) for sign in (1.0, -1.0)]
+    rates = {"differential": [10.0, 12.0, 14.0, 16.0], "global": [4.0, 6.0, 2.0, 4.0], "object": [3.0, 5.0, 7.0, 9.0]}
+    movies = [(stimuli.object_motion(condition, 300, swap_paths=swap, background_sign=sign), rates[condition][k])
+              for condition in rates for k, (swap, sign) in enumerate(variants)]
+
+    def respond(movie):
+        known = [rate for candidate, rate in movies if np.array_equal(movie, candidate)]
+        assert len(known) == 1 or not movie.any(), "a movie the protocol should not show"
+        return np.full((1, len(movie)), known[0] if known else 2.0)
+
+    result = object_motion_sensitivity(respond, n_frames=300, balanced=True)
+    assert (result["baseline"][0], result["differential"][0], result["global"][0], result["object"][0]) == \
+        pytest.approx((2.0, 11.0, 2.0, 4.0), abs=1e-12)
+    assert result["oms_index"][0] == pytest.approx(9 / 13, abs=1e-12)
+
+
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     import json
 

@@ -291,6 +291,26 @@ def test_the_paired_flash_index_is_one_minus_a_known_recovery_on_the_on_off_cell
     np.testing.assert_allclose(index[onoff], [0.0781, 0.0893, 0.1004, 0.1116, 0.1227, 0.1339], atol=1e-4)
 
 
+def test_the_frequency_doubling_index_is_log2_of_known_f2_over_f1_on_the_on_and_off_cells():
+    """12 cells whose rate, whatever the grating's phase, is 5 + a cos(2 pi t / 50) + b_c cos(4 pi t / 50) (t from the
+    movie's first frame; 50 frames: the protocol's reversal cycle), a = 2: F1 = 2 and F2 = b_c exactly over whole
+    cycles, so the index log2(F2 / F1) of cells 1-6 (ON and OFF) is log2(b_c / 2) = 1, -1, 0, 2, -2, -3; the ON-OFF
+    cells 7-12 are not scored (NaN). A natural log in place of log2 passed every other test of this file (checked)."""
+    from neurozoo.benchmarks.phenomena import FREQUENCY_DOUBLING, PHENOMENA
+
+    b = np.array([4.0, 1.0, 2.0, 8.0, 0.5, 0.25, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0])
+
+    def respond(movie):
+        phase = 2 * np.pi * np.arange(len(movie)) / 50
+        return 5 + 2 * np.cos(phase)[None] + b[:, None] * np.cos(2 * phase)[None]
+
+    analysis, settings, _ = PHENOMENA["frequency-doubling"]
+    assert settings == FREQUENCY_DOUBLING and 2 * settings["half_period"] == 50
+    index = analysis(respond, dict(settings))
+    np.testing.assert_allclose(index[:6], [1.0, -1.0, 0.0, 2.0, -2.0, -3.0], rtol=0, atol=1e-9)
+    assert np.isnan(index[6:]).all()
+
+
 def test_paired_flash_refuses_the_retired_protocol_version():
     from neurozoo.datasets.errors import SpecError
 

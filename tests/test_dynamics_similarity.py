@@ -107,6 +107,46 @@ def test_similarity_over_time_finds_the_lag():
     assert float(unrelated.values[0]) < 0.6
 
 
+def test_every_entry_of_similarity_over_time_equals_the_references_on_its_two_bins():
+    """The lag test checks the argmax and the entries of a rotated copy, which are 1 under any CKA or RSA; the
+    matrix is computed batched over all bin pairs (one Gram or RDM per bin). Here every entry, on partly related
+    bins (each of b's bins mixes two of a's with noise, 8 of 12 units), against the references computed per pair:
+    Kornblith's feature-space CKA (above; debiased too) and scipy's Spearman r of correlation-distance pdists."""
+    rng = np.random.default_rng(11)
+    a = rng.standard_normal((16, 4, 12))
+    mix = rng.standard_normal((12, 8))
+    b = np.stack([(a[:, j] + 0.7 * a[:, (j + 1) % 4]) @ mix + rng.standard_normal((16, 8)) for j in range(4)], axis=1)
+    expected = {
+        "cka": lambda x, y: kornblith_feature_space_cka(x, y),
+        "debiased_cka": lambda x, y: kornblith_feature_space_cka(x, y, debiased=True),
+        "rsa": lambda x, y: scipy.stats.spearmanr(scipy.spatial.distance.pdist(x, "correlation"),
+                                                  scipy.spatial.distance.pdist(y, "correlation")).statistic}
+    for metric, reference in expected.items():
+        matrix = similarity_over_time(_system(a, "a"), _system(b, "b"), metric).values
+        by_pair = np.array([[reference(a[:, i], b[:, j]) for j in range(4)] for i in range(4)])
+        np.testing.assert_allclose(matrix, by_pair, rtol=0, atol=1e-10)
+        assert 0.2 < np.ptp(by_pair) and np.abs(by_pair).max() < 0.99  # neither all alike nor all 1
+
+
+def test_trajectory_similarity_per_window_equals_scipys_procrustes_on_those_bins():
+    """The lag test's windows compare rotated copies (1 under any window that pairs the same bins of both). Here,
+    on related but not equal trajectories, each window's value against scipy.spatial.procrustes of that window's
+    (stimulus x bin, neuroid) rows, sqrt(1 - disparity), with the window's start time as its coordinate. Windows one
+    bin short in both systems passed the lag test (checked) and fail this one; without a window, the whole
+    trajectory."""
+    rng = np.random.default_rng(12)
+    a = rng.standard_normal((10, 6, 5))
+    b = a @ rng.standard_normal((5, 5)) + 1.5 * rng.standard_normal((10, 6, 5))
+    result = trajectory_similarity(_system(a, "a"), _system(b, "b"), window=3)
+    expected = [np.sqrt(1 - scipy.spatial.procrustes(a[:, s:s + 3].reshape(-1, 5), b[:, s:s + 3].reshape(-1, 5))[2])
+                for s in range(4)]
+    np.testing.assert_allclose(result.values, expected, rtol=0, atol=1e-10)
+    np.testing.assert_array_equal(result["window"].values, [0.0, 10.0, 20.0, 30.0])
+    assert np.abs(np.diff(expected)).min() > 1e-3 and max(expected) < 0.99  # the windows differ, and none is 1
+    whole = np.sqrt(1 - scipy.spatial.procrustes(a.reshape(-1, 5), b.reshape(-1, 5))[2])
+    assert float(trajectory_similarity(_system(a, "a"), _system(b, "b")).values[0]) == pytest.approx(whole, abs=1e-10)
+
+
 def test_systems_are_aligned_on_shared_stimuli_and_checked():
     rng = np.random.default_rng(4)
     a = _system(rng.standard_normal((6, 3, 4)), "a")

@@ -24,6 +24,24 @@ def test_fit_line_and_call_on_known_lines():
         osr_call([1.0], [0.9], [[0.5, 0.5]])
 
 
+def test_fit_line_equals_scipy_linregress_on_scattered_latencies():
+    """The lines above are exact, where any fit (and any R^2 below 1) agrees. On scattered latencies (5 cells, the
+    periods of 6-20 frames) slope, intercept and R^2 against scipy.stats.linregress (its rvalue squared). An R^2 of
+    another form fails here and passes the test above: 1 - SSE / sum y^2 (uncentred) by 0.017 to 0.37, a total sum of
+    squares scaled by n / (n - 1) (ddof mixed) by 0.003 to 0.07."""
+    from scipy.stats import linregress
+
+    periods = np.array([6.0, 8.0, 10.0, 12.0, 15.0, 20.0])
+    rng = np.random.default_rng(4)
+    latencies = 3 + rng.uniform(0.3, 1.5, (5, 1)) * periods + rng.normal(0, 1.5, (5, 6))
+    slope, intercept, r2 = fit_line(periods, latencies)
+    reference = [linregress(periods, row) for row in latencies]
+    np.testing.assert_allclose(slope, [fit.slope for fit in reference], rtol=1e-12)
+    np.testing.assert_allclose(intercept, [fit.intercept for fit in reference], rtol=1e-12)
+    np.testing.assert_allclose(r2, [fit.rvalue ** 2 for fit in reference], rtol=1e-12)
+    assert 0.3 < r2.min() and r2.max() < 0.999  # scattered: every R^2 formula would not agree
+
+
 def _omission_detector(delay=4, stretch=0.0, answers_flashes=True):
     """Cell 0 answers each flash (1 above baseline, 2 frames after it) and fires (10) ``delay`` frames after a
     flash was due but did not come (it knows the period from the last two flashes): latency from the last flash =

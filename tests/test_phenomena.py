@@ -65,13 +65,56 @@ def test_paired_flash_linear_recovers_fully_and_depression_recovers_with_gap():
     assert depressed[0] < 0.9 and np.all(np.diff(depressed) > 0) and depressed[-1] > 0.9
 
 
+def _flash_onsets(movie):
+    dark = movie[:, 0, 0] < 0
+    return np.flatnonzero(dark & ~np.concatenate([[False], dark[:-1]]))
+
+
+def _kernel(u):
+    """A slow alpha-function response to a flash, peak 1 at u = 5 frames, still 0.2 of it 20 frames on."""
+    u = np.asarray(u, float)
+    return np.where(u >= 0, (u / 5) * np.exp(1 - u / 5), 0.0)
+
+
+def depressed_pair_model(depth=0.6, tau=15.0):
+    """Cell 0 (ON to the dark flash): rate 3 + 10 sum_k s_k kernel(t - onset_k), with s_0 = 1 and a second flash's
+    response scaled by s_1 = 1 - depth exp(-gap / tau). Cell 1: the same shape below a rate of 30 (the flash silences
+    it). The responses overlap (the first one still 0.8 of its peak at the second flash's peak, gap 4), so the
+    second response is only s_1 after the single flash's response is subtracted."""
+    def respond(movie):
+        t = np.arange(len(movie))
+        onsets = _flash_onsets(movie)
+        drive = np.zeros(len(movie))
+        for k, onset in enumerate(onsets):
+            scale = 1.0 if k == 0 else 1 - depth * np.exp(-(onset - onsets[k - 1]) / tau)
+            drive += 10 * scale * _kernel(t - onset)
+        return np.stack([3 + drive, 30 - drive])
+    return respond
+
+
+def test_paired_flash_recovery_equals_a_known_depression_of_overlapping_responses():
+    """Known answer: the second response of ``depressed_pair_model`` is s_1 = 1 - 0.6 exp(-gap / 15) times the first,
+    so the recovery at gaps 4, 8, 16, 32, 64 is 0.5404, 0.6480, 0.7935, 0.9289, 0.9916 (hand: exp(-4/15) = 0.7659,
+    exp(-8/15) = 0.5866, exp(-16/15) = 0.3442, exp(-32/15) = 0.1185, exp(-64/15) = 0.0140). Taking the pair's own
+    response in the second window (without subtracting the single flash's) gives 1.42 at gap 4 and 1.24 at gap 8 (the
+    first response's tail adds to it): the linear cell of the test above cannot tell, its responses do not overlap.
+    The silenced cell has no recovery (NaN); both cells' first amplitude is 10."""
+    gaps = np.array([4, 8, 16, 32, 64])
+    result = paired_flash(depressed_pair_model(), gaps=tuple(gaps))
+    np.testing.assert_allclose(result["recovery"][0], 1 - 0.6 * np.exp(-gaps / 15), rtol=1e-12)
+    np.testing.assert_allclose(result["recovery"][0], [0.5404, 0.6480, 0.7935, 0.9289, 0.9916], atol=1e-4)
+    np.testing.assert_allclose(result["first_amplitude"], [10.0, 10.0], rtol=1e-12)
+    assert result["driven"].tolist() == [True, False] and np.isnan(result["recovery"][1]).all()
+
+
 def test_latency_coding_integrator_known_latencies_and_delay_model_constant():
     def integrator(movie):  # accumulates |intensity| while the flash lasts
         return np.cumsum(np.abs(movie[:, 25, 25]))[None] * (np.abs(movie[:, 25, 25]) > 0)
 
     result = latency_coding(integrator, intensities=(0.5, 1.0, 2.0, 4.0), threshold=2.0)
     np.testing.assert_array_equal(result["threshold_latency"][0], [3, 1, 0, 0])  # ceil(2 / I) - 1
-    assert result["falls"][0]
+    # least squares against log2 I = (-1, 0, 1, 2): Sxy = -1.5 * 2 + 0.5 * -1 + 1.5 * -1 = -5, Sxx = 5: slope -1
+    assert result["slope"][0] == pytest.approx(-1.0, abs=1e-12) and result["falls"][0]
     flat = latency_coding(delay_model(d=4), intensities=(0.5, 1.0, 2.0))
     np.testing.assert_array_equal(flat["peak_latency"][0], [4, 4, 4])
     assert not flat["falls"][0]

@@ -195,6 +195,65 @@ def test_object_motion_sensitivity_needs_the_amacrine_surround():
         object_motion_sensitivity(retina, centres=np.zeros((3, 2)), n_frames=150)  # 50 < settle is refused first
 
 
+def _condition_rates(rates):
+    """Cells whose rate is a constant per OMS condition, told from the movie itself: grey (every pixel 0), ``object``
+    (the background band x < 5 px, outside the central disc, never changes), ``global`` (every frame constant along
+    y: one seamless grating), else ``differential``. ``rates``: {condition: (cells,)}."""
+    def respond(movie):
+        if not movie.any():
+            condition = "grey"
+        elif np.ptp(movie[:, :, :5], axis=0).max() == 0:
+            condition = "object"
+        elif np.ptp(movie, axis=1).max() == 0:
+            condition = "global"
+        else:
+            condition = "differential"
+        return np.repeat(np.asarray(rates[condition], float)[:, None], len(movie), axis=1)
+    return respond
+
+
+def test_oms_index_of_cells_with_known_rates_per_condition():
+    """The circuit tests only bound the index (> 0.01, > 0.7, < 0.03); here each condition's rate is given, so the
+    index is known by hand. Cell 0: grey 2, global 5, differential 11, object 8 spikes/s, so the responses net of grey
+    are 3, 9, 6 and the index (9 - 3) / (9 + 3) = 0.5 (without the grey rate subtracted: (11 - 5) / 16 = 0.375).
+    Cell 1: global motion drives it more (14 vs 6, grey 2): (4 - 12) / 16 = -0.5. Cell 2 answers motion by 0.05 and
+    0.02 spikes/s: |0.05| + |0.02| < min_response 0.1, no index (NaN). Cell 3: suppressed below grey (10) by either
+    motion, 7 differential and 4 global: (-3 - -6) / (3 + 6) = 1/3. Cell 4: above grey (10) for differential motion
+    (13), below it for global (9): (3 - -1) / (3 + 1) = 1, the index's bound (a denominator |d + g| would give 2)."""
+    rates = {"grey": [2.0, 2.0, 2.0, 10.0, 10.0], "global": [5.0, 14.0, 2.02, 4.0, 9.0],
+             "differential": [11.0, 6.0, 2.05, 7.0, 13.0], "object": [8.0, 9.0, 2.0, 10.0, 10.0]}
+    result = object_motion_sensitivity(_condition_rates(rates), n_frames=300)
+    np.testing.assert_allclose(result["baseline"], [2.0, 2.0, 2.0, 10.0, 10.0], rtol=1e-12)
+    np.testing.assert_allclose(result["global"], [3.0, 12.0, 0.02, -6.0, -1.0], rtol=1e-9)
+    np.testing.assert_allclose(result["differential"], [9.0, 4.0, 0.05, -3.0, 3.0], rtol=1e-9)
+    np.testing.assert_allclose(result["object"], [6.0, 7.0, 0.0, 0.0, 0.0], atol=1e-9)
+    np.testing.assert_allclose(result["oms_index"][[0, 1, 3, 4]], [0.5, -0.5, 1 / 3, 1.0], rtol=1e-9)
+    assert np.isnan(result["oms_index"][2])
+
+
+def test_balanced_oms_responses_are_the_means_over_the_four_movies_of_each_condition():
+    """The benchmark's protocol (``balanced=True``): each condition's response is the mean over both jitter paths in
+    each role and the background grating and its inverse. One cell answers each of the 12 movies (told apart by
+    comparing the movie with each of them) with its own rate, grey 2: differential 10, 12, 14, 16 (mean 13), global 4,
+    6, 2, 4 (mean 4), object 3, 5, 7, 9 (mean 6), in the order (paths, background) = (as drawn, +), (as drawn, -),
+    (swapped, +), (swapped, -). Net of grey: 11, 2, 4; index (11 - 2) / (11 + 2) = 9/13 = 0.6923 (the first movie
+    alone: (8 - 2) / (8 + 2) = 0.6)."""
+    variants = [(swap, sign) for swap in (False, True) for sign in (1.0, -1.0)]
+    rates = {"differential": [10.0, 12.0, 14.0, 16.0], "global": [4.0, 6.0, 2.0, 4.0], "object": [3.0, 5.0, 7.0, 9.0]}
+    movies = [(stimuli.object_motion(condition, 300, swap_paths=swap, background_sign=sign), rates[condition][k])
+              for condition in rates for k, (swap, sign) in enumerate(variants)]
+
+    def respond(movie):
+        known = [rate for candidate, rate in movies if np.array_equal(movie, candidate)]
+        assert len(known) == 1 or not movie.any(), "a movie the protocol should not show"
+        return np.full((1, len(movie)), known[0] if known else 2.0)
+
+    result = object_motion_sensitivity(respond, n_frames=300, balanced=True)
+    assert (result["baseline"][0], result["differential"][0], result["global"][0], result["object"][0]) == \
+        pytest.approx((2.0, 11.0, 2.0, 4.0), abs=1e-12)
+    assert result["oms_index"][0] == pytest.approx(9 / 13, abs=1e-12)
+
+
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     import json
 

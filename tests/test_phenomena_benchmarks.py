@@ -263,6 +263,54 @@ def test_a_saturating_ln_cell_shows_no_paired_flash_depression():
     assert _scores("paired-flash", {"saturating": cells})["saturating"] < 1e-9
 
 
+def test_the_paired_flash_index_is_one_minus_a_known_recovery_on_the_on_off_cells():
+    """The benchmark's index per cell, against a system whose depression is known: 12 cells answer each flash with
+    an alpha response (peak 10 spikes/s above 3, 5 frames on, still 0.2 of it 20 frames on), the second one scaled by
+    1 - d_c exp(-gap / 30), d_c = 0.05, 0.10, ..., 0.60. At the protocol's 45-frame gap the depression index
+    1 - recovery is d_c exp(-1.5) = 0.2231 d_c (0.0781 ... 0.1339 on the ON-OFF cells 7-12, whose index alone is
+    scored; NaN on the others). A ratio recovery - 1, or 1 / recovery - 1 (0.0847 ... 0.1546), fails."""
+    from neurozoo.benchmarks.phenomena import PAIRED_FLASH, PHENOMENA
+
+    depth = 0.05 * np.arange(1, 13)
+
+    def respond(movie):
+        flash = movie[:, 0, 0] != 0
+        onsets = np.flatnonzero(flash & ~np.concatenate([[False], flash[:-1]]))
+        u = np.arange(len(movie))[None] - onsets[:, None]
+        kernel = np.where(u >= 0, (u / 5) * np.exp(1 - u / 5), 0.0)  # (flashes, T)
+        scale = np.ones((len(depth), len(onsets)))
+        scale[:, 1:] = 1 - depth[:, None] * np.exp(-np.diff(onsets)[None] / 30)
+        return 3 + 10 * scale @ kernel
+
+    analysis, settings, _ = PHENOMENA["paired-flash"]
+    assert settings == PAIRED_FLASH and settings["gap"] == 45
+    index = analysis(respond, dict(settings))
+    onoff = np.arange(12) >= 6
+    assert np.isnan(index[~onoff]).all()
+    np.testing.assert_allclose(index[onoff], depth[onoff] * np.exp(-1.5), rtol=1e-9)
+    np.testing.assert_allclose(index[onoff], [0.0781, 0.0893, 0.1004, 0.1116, 0.1227, 0.1339], atol=1e-4)
+
+
+def test_the_frequency_doubling_index_is_log2_of_known_f2_over_f1_on_the_on_and_off_cells():
+    """12 cells whose rate, whatever the grating's phase, is 5 + a cos(2 pi t / 50) + b_c cos(4 pi t / 50) (t from the
+    movie's first frame; 50 frames: the protocol's reversal cycle), a = 2: F1 = 2 and F2 = b_c exactly over whole
+    cycles, so the index log2(F2 / F1) of cells 1-6 (ON and OFF) is log2(b_c / 2) = 1, -1, 0, 2, -2, -3; the ON-OFF
+    cells 7-12 are not scored (NaN). A natural log in place of log2 passed every other test of this file (checked)."""
+    from neurozoo.benchmarks.phenomena import FREQUENCY_DOUBLING, PHENOMENA
+
+    b = np.array([4.0, 1.0, 2.0, 8.0, 0.5, 0.25, 4.0, 4.0, 4.0, 4.0, 4.0, 4.0])
+
+    def respond(movie):
+        phase = 2 * np.pi * np.arange(len(movie)) / 50
+        return 5 + 2 * np.cos(phase)[None] + b[:, None] * np.cos(2 * phase)[None]
+
+    analysis, settings, _ = PHENOMENA["frequency-doubling"]
+    assert settings == FREQUENCY_DOUBLING and 2 * settings["half_period"] == 50
+    index = analysis(respond, dict(settings))
+    np.testing.assert_allclose(index[:6], [1.0, -1.0, 0.0, 2.0, -2.0, -3.0], rtol=0, atol=1e-9)
+    assert np.isnan(index[6:]).all()
+
+
 def test_paired_flash_refuses_the_retired_protocol_version():
     from neurozoo.datasets.errors import SpecError
 

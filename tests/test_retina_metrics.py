@@ -139,6 +139,10 @@ def test_the_explainable_variance_filter_keeps_cells_at_fifteen_percent():
     np.testing.assert_allclose(frame["explainable_fraction"], fractions, atol=0.015)
     assert list(frame["passes"]) == [False, True, True]
     assert summary(frame)["n_passing"] == 2
+    # "explainable / total >= 0.15": a cell exactly at the cut is kept (a strict > dropped it)
+    at_cut = float(frame["explainable_fraction"].iloc[1])
+    assert list(heldout_metrics(truth, repeats, min_explainable=at_cut)["passes"]) == [False, True, True]
+    assert list(heldout_metrics(truth, repeats, min_explainable=np.nextafter(at_cut, 1))["passes"]) == [False, False, True]
 
 
 def _nnvision_oracle(repeated_outputs):

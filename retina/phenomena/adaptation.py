@@ -68,6 +68,16 @@ ROUNDING_FLOOR = 1e-6
 MIN_TAU_INDEX = ROUNDING_FLOOR
 
 
+def above_rounding(amplitude, size) -> np.ndarray:
+    """``amplitude`` (a difference of rates, a Fourier amplitude of them) is more than :data:`ROUNDING_FLOOR` times
+    ``size``, the largest rate it was computed from: float32 rates of that size carry rounding errors of a few eps
+    (1.19e-7) of it, so a smaller amplitude may be rounding alone, and a ratio with it in a numerator or a denominator
+    is a number computed from noise (a linear cell's log2(F2/F1) was -39.9, a float64 F2 of 8e-17 against an F1 of
+    4.2). The same floor as an index's, applied relative to the rates: an index is a ratio of terms of order 1, an
+    amplitude is in the rates' units. A silent system (size 0) resolves nothing."""
+    return np.asarray(amplitude, float) > ROUNDING_FLOOR * np.asarray(size, float)
+
+
 def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12,
                         checker: int = 2, seed: int = 0, early: Tuple[int, int] = (40, 70), memory: int = N_FRAMES,
                         smooth: int = 5, index_version: int = INDEX_VERSION) -> Dict[str, np.ndarray]:

@@ -188,13 +188,20 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
                       ratio: str = "max") -> Dict[str, np.ndarray]:
     """Contrast-reversing grating: amplitude of the response at the reversal frequency (F1) and at twice it
     (F2) per spatial phase, from the cycles after the first; ``f2_f1`` (frequency doubling: > 1 for nonlinear
-    subunits, ~0 for a linear receptive field):
+    subunits, small for a nearly linear receptive field):
 
     * ``ratio="max"``: max F2 / max F1 over phases (Hochstein & Shapley 1976: F1 is largest where F2 is smallest,
       so each is taken at its best phase);
     * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
       frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py at dfdfe2f, lines
-      65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
+      65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 is small (near the null position)
+      makes it large; one where F1 is at rounding level (below) is left out of the mean (its ratio divides by noise).
+
+    An amplitude is resolved where it is above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's
+    largest rate over the analysed cycles (:func:`retina.phenomena.adaptation.above_rounding`): below that it may
+    be float32 rounding alone. ``f2_f1`` is NaN, with ``reason`` per cell (else ""), where F2 is resolved at no phase
+    (a linear cell: F2 is rounding, and a float64 one's 8e-17 against an F1 of 4.2 had given log2(F2/F1) = -39.9),
+    where F1 is resolved at none, or neither (no response)."""
 
     if ratio not in F2_F1_RATIOS:
         raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
@@ -213,21 +220,30 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     check_movie("reversing_grating", 50 + half_period * n_reversals)
     respond = as_responder(system, protocol="reversing_grating")
     period, pre = 2 * half_period, 50
-    f1, f2 = [], []
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
+    f1, f2, size = [], [], 0.0
     for phase in phases:
         rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre),
                         probe=f"the grating at phase {phase:g}")
         steady = rates[:, pre + period:pre + n_reversals * half_period]
+        size = np.maximum(size, np.abs(steady).max(1))
         n_cycles = steady.shape[1] // period
         cycle = steady[:, :n_cycles * period].reshape(len(rates), n_cycles, period).mean(1)
         spectrum = np.abs(np.fft.rfft(cycle, axis=1)) * 2 / period
         f1.append(spectrum[:, 1]), f2.append(spectrum[:, 2])
     f1, f2 = np.stack(f1, 1), np.stack(f2, 1)
+    has_f1, has_f2 = above_rounding(f1, size[:, None]), above_rounding(f2, size[:, None])
+    reason = np.full(len(f1), "", dtype=object)
+    reason[~has_f1.any(1)] = "F1 at rounding level (no response at the grating's frequency)"
+    reason[~has_f2.any(1)] = "F2 at rounding level (no second harmonic: a linear response)"
+    reason[~has_f1.any(1) & ~has_f2.any(1)] = "F1 and F2 at rounding level (no response to the grating)"
     if ratio == "max":
-        f2_f1 = f2.max(1) / np.maximum(f1.max(1), 1e-12)
-    else:
-        f2_f1 = (f2 / np.maximum(f1, 1e-12)).mean(1)
-    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1}
+        f2_f1 = f2.max(1) / np.where(has_f1.any(1), f1.max(1), 1.0)
+    else:  # a phase whose F1 is rounding (the null position of a linear centre) has no ratio: left out
+        f2_f1 = np.where(has_f1, f2 / np.where(has_f1, f1, 1.0), 0.0).sum(1) / np.maximum(has_f1.sum(1), 1)
+    f2_f1 = np.where(reason == "", f2_f1, np.nan)
+    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1, "reason": reason}
 
 
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):

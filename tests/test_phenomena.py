@@ -65,6 +65,15 @@ def test_paired_flash_linear_recovers_fully_and_depression_recovers_with_gap():
     assert depressed[0] < 0.9 and np.all(np.diff(depressed) > 0) and depressed[-1] > 0.9
 
 
+def test_paired_flash_of_a_cell_that_does_not_answer_is_undefined_even_with_min_response_0():
+    """A cell at a constant 10.1 spikes/s: its 'rise' is float rounding (1.8e-15). With min_response 0 it was driven,
+    and its second response (0) over that rounding gave a recovery of 0, a full depression; it is not driven now."""
+    result = paired_flash(lambda movie: np.full((2, len(movie)), 10.1) + np.array([[0.0], [1.0]]) * np.maximum(
+        movie[:, 25, 25], 0), gaps=(10,), intensity=2.0, min_response=0.0)
+    assert result["first_amplitude"][0] < 1e-14 and not result["driven"][0] and np.isnan(result["recovery"][0, 0])
+    assert result["driven"][1] and result["recovery"][1, 0] == pytest.approx(1.0)  # a rectified cell answers both
+
+
 def test_latency_coding_integrator_known_latencies_and_delay_model_constant():
     def integrator(movie):  # accumulates |intensity| while the flash lasts
         return np.cumsum(np.abs(movie[:, 25, 25]))[None] * (np.abs(movie[:, 25, 25]) > 0)

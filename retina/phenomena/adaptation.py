@@ -382,8 +382,11 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     Responses are mean rates after ``settle`` frames minus the rate to a grey screen (``baseline``), per
     condition (``global``, ``differential``, ``object``: background still; see :func:`stimuli.object_motion`).
     ``oms_index = (differential - global) / (|differential| + |global|)``: > 0 when global motion is suppressed
-    relative to differential motion (wide-field inhibition), ~0 without a surround; NaN where
-    ``|differential| + |global| < min_response`` spikes/s (no motion response to compare).
+    relative to differential motion (wide-field inhibition), ~0 without a surround; NaN, with ``reason`` per cell
+    (else ""), where ``|differential| + |global| < min_response`` spikes/s or is at rounding level (not above
+    :data:`ROUNDING_FLOOR` times the cell's largest rate: :func:`above_rounding`): no motion response to compare.
+    With ``min_response`` 0 a float32 cell whose responses were a few eps of its rate (its rate modulated by 8e-8
+    of itself) had been given an index of 1.0, a quotient of rounding.
 
     ``balanced``: each condition's response is the mean over four movies, both jitter paths in each role
     (``swap_paths``) and the background's grating and its contrast inverse (``background_sign``). Differential minus
@@ -399,8 +402,9 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                         "(the response is the mean after the settle frames)")
     check_movie("object_motion_sensitivity", n_frames)
     respond = as_responder(system, protocol="object_motion_sensitivity")
-    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
-                       probe="a grey screen (the baseline)")[:, settle:].mean(1)
+    grey = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
+                   probe="a grey screen (the baseline)")[:, settle:]
+    baseline, size = grey.mean(1), np.abs(grey).max(1)  # size: each cell's largest rate (above_rounding)
     n_cells = len(baseline)
     if centres is None:
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
@@ -423,10 +427,15 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                 rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})"
                                              f"{variant}")
                 mean = mean + rates[cells, settle:].mean(1) / len(variants)
+                size[cells] = np.maximum(size[cells], np.abs(rates[cells, settle:]).max(1))
             responses[condition][cells] = mean - baseline[cells]
-    return {"baseline": baseline, **responses, "centres": centres,
-            "oms_index": np.where(np.abs(responses["differential"]) + np.abs(responses["global"]) >= min_response,
-                                  _index(responses["differential"], responses["global"]), np.nan)}
+    motion = np.abs(responses["differential"]) + np.abs(responses["global"])
+    reason = np.full(n_cells, "", dtype=object)
+    reason[~above_rounding(motion, size)] = "no motion response (|differential| + |global| at rounding level)"
+    reason[~(motion >= min_response)] = ("no motion response (|differential| + |global| below "
+                                         f"min_response={min_response:g})")
+    return {"baseline": baseline, **responses, "centres": centres, "reason": reason,
+            "oms_index": np.where(reason == "", _index(responses["differential"], responses["global"]), np.nan)}
 
 
 def tau_summary(tau_high) -> str:

@@ -100,7 +100,10 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     ``driven``: the flash excites the cell (its largest deviation from baseline is a rise of at least
     ``min_response``, in the rates' units). Elsewhere ``recovery`` is NaN: a cell the flash silences has a first
     response bounded by its baseline (rates cannot fall below 0), and the ratio measured whatever the second flash
-    changed instead (the circuit's ON cells gave 4-61)."""
+    changed instead (the circuit's ON cells gave 4-61). Nor is a rise at rounding level driven (not above
+    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate: ``above_rounding``): with
+    ``min_response`` 0 a cell that does not answer the flash at all had been driven by its rounding (a rise of
+    1.8e-15 on a rate of 10.1) and given a recovery of 0, a depression of 1."""
     check_settings("paired_flash", frames={"flash_frames": flash_frames, "window": window, "pre": pre},
                    contrasts={"intensity": intensity})
     gaps = np.asarray(gaps)
@@ -111,10 +114,12 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     respond = as_responder(system, protocol="paired_flash")
     post = int(gaps.max()) + window + 10
     single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity), probe="one flash")
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
     deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
     first = np.abs(deviation).max(1)
     rise = deviation.max(1)
-    driven = (rise >= first) & (rise >= min_response)
+    driven = (rise >= first) & (rise >= min_response) & above_rounding(rise, np.abs(single).max(1))
     ratios = np.full((len(single), len(gaps)), np.nan)
     for j, gap in enumerate(gaps):
         pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity),

@@ -300,7 +300,10 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     and a peak more than ``min_shift`` frames earlier at high contrast (beyond the estimation noise of fixed LN
     cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
-    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
+    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run, up to
+    rounding: a range not above :data:`ROUNDING_FLOOR` times the largest rate, or 1e-9; a float32 linear cell moved by
+    3e-7 of its rate, its rates a few float32 steps apart, had been called adapting, gain ratio -2.0, with a floor of
+    1e-9 of the rate),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast)."""
@@ -335,7 +338,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
-            if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
+            if np.ptp(r) <= max(1e-9, ROUNDING_FLOOR * np.abs(r).max()):  # rounding alone (1e-9 of it before)
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())

@@ -43,19 +43,26 @@ def _baseline(rates, onset, n=20):
     return rates[:, max(0, onset - n):onset].mean(1)
 
 
-def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None) -> np.ndarray:
+def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None, size=None) -> np.ndarray:
     """Time of a response peak, robust to plateaus: mean time of the samples above half the window's maximum
     (floor = the window's minimum), per row. NaN for a row without a response: a flat window, or (``baseline``
     given: the trace's level with no response, e.g. 0 for a trace minus its baseline) a window that never rises
     above ``baseline``. Such a row had been given the window's middle, a made-up latency (a silent cell then
-    showed an OSR slope of 0.50 with R^2 1.00)."""
+    showed an OSR slope of 0.50 with R^2 1.00). ``size`` (per row: the largest rate the trace was computed from)
+    makes "flat" and "never rises" relative: not above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times it
+    (``above_rounding``), where a float32 cell's response may be rounding alone (else not above 1e-12)."""
     part = trace[:, lo:hi]
     floor = part.min(1, keepdims=True)
     peak = part.max(1, keepdims=True)
     height = peak - floor
-    silent = (height <= 1e-12)[:, 0]
+    resolution = 1e-12
+    if size is not None:
+        from neurozoo.retina.phenomena.adaptation import ROUNDING_FLOOR  # (adaptation imports this module)
+
+        resolution = np.maximum(resolution, ROUNDING_FLOOR * np.asarray(size, float))[:, None]
+    silent = (height <= resolution)[:, 0]
     if baseline is not None:
-        silent |= (peak <= baseline + 1e-12)[:, 0]
+        silent |= (peak <= baseline + resolution)[:, 0]
     weights = np.where(part - floor >= 0.5 * height, part - floor, 0.0)
     weights[silent] = 1.0
     times = lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)

@@ -5,7 +5,8 @@ Protocol (:mod:`retina.phenomena.osr`): 2-frame dark flashes of intensity -2, 8 
 periods 6-16 frames; latency = centroid of the response after the last flash; a cell shows an OSR when the
 slope of latency against period is within 1 +- 0.25 with R^2 >= 0.8 and the post-omission peak is at least
 twice the train's per-flash peak at every period (a cell the train evoked nothing in shows no OSR: call
-version 2, recorded in the settings). The same analysis runs on the circuit that generated the
+version 2; a rise at float32 rounding level, not above 1e-6 of the cell's rate, has no latency: call version 3;
+recorded in the settings). The same analysis runs on the circuit that generated the
 recording, whose six ON-OFF cells show the OSR by construction (a summed, high-threshold rectified ON pathway
 vetoed by a rectified OFF pathway through a depressing amacrine synapse; :mod:`datasets.synthetic_retina`).
 
@@ -59,7 +60,7 @@ BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                            "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
                # version: retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start); scale None: no ceiling,
                # not averaged with ceiled scores (leaderboard.aggregate)
-               region="phenomena", version=2, embedded=True, scale=None)
+               region="phenomena", version=3, embedded=True, scale=None)
 
 
 @dataclass

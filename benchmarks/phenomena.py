@@ -38,7 +38,9 @@ the same stimuli:
   index = log2(F2/F1): positive when a cell answers every reversal more than the grating's own frequency
   (nonlinear subunits), negative for a nearly linear receptive field, so the sign term of the score is the doubling
   call (F2/F1 itself is never negative, and a linear model's 0.35 would earn a third of the credit). ON and OFF
-  cells (the ON-OFF cells carry the OSR circuit).
+  cells (the ON-OFF cells carry the OSR circuit). Undefined (NaN, scored 0) where F2 or F1 is at rounding level
+  (:func:`retina.phenomena.adaptation.above_rounding`): a linear cell, whose F2 is float rounding, had been given
+  log2 of the ratio's 1e-12 floor, -39.9.
 
   Both need their mechanism in the circuit: with the ON terminal's pool held full the depression index is -0.015 to
   -0.006 (score 0; tests/test_phenomena_benchmarks.py), with linear subunits F2/F1 falls from 0.99-1.51 to 0.14-0.26
@@ -177,8 +179,8 @@ def _paired_flash(system, settings):
 def _frequency_doubling(system, settings):
     from neurozoo.retina.phenomena.analyses import reversing_grating
 
-    ratio = reversing_grating(system, **settings)["f2_f1"]
-    return np.where(_cells_of("on", "off") & (ratio > 0), np.log2(np.maximum(ratio, 1e-12)), np.nan)
+    ratio = reversing_grating(system, **settings)["f2_f1"]  # > 0, or NaN where F1 or F2 is at rounding level
+    return np.where(_cells_of("on", "off"), np.log2(ratio), np.nan)
 
 
 # phenomenon -> (analysis, its default settings, the registered benchmark's description)

@@ -379,7 +379,7 @@ def run_probe_oms(args) -> int:
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
     figure = plot_oms({args.model: fitted, "ground truth": truth}, figure_path(args.out, "oms"),
                       title=f"object-motion sensitivity ({args.kind}, protocol version {args.protocol_version})")
-    keys = ("oms_index", "global", "differential", "object", "baseline")
+    keys = ("oms_index", "reason", "global", "differential", "object", "baseline")
     path = _write(args, "oms", {"model": args.model, "kind": args.kind, "protocol_version": args.protocol_version,
                                 "settings": settings,
                                 "model_oms": {k: fitted[k] for k in keys}, "truth_oms": {k: truth[k] for k in keys},
@@ -388,9 +388,16 @@ def run_probe_oms(args) -> int:
           f"{nanmedian(truth['oms_index']):.2f}); same sign in "
           f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
-        print(f"  {cell_name(i)}: OMS index model {m:6.2f} truth {t:5.2f}")
+        print(f"  {cell_name(i)}: OMS index model {_oms_index_or_reason(fitted, i)} truth "
+              f"{_oms_index_or_reason(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def _oms_index_or_reason(result, i) -> str:
+    """Cell ``i``'s OMS index, or why it has none (a printed ``nan`` said neither)."""
+    index = result["oms_index"][i]
+    return f"{index:5.2f}" if index == index else f"n/a ({result['reason'][i]})"
 
 
 GAIN_CONTROL_KEYS = ("gain_ratio", "gain_low", "gain_high", "latency_low", "latency_high", "latency_shift", "adapting",

@@ -425,7 +425,7 @@ def test_a_benchmarks_new_version_gives_its_jobs_new_keys_and_unversioned_ones_k
     # phenomenon scores' own changes (score version 2: rounding noise has no sign; benchmarks.phenomena)
     assert SCORE_VERSION == 2
     assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION + SCORE_VERSION - 1 == 3
-    assert versions["retina_embedded.osr"] == CALL_VERSION == 2
+    assert versions["retina_embedded.osr"] == CALL_VERSION == 3
     assert versions["retina_embedded.paired-flash"] == PAIRED_FLASH["protocol_version"] + SCORE_VERSION - 1 == 3
     assert versions["retina_embedded.oms"] == OMS["protocol_version"] + SCORE_VERSION - 1 == 3
     assert versions["retina_embedded.frequency-doubling"] == SCORE_VERSION

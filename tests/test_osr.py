@@ -118,7 +118,7 @@ def test_a_rise_after_a_train_the_cell_never_answered_is_no_osr(tmp_path):
     assert result.is_osr.tolist() == [False, False]
     truth = omitted_stimulus_response(_omission_detector(delay=4), periods=periods)
     assert truth.is_osr.tolist() == [True, False] and truth.peak_ratio[0] == pytest.approx(10.0)
-    assert result.settings["call_version"] == 2
+    assert result.settings["call_version"] == 3
     assert np.isnan(result.peak_ratio[0]).all() and result.peak_ratio[1] == pytest.approx(1.0)
     summary = result.summary()
     assert "train's per-flash peak is <= 0" in summary["peak_ratio_undefined"]
@@ -161,6 +161,22 @@ def test_a_silent_cell_has_no_latency_slope_or_match(tmp_path):
     # a cell suppressed below its baseline, with no rise above it, has nothing to time either
     dip = omitted_stimulus_response(lambda movie: 5 + 3 * np.minimum(movie[None, :, 0, 0], 0), periods=(6, 8, 10))
     assert np.isnan(dip.latencies).all()
+
+
+def test_a_response_at_rounding_level_has_no_latency():
+    """A float32 cell at 10.1 spikes/s that the dark flashes move by 1.6e-7 of its rate (one float32 step, rounding
+    deciding each frame) was timed by that rounding (a latency per period, a slope and R^2 of noise); it has no
+    response to time now. The same cell moved by 1e-3 of its rate is timed as before."""
+    def cell(gain):
+        def respond(movie):
+            dark = np.maximum(-movie[:, 25, 25], 0).astype(np.float32)
+            return (np.float32(10.1) + np.float32(gain) * np.convolve(dark, np.ones(3, np.float32))[:len(dark)])[None]
+        return respond
+
+    rounding = omitted_stimulus_response(cell(8e-7), periods=(6, 8, 10, 12))
+    assert np.isnan(rounding.latencies).all() and np.isnan(rounding.slope).all() and not rounding.is_osr.any()
+    real = omitted_stimulus_response(cell(1e-2), periods=(6, 8, 10, 12))
+    assert np.isfinite(real.latencies).all()
 
 
 def _summary_of_a_responsive_train():

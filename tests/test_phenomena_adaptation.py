@@ -506,3 +506,23 @@ def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(t
 def test_adaptation_and_oms_settings_out_of_range_are_refused_naming_them(analysis, kwargs, message):
     with pytest.raises(SpecError, match=message):
         analysis(linear_cell, **kwargs)
+
+
+def test_an_oms_index_of_rounding_level_responses_is_undefined():
+    """With min_response 0 a float32 cell whose motion responses are a few eps of its rate (a rate of 10.1 modulated by
+    8e-7 of the background's contrast: rounding decides each frame) was given an OMS index of 1.0, a quotient of
+    rounding; it is NaN with its reason now, as a cell below min_response (reason named too)."""
+    def respond(movie):  # the background's pixels only, below float32 resolution at these rates
+        m = (movie[:, 25, 45] - movie[:, 25, 2]).astype(np.float32)
+        return np.stack([np.float32(10.1) + np.float32(8e-7) * m, np.float32(7.3) + np.float32(8e-7) * m * m,
+                         np.float32(10.0) + np.float32(30.0) * m])
+
+    result = object_motion_sensitivity(respond, n_frames=200, settle=50, min_response=0.0)
+    motion = np.abs(result["differential"]) + np.abs(result["global"])
+    assert 0 < motion[0] < 1e-6 * 10.1 and 0 < motion[1] < 1e-6 * 7.3  # responses there, at rounding level
+    assert np.isnan(result["oms_index"][:2]).all() and list(result["reason"][:2]) == [
+        "no motion response (|differential| + |global| at rounding level)"] * 2
+    assert np.isfinite(result["oms_index"][2]) and result["reason"][2] == ""  # a real background response
+    default = object_motion_sensitivity(respond, n_frames=200, settle=50)
+    assert np.isnan(default["oms_index"][:2]).all() and default["reason"][0] == (
+        "no motion response (|differential| + |global| below min_response=0.1)")

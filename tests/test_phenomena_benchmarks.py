@@ -221,6 +221,32 @@ def _scores(phenomenon, systems):
     return {name: agreement(analysis(system, dict(settings)), truth)["value"] for name, system in systems.items()}
 
 
+def test_a_linear_cells_frequency_doubling_index_is_undefined_not_log2_of_rounding():
+    """A linear cell has no second harmonic: its F2 is float rounding (8e-17 against an F1 of 4.2), and log2(F2/F1)
+    had been reported as -39.9 per cell (the benchmark's per-cell rows and the score's settings), a number computed
+    from noise; it is undefined (None), scored as any undefined model index (0), value and raw 0 before and after.
+    So is a full-wave (square) LN cell's: its F1 is rounding (1e-13 against an F2 of 7000), log2 F2/F1 had read 52.5
+    and counted for the truth's sign (raw 1 at a score of 0). Fixed LN cells' small real F2 (log2 F2/F1 down to -4.1)
+    is resolved as before."""
+    from neurozoo.benchmarks.phenomena import FREQUENCY_DOUBLING, _frequency_doubling
+    from neurozoo.datasets.synthetic_retina import default_retina
+
+    score = benchmarks.load("retina_embedded.frequency-doubling", sizes=SIZES).score(
+        linear_filter(default_retina()), progress=False)
+    assert score.provenance["settings"]["model_index"] == [None] * 12
+    scored = [row for row in score.per_bin if row["truth_index"] is not None]
+    assert len(scored) == 6 and all(row["model_index"] is None and row["agreement"] == 0.0 for row in scored)
+    assert score.value == 0.0 and score.raw == 0.0
+    full_wave = benchmarks.load("retina_embedded.frequency-doubling", sizes=SIZES).score(
+        fixed_ln_cells(SIGMOIDS["square"]), progress=False)
+    assert full_wave.raw == 0.0 and full_wave.value == 0.0
+    assert all(row["model_index"] is None for row in full_wave.per_bin)
+    for nonlinearity in (saturating, MONOTONE["softplus"]):
+        index = _frequency_doubling(fixed_ln_cells(nonlinearity), dict(FREQUENCY_DOUBLING))
+        defined = index[np.isfinite(index)]
+        assert len(defined) == 6 and np.all((-4.2 < defined) & (defined < 0)), index
+
+
 def test_frequency_doubling_fails_ln_cells_and_the_circuit_without_depleting_subunits():
     """No fixed LN cell doubles: whatever its monotone nonlinearity (rectifying, expansive, saturating) and linear
     surround, log2(F2/F1) is negative (-4.1 to -0.03), score 0. On this grating the circuit's doubling is carried

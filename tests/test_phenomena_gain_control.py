@@ -148,6 +148,26 @@ def test_unresolved_cells_get_nan_and_a_reason():
     assert not result["adapting"][1:].any()
 
 
+def test_a_cell_moved_only_by_float32_rounding_is_no_response_not_adapting():
+    """A fixed linear cell at 10.1 spikes/s in float32 whose drive moves it by ~3e-7 of its rate: its rates are a
+    few float32 steps apart, a range below 1e-6 of the rate (ROUNDING_FLOOR), which the old floor (1e-9 of the rate)
+    took for a response: its rounding steps gave a gain ratio of -2.0 and a peak 12 frames earlier, called adapting.
+    The same cell moved by 1.0 is resolved, fixed (ratio 1)."""
+    kernel = np.exp(-np.arange(10) / 3.0) * np.sin(np.arange(10) / 2)
+
+    def cell(gain):
+        def respond(movie):
+            drive = signal.lfilter(kernel, 1.0, movie[:, 24:27, 24:27].mean((1, 2))).astype(np.float32)
+            return (np.float32(10.1) + np.float32(gain) * drive)[None]
+        return respond
+
+    rounding = contrast_gain_control(cell(3e-6), frames=3200)
+    assert rounding["reason"][0] == "no response (low contrast)" and np.isnan(rounding["gain_ratio"][0])
+    assert not rounding["adapting"][0]
+    real = contrast_gain_control(cell(1.0), frames=3200)
+    assert real["reason"][0] == "" and abs(real["gain_ratio"][0] - 1) < 0.05 and not real["adapting"][0]
+
+
 def test_bad_contrasts_and_short_runs_are_refused():
     with pytest.raises(SpecError, match="need 0 < low < high"):
         contrast_gain_control(GainControlCell(), low=1.0, high=0.3)

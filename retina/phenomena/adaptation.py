@@ -68,6 +68,16 @@ ROUNDING_FLOOR = 1e-6
 MIN_TAU_INDEX = ROUNDING_FLOOR
 
 
+def above_rounding(amplitude, size) -> np.ndarray:
+    """``amplitude`` (a difference of rates, a Fourier amplitude of them) is more than :data:`ROUNDING_FLOOR` times
+    ``size``, the largest rate it was computed from: float32 rates of that size carry rounding errors of a few eps
+    (1.19e-7) of it, so a smaller amplitude may be rounding alone, and a ratio with it in a numerator or a denominator
+    is a number computed from noise (a linear cell's log2(F2/F1) was -39.9, a float64 F2 of 8e-17 against an F1 of
+    4.2). The same floor as an index's, applied relative to the rates: an index is a ratio of terms of order 1, an
+    amplitude is in the rates' units. A silent system (size 0) resolves nothing."""
+    return np.asarray(amplitude, float) > ROUNDING_FLOOR * np.asarray(size, float)
+
+
 def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12,
                         checker: int = 2, seed: int = 0, early: Tuple[int, int] = (40, 70), memory: int = N_FRAMES,
                         smooth: int = 5, index_version: int = INDEX_VERSION) -> Dict[str, np.ndarray]:
@@ -290,7 +300,10 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     and a peak more than ``min_shift`` frames earlier at high contrast (beyond the estimation noise of fixed LN
     cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
-    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run),
+    Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run, up to
+    rounding: a range not above :data:`ROUNDING_FLOOR` times the largest rate, or 1e-9; a float32 linear cell moved by
+    3e-7 of its rate, its rates a few float32 steps apart, had been called adapting, gain ratio -2.0, with a floor of
+    1e-9 of the rate),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast)."""
@@ -325,7 +338,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
-            if np.ptp(r) <= 1e-9 * max(1.0, np.abs(r).max()):
+            if np.ptp(r) <= max(1e-9, ROUNDING_FLOOR * np.abs(r).max()):  # rounding alone (1e-9 of it before)
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
@@ -372,8 +385,11 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     Responses are mean rates after ``settle`` frames minus the rate to a grey screen (``baseline``), per
     condition (``global``, ``differential``, ``object``: background still; see :func:`stimuli.object_motion`).
     ``oms_index = (differential - global) / (|differential| + |global|)``: > 0 when global motion is suppressed
-    relative to differential motion (wide-field inhibition), ~0 without a surround; NaN where
-    ``|differential| + |global| < min_response`` spikes/s (no motion response to compare).
+    relative to differential motion (wide-field inhibition), ~0 without a surround; NaN, with ``reason`` per cell
+    (else ""), where ``|differential| + |global| < min_response`` spikes/s or is at rounding level (not above
+    :data:`ROUNDING_FLOOR` times the cell's largest rate: :func:`above_rounding`): no motion response to compare.
+    With ``min_response`` 0 a float32 cell whose responses were a few eps of its rate (its rate modulated by 8e-8
+    of itself) had been given an index of 1.0, a quotient of rounding.
 
     ``balanced``: each condition's response is the mean over four movies, both jitter paths in each role
     (``swap_paths``) and the background's grating and its contrast inverse (``background_sign``). Differential minus
@@ -389,8 +405,9 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                         "(the response is the mean after the settle frames)")
     check_movie("object_motion_sensitivity", n_frames)
     respond = as_responder(system, protocol="object_motion_sensitivity")
-    baseline = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
-                       probe="a grey screen (the baseline)")[:, settle:].mean(1)
+    grey = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
+                   probe="a grey screen (the baseline)")[:, settle:]
+    baseline, size = grey.mean(1), np.abs(grey).max(1)  # size: each cell's largest rate (above_rounding)
     n_cells = len(baseline)
     if centres is None:
         centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
@@ -413,10 +430,15 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
                 rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})"
                                              f"{variant}")
                 mean = mean + rates[cells, settle:].mean(1) / len(variants)
+                size[cells] = np.maximum(size[cells], np.abs(rates[cells, settle:]).max(1))
             responses[condition][cells] = mean - baseline[cells]
-    return {"baseline": baseline, **responses, "centres": centres,
-            "oms_index": np.where(np.abs(responses["differential"]) + np.abs(responses["global"]) >= min_response,
-                                  _index(responses["differential"], responses["global"]), np.nan)}
+    motion = np.abs(responses["differential"]) + np.abs(responses["global"])
+    reason = np.full(n_cells, "", dtype=object)
+    reason[~above_rounding(motion, size)] = "no motion response (|differential| + |global| at rounding level)"
+    reason[~(motion >= min_response)] = ("no motion response (|differential| + |global| below "
+                                         f"min_response={min_response:g})")
+    return {"baseline": baseline, **responses, "centres": centres, "reason": reason,
+            "oms_index": np.where(reason == "", _index(responses["differential"], responses["global"]), np.nan)}
 
 
 def tau_summary(tau_high) -> str:

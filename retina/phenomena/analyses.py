@@ -43,19 +43,26 @@ def _baseline(rates, onset, n=20):
     return rates[:, max(0, onset - n):onset].mean(1)
 
 
-def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None) -> np.ndarray:
+def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None, size=None) -> np.ndarray:
     """Time of a response peak, robust to plateaus: mean time of the samples above half the window's maximum
     (floor = the window's minimum), per row. NaN for a row without a response: a flat window, or (``baseline``
     given: the trace's level with no response, e.g. 0 for a trace minus its baseline) a window that never rises
     above ``baseline``. Such a row had been given the window's middle, a made-up latency (a silent cell then
-    showed an OSR slope of 0.50 with R^2 1.00)."""
+    showed an OSR slope of 0.50 with R^2 1.00). ``size`` (per row: the largest rate the trace was computed from)
+    makes "flat" and "never rises" relative: not above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times it
+    (``above_rounding``), where a float32 cell's response may be rounding alone (else not above 1e-12)."""
     part = trace[:, lo:hi]
     floor = part.min(1, keepdims=True)
     peak = part.max(1, keepdims=True)
     height = peak - floor
-    silent = (height <= 1e-12)[:, 0]
+    resolution = 1e-12
+    if size is not None:
+        from neurozoo.retina.phenomena.adaptation import ROUNDING_FLOOR  # (adaptation imports this module)
+
+        resolution = np.maximum(resolution, ROUNDING_FLOOR * np.asarray(size, float))[:, None]
+    silent = (height <= resolution)[:, 0]
     if baseline is not None:
-        silent |= (peak <= baseline + 1e-12)[:, 0]
+        silent |= (peak <= baseline + resolution)[:, 0]
     weights = np.where(part - floor >= 0.5 * height, part - floor, 0.0)
     weights[silent] = 1.0
     times = lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)
@@ -100,7 +107,10 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     ``driven``: the flash excites the cell (its largest deviation from baseline is a rise of at least
     ``min_response``, in the rates' units). Elsewhere ``recovery`` is NaN: a cell the flash silences has a first
     response bounded by its baseline (rates cannot fall below 0), and the ratio measured whatever the second flash
-    changed instead (the circuit's ON cells gave 4-61)."""
+    changed instead (the circuit's ON cells gave 4-61). Nor is a rise at rounding level driven (not above
+    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate: ``above_rounding``): with
+    ``min_response`` 0 a cell that does not answer the flash at all had been driven by its rounding (a rise of
+    1.8e-15 on a rate of 10.1) and given a recovery of 0, a depression of 1."""
     check_settings("paired_flash", frames={"flash_frames": flash_frames, "window": window, "pre": pre},
                    contrasts={"intensity": intensity})
     gaps = np.asarray(gaps)
@@ -111,10 +121,12 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     respond = as_responder(system, protocol="paired_flash")
     post = int(gaps.max()) + window + 10
     single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity), probe="one flash")
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
     deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
     first = np.abs(deviation).max(1)
     rise = deviation.max(1)
-    driven = (rise >= first) & (rise >= min_response)
+    driven = (rise >= first) & (rise >= min_response) & above_rounding(rise, np.abs(single).max(1))
     ratios = np.full((len(single), len(gaps)), np.nan)
     for j, gap in enumerate(gaps):
         pair = respond(stimuli.flashes([pre, pre + gap], single.shape[1], flash_frames, intensity),
@@ -188,13 +200,20 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
                       ratio: str = "max") -> Dict[str, np.ndarray]:
     """Contrast-reversing grating: amplitude of the response at the reversal frequency (F1) and at twice it
     (F2) per spatial phase, from the cycles after the first; ``f2_f1`` (frequency doubling: > 1 for nonlinear
-    subunits, ~0 for a linear receptive field):
+    subunits, small for a nearly linear receptive field):
 
     * ``ratio="max"``: max F2 / max F1 over phases (Hochstein & Shapley 1976: F1 is largest where F2 is smallest,
       so each is taken at its best phase);
     * ``ratio="phase_mean"``: the mean over phases of F2 / F1 at each phase, as torch-deep-retina's
       frequency-doubling figure computes it (figs/deep-retina-figures/f2_response.py at dfdfe2f, lines
-      65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 vanishes (the null position) makes it large."""
+      65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 is small (near the null position)
+      makes it large; one where F1 is at rounding level (below) is left out of the mean (its ratio divides by noise).
+
+    An amplitude is resolved where it is above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's
+    largest rate over the analysed cycles (:func:`retina.phenomena.adaptation.above_rounding`): below that it may
+    be float32 rounding alone. ``f2_f1`` is NaN, with ``reason`` per cell (else ""), where F2 is resolved at no phase
+    (a linear cell: F2 is rounding, and a float64 one's 8e-17 against an F1 of 4.2 had given log2(F2/F1) = -39.9),
+    where F1 is resolved at none, or neither (no response)."""
 
     if ratio not in F2_F1_RATIOS:
         raise SpecError(f"reversing_grating: ratio must be one of {', '.join(F2_F1_RATIOS)}; got {ratio!r}")
@@ -213,21 +232,30 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     check_movie("reversing_grating", 50 + half_period * n_reversals)
     respond = as_responder(system, protocol="reversing_grating")
     period, pre = 2 * half_period, 50
-    f1, f2 = [], []
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
+    f1, f2, size = [], [], 0.0
     for phase in phases:
         rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre),
                         probe=f"the grating at phase {phase:g}")
         steady = rates[:, pre + period:pre + n_reversals * half_period]
+        size = np.maximum(size, np.abs(steady).max(1))
         n_cycles = steady.shape[1] // period
         cycle = steady[:, :n_cycles * period].reshape(len(rates), n_cycles, period).mean(1)
         spectrum = np.abs(np.fft.rfft(cycle, axis=1)) * 2 / period
         f1.append(spectrum[:, 1]), f2.append(spectrum[:, 2])
     f1, f2 = np.stack(f1, 1), np.stack(f2, 1)
+    has_f1, has_f2 = above_rounding(f1, size[:, None]), above_rounding(f2, size[:, None])
+    reason = np.full(len(f1), "", dtype=object)
+    reason[~has_f1.any(1)] = "F1 at rounding level (no response at the grating's frequency)"
+    reason[~has_f2.any(1)] = "F2 at rounding level (no second harmonic: a linear response)"
+    reason[~has_f1.any(1) & ~has_f2.any(1)] = "F1 and F2 at rounding level (no response to the grating)"
     if ratio == "max":
-        f2_f1 = f2.max(1) / np.maximum(f1.max(1), 1e-12)
-    else:
-        f2_f1 = (f2 / np.maximum(f1, 1e-12)).mean(1)
-    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1}
+        f2_f1 = f2.max(1) / np.where(has_f1.any(1), f1.max(1), 1.0)
+    else:  # a phase whose F1 is rounding (the null position of a linear centre) has no ratio: left out
+        f2_f1 = np.where(has_f1, f2 / np.where(has_f1, f1, 1.0), 0.0).sum(1) / np.maximum(has_f1.sum(1), 1)
+    f2_f1 = np.where(reason == "", f2_f1, np.nan)
+    return {"phases": np.asarray(phases), "F1": f1, "F2": f2, "f2_f1": f2_f1, "reason": reason}
 
 
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):

@@ -188,7 +188,7 @@ def accepted_keywords(factory: Callable[..., Any]) -> Optional[List[str]]:
     :func:`forwards_keywords`; ``None`` when any is taken (``**kwargs`` not marked) or there is no signature to read
     (a builtin answers for itself)."""
     names: List[str] = []
-    for _ in range(16):  # a chain of wrappers; a loop of marks would not end
+    for factory in forwarding_chain(factory):
         try:
             parameters = list(inspect.signature(factory).parameters.values())
         except (TypeError, ValueError):
@@ -197,11 +197,18 @@ def accepted_keywords(factory: Callable[..., Any]) -> Optional[List[str]]:
                   and p.name not in names]
         if not any(p.kind == p.VAR_KEYWORD for p in parameters):
             return names
+    return None  # a **kwargs not marked with forwards_keywords (or a chain too long)
+
+
+def forwarding_chain(factory: Callable[..., Any]) -> Iterator[Callable[..., Any]]:
+    """``factory``, then each factory it passes its keywords on to (:func:`forwards_keywords`), at most 16: a loop of
+    marks would not end."""
+    for _ in range(16):
+        yield factory
         target = getattr(factory, "forwards_keywords_to", None)
         if target is None:
-            return None
+            return
         factory = target()
-    return None
 
 
 _LOADED_PLUGINS: Dict[str, str] = {}

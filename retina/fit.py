@@ -308,22 +308,19 @@ def made_class(factory) -> Optional[type]:
     import functools
     import typing
 
-    for _ in range(16):  # a chain of wrappers; a loop of marks would not end
+    from neurozoo.datasets.registry import forwarding_chain
+
+    for factory in forwarding_chain(factory):
+        while isinstance(factory, functools.partial):
+            factory = factory.func
         if isinstance(factory, type):
             return factory
-        if isinstance(factory, functools.partial):
-            factory = factory.func
-            continue
         try:
             made = typing.get_type_hints(factory).get("return")
         except Exception:  # an annotation that does not resolve (or no function to read) says nothing
             made = None
         if isinstance(made, type):
             return made
-        forwards = getattr(factory, "forwards_keywords_to", None)
-        if forwards is None:
-            return None
-        factory = forwards()
     return None
 
 

@@ -12,7 +12,7 @@ from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_rank
 from neurozoo.leaderboard.scorer import PUBLIC_REASON_CHARS
 
 _MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overall as the unweighted mean of the "
-                 "children that have a score. A missing score is shown as \u2014 and is left out of the mean, never "
+                 "children that have a score. A missing score is shown as {missing} and is left out of the mean, never "
                  "counted as zero; the coverage (scored / total benchmarks) is shown beside each aggregate, and its "
                  "\u00b1 error: the standard error of the mean, propagated from the errors stored with its scores "
                  "(each its spread over cross-validation splits, or a retina fit's bootstrap over cells) as if they "
@@ -20,9 +20,10 @@ _MISSING_NOTE = ("Scores roll up benchmark -> region -> cortex / retina -> overa
                  "(their hidden halves overlap), its two retina held-out scores on the cells of one circuit, and the "
                  "per-split scores a covariance needs are not kept; so {bound} its upper bound, "
                  "the mean of those errors, which holds whatever their correlation. None where one of them has none.")
-MISSING_NOTE = _MISSING_NOTE.format(bound="hovering over an error gives")
-#: zoo run's printed ranking gives the bound after the error: "0.300 \u00b1 0.025 (\u2264 0.035)"
-PRINTED_MISSING_NOTE = _MISSING_NOTE.format(bound="\"(\u2264 x)\" after an error gives")
+MISSING_NOTE = _MISSING_NOTE.format(missing="\u2014", bound="hovering over an error gives")
+#: zoo run's printed ranking gives the bound after the error: "0.300 \u00b1 0.025 (\u2264 0.035)", and its table marks a
+#: missing score "-" (leaderboard.run.format_ranking)
+PRINTED_MISSING_NOTE = _MISSING_NOTE.format(missing="-", bound="\"(\u2264 x)\" after an error gives")
 DATA_NOTE = ("Real and synthetic data are never averaged together. Families marked (synthetic) score embedded data: a "
              "teacher network's responses (ventral_embedded.*) or a ground-truth retina circuit's (retina_embedded.*), "
              "sanity checks of the pipeline, not recordings; the others score recordings (cowley2023.V4: macaque V4). "

@@ -30,7 +30,9 @@ def _add_fit(sub) -> None:
                                    "(exit 130), saying the command that resumes it (a second Ctrl-C stops at once).")
     p.add_argument("model", help="retina model name (see `zoo list --kind models`)")
     p.add_argument("--data", required=True,
-                   help="experiment file (deep-retina HDF5 layout) or embedded:whitenoise / embedded:naturalscene")
+                   help="experiment file (deep-retina HDF5 layout) or an embedded recording: embedded:whitenoise, "
+                        "embedded:naturalscene, embedded:oms-whitenoise (the object-motion circuit "
+                        "retina_embedded.oms fits on), embedded:oms-naturalscene")
     p.add_argument("--stimulus-class", metavar="CLASS",
                    help="the stimulus class of --data's file, whitenoise or naturalscene, for a file not named by the "
                         "deep-retina convention (EXPERIMENT/whitenoise.h5, EXPERIMENT/naturalscene.h5); recorded in "
@@ -91,13 +93,14 @@ def _add_fit(sub) -> None:
 def resolve_data(spec: str) -> Path:
     from neurozoo.datasets.errors import DataError
 
-    if spec.startswith("embedded:"):
-        from neurozoo.datasets.synthetic_retina import load_embedded_retina
+    from neurozoo.datasets.synthetic_retina import KINDS, load_embedded_retina
 
+    if spec.startswith("embedded:"):
         return load_embedded_retina(spec.split(":", 1)[1])
     path = Path(spec).expanduser()
     if not path.exists():  # anything else about it, read_experiment names
-        raise DataError(f"{path}: no such experiment file (or use embedded:whitenoise / embedded:naturalscene)")
+        raise DataError(f"{path}: no such experiment file (or an embedded recording: "
+                        f"{', '.join(f'embedded:{kind}' for kind in KINDS)})")
     return path
 
 

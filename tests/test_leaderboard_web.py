@@ -1,6 +1,7 @@
 """The web app: FastAPI TestClient (pages, API, tokens) and a real headless Chromium (sort, open a model page)."""
 import io
 import os
+import re
 import shutil
 import socket
 import tarfile
@@ -1249,6 +1250,22 @@ def test_zoo_runs_printed_ranking_gives_each_aggregates_error_bound_as_the_page_
     assert "0.100 \u00b1 0.020 (1/2)" in zeta and "\u2264" not in zeta  # one score: the bound is its error
     assert any(line.startswith("Scores roll up") and '"(\u2264 x)" after an error gives its upper bound' in line
                for line in printed)
+
+
+def test_zoo_runs_printed_ranking_names_the_missing_mark_its_table_shows(db):
+    """zoo run's printed note said a missing score "is shown as \u2014" (the page's mark) above a table that shows
+    "-": the note names the table's own mark."""
+    from neurozoo.leaderboard.run import format_ranking
+
+    job = db.enqueue("zeta", V4, {"m": "zeta"})
+    finish_claim(db, db.claim("w", ids=[job]), ScoreRecord("zeta", V4, 0.1, settings={}),
+                 hidden=ScoreRecord("zeta", V4, 0.1, error=0.02, settings={}))
+    printed = format_ranking(db).splitlines()
+    zeta = next(line for line in printed if line.split()[1:2] == ["zeta"])
+    it_column = next(m.start() for m in re.finditer(r"\S+(?: \S+)*", printed[0]) if m.group().endswith("/IT"))
+    assert zeta[it_column:].split()[0] == "-"  # zeta has no IT score
+    note = next(line for line in printed if line.startswith("Scores roll up"))
+    assert "A missing score is shown as - and" in note and "\u2014" not in note
 
 
 def test_an_aggregates_error_bound_holds_whatever_the_correlation_of_its_scores():

@@ -772,3 +772,23 @@ def test_a_recording_the_reader_would_refuse_is_not_written(tmp_path, change, me
     with pytest.raises(DataError, match=rf"^{re.escape(str(target))}: .*{message}"):
         write_experiment(target, train, test, spikes)
     assert not target.parent.exists() or not any(target.parent.iterdir())  # neither the file nor a temporary
+
+
+def test_zoo_fits_data_option_and_its_missing_file_error_name_every_embedded_recording(tmp_path):
+    """README shows `zoo fit MODEL --data embedded:oms-whitenoise` (retina_embedded.oms's recording), which runs, but
+    zoo fit's --help and its no-such-file error offered only embedded:whitenoise / embedded:naturalscene."""
+    import argparse
+
+    from neurozoo.datasets.synthetic_retina import KINDS
+    from neurozoo.leaderboard.cli import build_parser
+    from neurozoo.retina.cli import resolve_data
+
+    subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    data_help = next(a.help for a in subparsers.choices["fit"]._actions if "--data" in a.option_strings)
+    assert KINDS == ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene")
+    assert all(f"embedded:{kind}" in data_help for kind in KINDS)
+    with pytest.raises(DataError) as info:
+        resolve_data(str(tmp_path / "absent.h5"))
+    assert str(info.value) == (f"{tmp_path / 'absent.h5'}: no such experiment file (or an embedded recording: "
+                               "embedded:whitenoise, embedded:naturalscene, embedded:oms-whitenoise, "
+                               "embedded:oms-naturalscene)")

@@ -142,11 +142,17 @@ def run_score(args) -> int:
             raise UserFacingError(f"{args.model}: {', '.join(given)} apply to image models (ConvRNNs, timm:) only, "
                                   f"not to a retina model")
     from neurozoo.benchmarks.paths import output_folder, results_dir
+    from neurozoo.benchmarks.records import ResultsStore, missing_sqlite_file
 
+    # a damaged (not a SQLite file, cut short) or unreachable --db is refused before the score is computed: it was
+    # found only as the record was stored, and a retina fit or phenomena probe was lost (zoo run and zoo dynamics
+    # open their store first too). A SQLite file not there yet is created as the record is stored, as before: a
+    # command refused meanwhile (an unknown model) leaves no empty store behind
+    store = None if missing_sqlite_file(args.db) else ResultsStore(args.db)
     # an unusable --out fails before any scoring; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
         args.out = out
-        return _score(args)
+        return _score(args, store)
 
 
 def check_listing_options(args) -> None:
@@ -235,7 +241,7 @@ def check_own_data_options(args) -> None:
                               "the model's answer, not a layer's features)")
 
 
-def _score(args) -> int:
+def _score(args, store) -> int:
     """Score, store, then write the summary and plots, under SIGTERM deferred (a scheduler's preemption): it stops
     at the scoring's safe points (between extraction batches, imagenet.val's evaluation batches, a retina benchmark's
     probe stimuli and steps: ``safe_point``; at once in the imports, the model's building and the reading before the
@@ -271,7 +277,7 @@ def _score(args) -> int:
             raise_if_terminated()
             remade(args.out)  # before the record is stored: a folder that cannot be made again stores nothing
             with sigterm_deferred(sigint_note=""):  # a Ctrl-C as the record is stored acts once it is
-                store, record_id, reused = _store(args, score, model_name)
+                store, record_id, reused = _store(args, store, score, model_name)
             state["record"] = (store, record_id)
             raise_if_terminated()
             _report(args, score, model_name, store, record_id, reused)
@@ -556,15 +562,16 @@ def _is_heldout(benchmark: str) -> bool:
     return _is_embedded_heldout(benchmark) or benchmark == _file_heldout()
 
 
-def _store(args, score, model_name: str):
-    """The score's record in the results store: ``(store, record id, reused)``, reused where the store holds an
+def _store(args, store, score, model_name: str):
+    """The score's record in the results store (``store``: opened before the score was computed, :func:`run_score`;
+    None: a SQLite file not there then, created now): ``(store, record id, reused)``, reused where the store holds an
     identical one (:meth:`ResultsStore.identical`: the same command run again after a stop while writing plots)."""
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.datasets.provenance import environment
 
     # in the settings of the summary as of the record (ScoreRecord.to_row adds it to the record only where it is absent)
     score.provenance.setdefault("settings", {}).setdefault("environment", environment())
-    store = ResultsStore(args.db)
+    store = store or ResultsStore(args.db)
     record = score.to_record(model_name, args.benchmark)
     stored = store.identical(record)
     if stored is not None:

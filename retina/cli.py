@@ -184,7 +184,7 @@ def _run_fit(args) -> int:
     except FitInterrupted as error:  # SIGTERM or Ctrl-C: the fit stopped after an epoch's checkpoint
         print(f"zoo fit: interrupted; {error.kept}; to resume it: {resume_command(args, path, out)}", file=sys.stderr)
         return 130
-    print(frame.round(3).to_string())
+    print(cell_table(frame))
     medians = (f"median held-out r {stats['median_correlation']:.3f} (oracle {stats['median_oracle']:.3f}, FEVE "
                f"{stats['median_feve']:.3f}) over {stats['n_passing']}/{stats['n_cells']} cells with explainable "
                "variance >= 0.15" if stats["n_passing"] else
@@ -202,6 +202,12 @@ def _run_fit(args) -> int:
               f"finished first: the results above are whole and saved in {out}", file=sys.stderr)
         return 130
     return 0
+
+
+def cell_table(frame) -> str:
+    """zoo fit's per-cell held-out metrics, to 3 decimals, "-" where one is undefined (NaN: a FEVE without explainable
+    variance, retina.metrics.feve; blank in heldout_metrics.csv, null in JSON)."""
+    return frame.round(3).to_string(na_rep="-")
 
 
 def checked_objective_options(args) -> None:

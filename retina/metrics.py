@@ -11,7 +11,8 @@ from 0; ordinary rates' float32 average is kept bit for bit, so that scores reco
   cells, so a model that predicted nothing for some cells was ranked on the others alone.
 * ``noise_variance``: mean over time of the across-trial variance (unbiased, ddof=1).
 * ``feve``: ``1 - (MSE - noise_var) / (total_var - noise_var)`` with MSE and total variance over single
-  trials, so a prediction equal to the true rate scores about 1 whatever the trial noise. The total variance is
+  trials, so a prediction equal to the true rate scores about 1 whatever the trial noise; NaN where
+  ``total_var - noise_var`` is not positive (no explainable variance). The total variance is
   over all single-trial values with ddof=1, as sinzlab's ``compute_FEV`` computes it (nnvision
   nnvision/utility/measures.py, lines 153-158; tests/test_retina_metrics.py).
 * ``explainable_fraction``: ``(total_var - noise_var) / total_var``; cells below ``min_explainable``
@@ -69,10 +70,17 @@ def explainable_fraction(repeats) -> np.ndarray:
 
 
 def feve(prediction, repeats) -> np.ndarray:
+    """``1 - (MSE - noise_var) / (total_var - noise_var)`` per cell (REFERENCE.md section 4); NaN where the
+    explainable variance ``total_var - noise_var`` is not positive: a cell whose trial-to-trial noise is as large as
+    its whole variance (on a short recording) has nothing to explain, and the ratio by a near-zero or negative
+    denominator was a meaningless number (FEVE 282.6 printed for a cell excluded from the medians). Such a cell's
+    explainable fraction is below ``MIN_EXPLAINABLE``, so the medians, over passing cells only, are unchanged."""
     r = np.asarray(repeats, np.float64)
     mse = ((r - np.asarray(prediction, np.float64)[:, None, :]) ** 2).mean(axis=(1, 2))
     noise, total = noise_variance(r), total_variance(r)
-    return 1.0 - _ratio(mse - noise, total - noise)
+    explainable = total - noise
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(explainable > 0, 1.0 - (mse - noise) / explainable, np.nan)
 
 
 ORACLE_ESTIMATORS = ("per_trial", "pooled")

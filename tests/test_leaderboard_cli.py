@@ -561,6 +561,24 @@ def test_zoo_train_names_an_unknown_model_before_a_missing_data_folder(tmp_path,
     assert not (tmp_path / "run").exists()
 
 
+@pytest.mark.parametrize("edit, refusal", [
+    (("cell_depth: 256", "cell_depth: -5"), "cell config 'cell_depth': expected a positive integer, got -5"),
+    (("cell_activation: elu", "cell_activation: bogus"), "cell config 'cell_activation': unknown value 'bogus'")],
+    ids=["depth", "activation"])
+def test_zoo_train_refuses_a_spec_files_bad_cell_config_before_the_data_folder(edit, refusal, tmp_path, capsys):
+    """A spec file's cell config is checked only as its cells are built: `zoo train my.yaml --data x` with a
+    cell_depth of -5 and no x named the data folder (and with one, listed and hashed it first). The model is built on
+    the meta device before the data are looked at now; --set's overrides take part (one that mends it is trained)."""
+    from neurozoo.convrnn.models import SPEC_DIR
+
+    spec, missing = tmp_path / "my_net.yaml", tmp_path / "no-data"
+    spec.write_text((SPEC_DIR / "rgc_shallow.yaml").read_text().replace(*edit, 1))
+    assert main(["train", str(spec), "--data", str(missing), "--out", str(tmp_path / "run")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"zoo train: error: {spec}: spec 'rgc_shallow': layer 'conv3': {refusal}")
+    assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
 def test_zoo_score_refuses_an_unknown_retina_model_with_the_registrys_one_refusal_writing_nothing(tmp_path, capsys):
     """A retina benchmark's model had its own copy of the check ("BENCHMARK scores retina models; unknown retina model
     'x'... (registered: ...)"): now the registry's one refusal, the benchmark's kind as its hint, before any fit."""

@@ -69,7 +69,9 @@ def test_a_cell_silent_in_every_repeat_gets_nan_metrics_without_warnings():
     kept = frame.drop("cell02")
     np.testing.assert_allclose(kept["feve"], feve(prediction[[0, 2]], repeats[[0, 2]]))
     np.testing.assert_allclose(kept["oracle"], oracle_correlation(repeats[[0, 2]]))
-    assert np.isfinite(kept.values.astype(float)).all()
+    assert np.isfinite(kept.drop(columns="feve").values.astype(float)).all()
+    # pure Poisson noise: FEVE is defined only where some variance is explainable (a fraction above 0)
+    np.testing.assert_array_equal(np.isfinite(kept["feve"]), kept["explainable_fraction"] > 0)
 
 
 def test_the_heldout_benchmarks_error_is_the_bootstrap_standard_error_of_the_median():
@@ -334,3 +336,26 @@ def test_ordinary_float32_rates_keep_their_float32_trial_average_bit_for_bit():
         assert frame["correlation"].iloc[0] == before[0] and frame["correlation"].iloc[1] == before[1]
     assert frame["correlation"].iloc[2] != before[2]
     assert abs(frame["correlation"].iloc[2] - correlation(prediction, far.mean(1, dtype=np.float64))[2]) < 1e-12
+
+
+def test_feve_is_nan_where_the_cell_has_no_explainable_variance_and_the_medians_are_unchanged():
+    """A short recording's cell whose noise variance exceeds its total variance printed "FEVE 282.6" (a ratio by a
+    near-zero or negative total_var - noise_var) though excluded from the medians; NaN now, shown "-" by zoo fit."""
+    from neurozoo.retina.cli import cell_table
+
+    # cell 0: the two trials anti-correlated, noise 0.5 > total 1/3 (explainable -1/6); cell 1: a signal plus noise
+    repeats = np.array([[[0.0, 1.0, 0.0, 1.0], [1.0, 0.0, 1.0, 0.0]],
+                        [[0.0, 2.0, 4.0, 6.0], [0.5, 2.0, 3.5, 6.0]]])
+    prediction = np.array([[0.5, 0.5, 0.5, 0.0], [0.0, 2.0, 4.0, 5.0]])
+    noise, total = noise_variance(repeats), repeats.reshape(2, -1).var(-1, ddof=1)
+    assert total[0] - noise[0] < 0 < total[1] - noise[1]
+    mse = ((repeats - prediction[:, None]) ** 2).mean(axis=(1, 2))
+    expected = 1 - (mse[1] - noise[1]) / (total[1] - noise[1])  # REFERENCE.md section 4
+    values = feve(prediction, repeats)
+    assert np.isnan(values[0]) and values[1] == pytest.approx(expected, rel=1e-12)
+    frame = heldout_metrics(prediction, repeats)
+    assert frame["passes"].tolist() == [False, True] and np.isnan(frame["feve"].iloc[0])
+    assert summary(frame)["median_feve"] == pytest.approx(expected, rel=1e-12)
+    header, _, first, second = cell_table(frame).splitlines()
+    assert header.split()[1] == "feve" and first.split()[:3] == ["cell01", "-", "-"]  # its trial average is constant
+    assert second.split()[2] == f"{expected:.3f}"

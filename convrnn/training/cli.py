@@ -97,6 +97,25 @@ def config_from_args(args: argparse.Namespace):
     return TrainConfig(**{k: v for k, v in vars(args).items() if k in fields}, overrides=overrides_from_args(args))
 
 
+def check_spec_builds(path: str, overrides: dict) -> None:
+    """A spec file's cell configs (an unknown key, a cell_depth of -5) are checked only as its cells are built, which
+    came after the data folder was refused (or listed and hashed): the model is built here on the meta device (no
+    weights allocated), so the spec's own refusal comes first. A model not buildable there is built, and refused,
+    where it is trained, as before."""
+    import torch
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.errors import UserFacingError
+
+    try:
+        with torch.device("meta"):
+            convrnn.create_model(path, **overrides)
+    except UserFacingError:
+        raise
+    except Exception:  # noqa: BLE001 -- not buildable on meta (see leaderboard.zoo's model check)
+        return
+
+
 def how_to_mend(error) -> str:
     """What to do before ``--resume`` after ``DataErrorMidRun``: replace the unreadable files, mend what gave images
     NaN/inf pixels (no file: a transform or dataset) or what raised another error, or several; the image order stays
@@ -131,6 +150,8 @@ def run(args: argparse.Namespace) -> int:
     else:
         MODELS.get(args.model)
     config = config_from_args(args)
+    if is_spec_path(args.model):
+        check_spec_builds(args.model, config.overrides)
     # SIGTERM (kill, a scheduler's preemption) stops the run at the next batch with a checkpoint of that step, every
     # rank of a torchrun at the same step (Trainer._stop_point); the block covers the setup too (listing the data).
     # Ctrl-C does so once training has started (Trainer.fit); before, it stops at once, nothing being trained yet.

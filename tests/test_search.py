@@ -1461,6 +1461,22 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_study_whose_every_trial_diverged_says_so_in_one_error_line_with_the_advice(tiny, tmp_path, capsys):
+    """It ended "zoo search: study 'tiny' has no completed trial to export" (exit 1), not in the one-line error format
+    (exit 2), and without the advice the diverged trial had printed (which needs a new study: this one refuses another
+    --lr)."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--lr", "1e6", "--no-record")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "zoo search: error: study 'tiny' has no completed trial to export: its trial diverged (a non-finite loss); "
+        "lower --lr, and start a new study with --study NEW_NAME\n")
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED]
+    assert not (out / "tiny_best1.yaml").exists()
+
+
 @pytest.mark.parametrize("data_workers", [0, 1])
 def test_a_corrupt_image_found_mid_trial_stops_the_study_naming_the_file(tiny, tmp_path, data_workers):
     """The up-front check (check_imagenet) looks at folders and file names, so a truncated JPEG passes it and is found

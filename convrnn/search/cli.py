@@ -334,6 +334,7 @@ def export(args, space, storage, study_name: str, settings) -> int:
 
     from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records
     from neurozoo.convrnn.search.study import check_space
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -356,8 +357,7 @@ def export(args, space, storage, study_name: str, settings) -> int:
         return 0
     best = best_trials(study, args.export)
     if not best:
-        print(f"zoo search: study {study_name!r} has no completed trial to export", file=sys.stderr)
-        return 1
+        raise UserFacingError(_nothing_to_export(study, space, settings))
     paths = export_specs(study, space, args.out, args.export)
     for trial, path in zip(best, paths):
         print(f"trial {trial.number}: val top-1 {trial.value:.2f}% -> {path}")
@@ -371,6 +371,26 @@ def export(args, space, storage, study_name: str, settings) -> int:
             print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
                   f"{', '.join(r.model for r in records)} ({records[0].benchmark})")
     return 0
+
+
+def _nothing_to_export(study, space, settings) -> str:
+    """Why a study has no trial to export, and what to do: it printed "has no completed trial to export" (exit 1)
+    after a study whose every trial diverged, without the advice each diverged trial had printed."""
+    from neurozoo.convrnn.search.objective import Objective
+
+    trials = study.trials
+    message = f"study {study.study_name!r} has no completed trial to export"
+    if not trials:
+        return f"{message}: it holds no trial yet; run some (--trials N)"
+    diverged = sum("diverged" in t.user_attrs for t in trials)
+    if diverged == len(trials):
+        every = "its trial" if len(trials) == 1 else f"all {len(trials)} of its trials"
+        # the study refuses another --lr or an edited space under its name (check_settings, check_space)
+        return (f"{message}: {every} diverged (a non-finite loss); {Objective(space, settings).divergence_advice()}, "
+                f"and start a new study with --study NEW_NAME")
+    states = [t.state.name.lower() for t in trials]
+    shown = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    return f"{message} ({shown}: only a completed trial is exported); rerun with more --trials to continue it"
 
 
 def main(argv=None) -> int:

@@ -552,6 +552,31 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert provenance["sampler_seed"] == seed
 
 
+def test_a_rerun_that_finds_the_same_best_trial_stores_no_second_record_of_it(tiny, tmp_path, capsys):
+    """Each rerun of a finished study (--trials 0, or a continued one whose new trials are worse) added another
+    search.val_top1 record of the same best trial: one record per trial and score, as zoo run reuses its own."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    argv = search_argv(tiny, out, 1, "--results", results)
+    assert main(["search", *argv]) == 0
+    (first,) = ResultsStore(results).records(benchmark="search.val_top1")
+    argv[argv.index("--trials") + 1] = "0"
+    argv.remove("--quiet")
+    capsys.readouterr()
+    assert main(["search", *argv]) == 0
+    assert [r.id for r in ResultsStore(results).records(benchmark="search.val_top1")] == [first.id]
+    assert ("stored before with identical settings, data, code and score: tiny_best1 (search.val_top1); not stored "
+            "again\n") in capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    study.add_trial(optuna.trial.create_trial(params=study.trials[0].params, distributions=study.trials[0].distributions,
+                                              value=study.trials[0].value + 1, user_attrs=study.trials[0].user_attrs))
+    assert main(["search", *argv]) == 0  # another best trial: recorded
+    rows = ResultsStore(results).records(benchmark="search.val_top1")
+    assert [r.settings["trial"] for r in rows] == [0, 1] and rows[1].raw == first.raw + 1
+
+
 def test_an_exported_trial_says_what_its_data_checksums_cover_also_for_a_run_json_of_before_the_kinds():
     """A trial's run.json without files_checksum (before 2026-12-05) hashed the paths and labels only: its export says
     "names", not nothing (which read as this version's sizes); a run.json without checksums has no kind."""

@@ -366,10 +366,19 @@ def export(args, space, storage, study_name: str, settings) -> int:
 
         records = [ScoreRecord(**r) for r in score_records(study, space, settings, args.export,
                                                            data_checksum(args.data), code_version())]
-        ids = ResultsStore(args.results).add_many(records)
+        store = ResultsStore(args.results)
+        # a rerun (a finished study continued, an export again) found the same trials best: each kept its record,
+        # as zoo run reuses an identical one (ResultsStore.identical: all but time and duration), not one per rerun
+        stored = [record.model for record in records if store.identical(record) is not None]
+        new = [record for record in records if record.model not in stored]
+        ids = store.add_many(new)
         if not args.quiet:
-            print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
-                  f"{', '.join(r.model for r in records)} ({records[0].benchmark})")
+            if new:
+                print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
+                      f"{', '.join(r.model for r in new)} ({records[0].benchmark})")
+            if stored:
+                print(f"stored before with identical settings, data, code and score: {', '.join(stored)} "
+                      f"({records[0].benchmark}); not stored again")
     return 0
 
 

@@ -1554,6 +1554,28 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
         "1 fail); 1 interrupted, not run again: new trials follow")
 
 
+def test_ctrl_c_in_a_trial_says_the_trial_is_marked_failed_and_not_run_again(tiny, tmp_path, capfd, monkeypatch):
+    """The first Ctrl-C in a trial said "stopping at the next batch, with a checkpoint of the step reached" (the
+    trainer's note for zoo train, which resumes it): an interrupted trial is marked FAIL and never resumed."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.datasets.termination import raise_if_terminated
+    from neurozoo.leaderboard.cli import main
+
+    def ctrl_c(self, until_epoch=None):  # the user's Ctrl-C as the first batch trains
+        os.kill(os.getpid(), signal.SIGINT)
+        raise_if_terminated()
+
+    monkeypatch.setattr(Trainer, "_fit", ctrl_c)
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 130
+    error = capfd.readouterr().err
+    assert ("\nCtrl-C: stopping trial 0 at the next batch; it is marked FAIL (user attribute 'interrupted') and not run "
+            "again: a rerun continues the study with new trials (Ctrl-C again stops at once)\n") in error, error
+    assert "checkpoint" not in error
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 2"
+
+
 KILLED_AFTER_THE_LAST_EPOCH = """
 import os, signal
 from neurozoo.convrnn.training import engine

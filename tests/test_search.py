@@ -2526,6 +2526,24 @@ def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsy
            "whatever the pruner;" in text
 
 
+def test_zoo_search_help_says_which_spaces_the_lr_applies_to(capsys):
+    """It said only "default 0.05", which never applies to the default space: rgc_intermediate searches train.lr."""
+    from neurozoo.convrnn.search.objective import TrialSettings
+    from neurozoo.leaderboard.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--lr LR learning rate of every trial, for a space that does not search train.lr, as the built-in "
+            "rgc_local (default 0.05); the default space, rgc_intermediate, searches it: each trial draws its own from "
+            "train.lr, and --lr is refused") in text
+    # what it says is so: the spaces named, the default space and the default rate
+    assert ["lr" in load_space(name).train for name in ("rgc_local", "rgc_intermediate")] == [False, True]
+    assert "--space SPACE search-space YAML file or built-in space name (convrnn/search/spaces) (default: " \
+           "rgc_intermediate)" in text
+    assert TrialSettings.lr == 0.05
+
+
 def _pruned_after_epoch_one(tiny, out, **extra):
     """A trial of the tiny space trained for one of two epochs and stopped there by a pruner that stops every trial
     (``ThresholdPruner``: below 101 % top-1), as the median pruner stops a poor one; its study."""

@@ -56,7 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "1: the base as written)")
     p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=positive, default=None,
-                   help="learning rate of every trial (default 0.05); refused with a space that searches train.lr")
+                   help="learning rate of every trial, for a space that does not search train.lr, as the built-in "
+                        "rgc_local (default 0.05); the default space, rgc_intermediate, searches it: each trial draws "
+                        "its own from train.lr, and --lr is refused")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")

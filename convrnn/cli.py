@@ -31,7 +31,8 @@ def add_override_arguments(parser) -> None:
     parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width and zoo run "
                                                        "--width-multiplier; same as --set width_multiplier=W)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="ConvRNN override, as zoo train --set, e.g. --set n_steps=10 (YAML values)")
+                        help="ConvRNN override: a keyword of convrnn.create_model, as n_steps, image_steps or "
+                             "num_classes, with a YAML value, e.g. --set n_steps=10 (repeat for several)")
 
 
 def overrides_from_args(args) -> dict:

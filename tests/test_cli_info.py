@@ -174,3 +174,17 @@ def test_zoo_info_and_zoo_train_take_width_as_zoo_score_does(capsys):
     add_arguments(parser)
     config = config_from_args(parser.parse_args(["rgc_shallow", "--data", "d", "--width", "0.5", "--set", "n_steps=8"]))
     assert config.overrides == {"n_steps": 8, "width_multiplier": 0.5}
+
+
+@pytest.mark.parametrize("command", ["train", "info", "score", "dynamics"])
+def test_the_help_of_set_says_what_it_takes_without_naming_a_command(command, capsys):
+    """`zoo train --help` described --set as "as zoo train --set": the command itself, saying nothing. The help is
+    shared by every command that builds a ConvRNN; what it names is what --set takes (create_model's keywords)."""
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--set KEY=VALUE ConvRNN override: a keyword of convrnn.create_model, as n_steps, image_steps or "
+            "num_classes, with a YAML value, e.g. --set n_steps=10 (repeat for several)") in text
+    assert "as zoo train --set" not in text
+    model = convrnn.create_model("rgc_shallow", width_multiplier=0.125, n_steps=9, image_steps=3, num_classes=7)
+    assert (model.n_steps, model.image_steps, model.spec.num_classes) == (9, 3, 7)

@@ -552,6 +552,31 @@ def test_a_later_export_records_how_the_trial_was_trained_not_the_exporting_comm
         assert provenance["sampler_seed"] == seed
 
 
+def test_a_rerun_that_finds_the_same_best_trial_stores_no_second_record_of_it(tiny, tmp_path, capsys):
+    """Each rerun of a finished study (--trials 0, or a continued one whose new trials are worse) added another
+    search.val_top1 record of the same best trial: one record per trial and score, as zoo run reuses its own."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main
+
+    out, results = tmp_path / "run", f"sqlite:///{tmp_path / 'results.sqlite'}"
+    argv = search_argv(tiny, out, 1, "--results", results)
+    assert main(["search", *argv]) == 0
+    (first,) = ResultsStore(results).records(benchmark="search.val_top1")
+    argv[argv.index("--trials") + 1] = "0"
+    argv.remove("--quiet")
+    capsys.readouterr()
+    assert main(["search", *argv]) == 0
+    assert [r.id for r in ResultsStore(results).records(benchmark="search.val_top1")] == [first.id]
+    assert ("stored before with identical settings, data, code and score: tiny_best1 (search.val_top1); not stored "
+            "again\n") in capsys.readouterr().out
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    study.add_trial(optuna.trial.create_trial(params=study.trials[0].params, distributions=study.trials[0].distributions,
+                                              value=study.trials[0].value + 1, user_attrs=study.trials[0].user_attrs))
+    assert main(["search", *argv]) == 0  # another best trial: recorded
+    rows = ResultsStore(results).records(benchmark="search.val_top1")
+    assert [r.settings["trial"] for r in rows] == [0, 1] and rows[1].raw == first.raw + 1
+
+
 def test_an_exported_trial_says_what_its_data_checksums_cover_also_for_a_run_json_of_before_the_kinds():
     """A trial's run.json without files_checksum (before 2026-12-05) hashed the paths and labels only: its export says
     "names", not nothing (which read as this version's sizes); a run.json without checksums has no kind."""
@@ -1461,6 +1486,22 @@ def test_a_diverging_trial_is_pruned_and_marked_diverged_so_that_tpe_learns_from
     assert (out / "tiny_history.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_a_study_whose_every_trial_diverged_says_so_in_one_error_line_with_the_advice(tiny, tmp_path, capsys):
+    """It ended "zoo search: study 'tiny' has no completed trial to export" (exit 1), not in the one-line error format
+    (exit 2), and without the advice the diverged trial had printed (which needs a new study: this one refuses another
+    --lr)."""
+    from neurozoo.leaderboard.cli import main
+
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--lr", "1e6", "--no-record")]) == 2
+    assert capsys.readouterr().err.endswith(
+        "zoo search: error: study 'tiny' has no completed trial to export: its trial diverged (a non-finite loss); "
+        "lower --lr, and start a new study with --study NEW_NAME\n")
+    study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.PRUNED]
+    assert not (out / "tiny_best1.yaml").exists()
+
+
 @pytest.mark.parametrize("data_workers", [0, 1])
 def test_a_corrupt_image_found_mid_trial_stops_the_study_naming_the_file(tiny, tmp_path, data_workers):
     """The up-front check (check_imagenet) looks at folders and file names, so a truncated JPEG passes it and is found
@@ -1511,6 +1552,28 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
     assert capsys.readouterr().err.splitlines()[0] == (
         f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trial(s) so far (1 complete, "
         "1 fail); 1 interrupted, not run again: new trials follow")
+
+
+def test_ctrl_c_in_a_trial_says_the_trial_is_marked_failed_and_not_run_again(tiny, tmp_path, capfd, monkeypatch):
+    """The first Ctrl-C in a trial said "stopping at the next batch, with a checkpoint of the step reached" (the
+    trainer's note for zoo train, which resumes it): an interrupted trial is marked FAIL and never resumed."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.datasets.termination import raise_if_terminated
+    from neurozoo.leaderboard.cli import main
+
+    def ctrl_c(self, until_epoch=None):  # the user's Ctrl-C as the first batch trains
+        os.kill(os.getpid(), signal.SIGINT)
+        raise_if_terminated()
+
+    monkeypatch.setattr(Trainer, "_fit", ctrl_c)
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 130
+    error = capfd.readouterr().err
+    assert ("\nCtrl-C: stopping trial 0 at the next batch; it is marked FAIL (user attribute 'interrupted') and not run "
+            "again: a rerun continues the study with new trials (Ctrl-C again stops at once)\n") in error, error
+    assert "checkpoint" not in error
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 2"
 
 
 KILLED_AFTER_THE_LAST_EPOCH = """
@@ -2461,6 +2524,24 @@ def test_zoo_search_help_says_what_a_pruned_trial_is_and_where_it_says_why(capsy
             "and reason; diverged: a divergence's)") in text
     assert "how trials are stopped after an epoch (draws that explode at initialisation are pruned before training " \
            "whatever the pruner;" in text
+
+
+def test_zoo_search_help_says_which_spaces_the_lr_applies_to(capsys):
+    """It said only "default 0.05", which never applies to the default space: rgc_intermediate searches train.lr."""
+    from neurozoo.convrnn.search.objective import TrialSettings
+    from neurozoo.leaderboard.cli import main
+
+    with pytest.raises(SystemExit):
+        main(["search", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert ("--lr LR learning rate of every trial, for a space that does not search train.lr, as the built-in "
+            "rgc_local (default 0.05); the default space, rgc_intermediate, searches it: each trial draws its own from "
+            "train.lr, and --lr is refused") in text
+    # what it says is so: the spaces named, the default space and the default rate
+    assert ["lr" in load_space(name).train for name in ("rgc_local", "rgc_intermediate")] == [False, True]
+    assert "--space SPACE search-space YAML file or built-in space name (convrnn/search/spaces) (default: " \
+           "rgc_intermediate)" in text
+    assert TrialSettings.lr == 0.05
 
 
 def _pruned_after_epoch_one(tiny, out, **extra):

@@ -56,7 +56,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "1: the base as written)")
     p.add_argument("--batch-size", type=at_least(1), default=64)
     p.add_argument("--lr", type=positive, default=None,
-                   help="learning rate of every trial (default 0.05); refused with a space that searches train.lr")
+                   help="learning rate of every trial, for a space that does not search train.lr, as the built-in "
+                        "rgc_local (default 0.05); the default space, rgc_intermediate, searches it: each trial draws "
+                        "its own from train.lr, and --lr is refused")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
@@ -334,6 +336,7 @@ def export(args, space, storage, study_name: str, settings) -> int:
 
     from neurozoo.convrnn.search.export import best_trials, data_checksum, export_specs, score_records
     from neurozoo.convrnn.search.study import check_space
+    from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.provenance import code_version
 
     study = optuna.load_study(study_name=study_name, storage=storage)
@@ -356,8 +359,7 @@ def export(args, space, storage, study_name: str, settings) -> int:
         return 0
     best = best_trials(study, args.export)
     if not best:
-        print(f"zoo search: study {study_name!r} has no completed trial to export", file=sys.stderr)
-        return 1
+        raise UserFacingError(_nothing_to_export(study, space, settings))
     paths = export_specs(study, space, args.out, args.export)
     for trial, path in zip(best, paths):
         print(f"trial {trial.number}: val top-1 {trial.value:.2f}% -> {path}")
@@ -366,11 +368,40 @@ def export(args, space, storage, study_name: str, settings) -> int:
 
         records = [ScoreRecord(**r) for r in score_records(study, space, settings, args.export,
                                                            data_checksum(args.data), code_version())]
-        ids = ResultsStore(args.results).add_many(records)
+        store = ResultsStore(args.results)
+        # a rerun (a finished study continued, an export again) found the same trials best: each kept its record,
+        # as zoo run reuses an identical one (ResultsStore.identical: all but time and duration), not one per rerun
+        stored = [record.model for record in records if store.identical(record) is not None]
+        new = [record for record in records if record.model not in stored]
+        ids = store.add_many(new)
         if not args.quiet:
-            print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
-                  f"{', '.join(r.model for r in records)} ({records[0].benchmark})")
+            if new:
+                print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
+                      f"{', '.join(r.model for r in new)} ({records[0].benchmark})")
+            if stored:
+                print(f"stored before with identical settings, data, code and score: {', '.join(stored)} "
+                      f"({records[0].benchmark}); not stored again")
     return 0
+
+
+def _nothing_to_export(study, space, settings) -> str:
+    """Why a study has no trial to export, and what to do: it printed "has no completed trial to export" (exit 1)
+    after a study whose every trial diverged, without the advice each diverged trial had printed."""
+    from neurozoo.convrnn.search.objective import Objective
+
+    trials = study.trials
+    message = f"study {study.study_name!r} has no completed trial to export"
+    if not trials:
+        return f"{message}: it holds no trial yet; run some (--trials N)"
+    diverged = sum("diverged" in t.user_attrs for t in trials)
+    if diverged == len(trials):
+        every = "its trial" if len(trials) == 1 else f"all {len(trials)} of its trials"
+        # the study refuses another --lr or an edited space under its name (check_settings, check_space)
+        return (f"{message}: {every} diverged (a non-finite loss); {Objective(space, settings).divergence_advice()}, "
+                f"and start a new study with --study NEW_NAME")
+    states = [t.state.name.lower() for t in trials]
+    shown = ", ".join(f"{states.count(s)} {s}" for s in sorted(set(states)))
+    return f"{message} ({shown}: only a completed trial is exported); rerun with more --trials to continue it"
 
 
 def main(argv=None) -> int:

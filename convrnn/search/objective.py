@@ -251,6 +251,10 @@ class Objective:
             (None, [])
         if trainer is None:
             trainer = Trainer(TrainConfig(**fields))
+        # an interrupted trial is marked FAIL and never resumed (a retry is a new trial): the trainer's own note said it
+        # stopped "with a checkpoint of the step reached", as if the checkpoint would be used
+        trainer.stopping = (f"stopping trial {trial.number} at the next batch; it is marked FAIL (user attribute "
+                            f"'interrupted') and not run again: a rerun continues the study with new trials")
         if refused:  # said once the trainer is built: an error of no checkpoint's stops the study, as it did
             refused_checkpoints(trial, refused, resumed=trainer.config.resume is not None)
         train_config = trainer.config

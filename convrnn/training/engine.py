@@ -582,6 +582,9 @@ class Trainer:
     its answer) and may define ``first_readout_step``. ``resume_state``: the checkpoint ``config.resume`` names, read
     already (``checkpoint.load_checkpoint``; a search reads a dead trial's to check it first), not read again."""
 
+    #: what a first Ctrl-C during ``fit`` says: a search trial says its own (it is never resumed: objective.py)
+    stopping = STOPPING
+
     def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
                  resume_state: Optional[Dict[str, Any]] = None):
         config.validate()
@@ -1427,7 +1430,7 @@ class Trainer:
         was, and no checkpoint). A divergence (``Diverged``) is recorded in run.json before it is raised, a stop in this part's
         segment."""
         deaths = self.worker_deaths.deferred() if self.config.workers else contextlib.nullcontext()
-        with sigterm_deferred(STOPPING if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE), deaths:
+        with sigterm_deferred(self.stopping if self.dist.is_main else "", sigint_again=STOPPED_AT_ONCE), deaths:
             try:
                 return self._fit(until_epoch)
             except Diverged as error:

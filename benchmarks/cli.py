@@ -147,8 +147,11 @@ def run_score(args) -> int:
     # a damaged (not a SQLite file, cut short) or unreachable --db is refused before the score is computed: it was
     # found only as the record was stored, and a retina fit or phenomena probe was lost (zoo run and zoo dynamics
     # open their store first too). A SQLite file not there yet is created as the record is stored, as before: a
-    # command refused meanwhile (an unknown model) leaves no empty store behind
-    store = None if missing_sqlite_file(args.db) else ResultsStore(args.db)
+    # command refused meanwhile (an unknown model) leaves no empty store behind; but one in a folder not there either
+    # could never be made, and is refused now (ResultsStore names the folder; nothing is created)
+    missing = missing_sqlite_file(args.db)
+    creatable = missing and (args.db is None or Path(missing).absolute().parent.is_dir())
+    store = None if creatable else ResultsStore(args.db)
     # an unusable --out fails before any scoring; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
         args.out = out

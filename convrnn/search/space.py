@@ -50,10 +50,6 @@ from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError, yaml_problem
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
-#: what each training hyperparameter's values must satisfy (TrainConfig.validate's rules): a value a draw could give
-#: outside them failed the trial with "--lr must be > 0", of an option not given, or with a TypeError traceback
-TRAIN_RULES = {"lr": (lambda v: v > 0, "> 0"), "weight_decay": (lambda v: v >= 0, ">= 0"),
-               "momentum": (lambda v: v >= 0, ">= 0"), "label_smoothing": (lambda v: 0 <= v <= 1, "in [0, 1]")}
 SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "wiring", "feedback", "train",
               "overrides")
 #: The image size of a search unless the space or the command line says otherwise: the published models' 224 px,
@@ -228,11 +224,14 @@ class SearchSpace:
             raise SpecError(f"{source}: field 'train' must be a mapping with keys among {', '.join(TRAIN_KEYS)}, "
                             f"got {train_raw!r}")
         train = {k: parse_param(v, f"{source}: train.{k}") for k, v in train_raw.items()}
+        from neurozoo.convrnn.training.engine import SETTING_BOUNDS
         for key, param in train.items():
             if param.kind == "tied":
                 raise SpecError(f"{source}: train.{key}: 'tied' links hyperparameters of one cell, not training ones")
             values = {"fixed": [param.values], "choice": param.values}.get(param.kind, [param.low, param.high])
-            ok, expected = TRAIN_RULES[key]
+            # TrainConfig.validate's bounds, checked as the space is read: a value a draw could give outside them
+            # failed the trial with "--lr must be > 0", of an option not given, or with a TypeError traceback
+            ok, expected = SETTING_BOUNDS[key]
             bad = [v for v in values if isinstance(v, bool) or not isinstance(v, (int, float)) or not ok(v)]
             if bad:
                 raise SpecError(f"{source}: train.{key}: expected numbers {expected} (a value, a choice of them or a "

@@ -60,6 +60,19 @@ LOSS_STEPS = ("final", "all")
 AMP_DTYPES = {"bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
+#: the numeric settings' bounds, (test of a value, what it must be), checked in this order by
+#: :meth:`TrainConfig.validate` and, for the hyperparameters a search draws, by its space (search/space.py)
+SETTING_BOUNDS = {"lr": (lambda v: v > 0, "> 0"), "workers": (lambda v: v >= 0, ">= 0"),
+                  "warmup_epochs": (lambda v: v >= 0, ">= 0"), "momentum": (lambda v: v >= 0, ">= 0"),
+                  "weight_decay": (lambda v: v >= 0, ">= 0"), "step_epochs": (lambda v: v >= 1, ">= 1"),
+                  "gamma": (lambda v: v > 0, "> 0"), "min_lr": (lambda v: v >= 0, ">= 0"),
+                  "label_smoothing": (lambda v: 0 <= v <= 1, "in [0, 1]"),
+                  "grad_clip": (lambda v: v is None or v > 0, "> 0"),
+                  "max_steps_per_epoch": (lambda v: (v or 0) >= 0, ">= 0 (0: whole epochs)"),
+                  "checkpoint_every": (lambda v: v >= 0, ">= 0 (0: at epoch ends only)"),
+                  "log_every": (lambda v: v >= 0, ">= 0 (0: no step logs)")}
+
+
 @dataclass
 class TrainConfig:
     model: str
@@ -108,18 +121,8 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "image_size"):
             if getattr(self, name) < 1:
                 raise UserFacingError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(self, name)}")
-        for name, ok, expected in (("lr", self.lr > 0, "> 0"), ("workers", self.workers >= 0, ">= 0"),
-                                   ("warmup_epochs", self.warmup_epochs >= 0, ">= 0"),
-                                   ("momentum", self.momentum >= 0, ">= 0"),
-                                   ("weight_decay", self.weight_decay >= 0, ">= 0"),
-                                   ("step_epochs", self.step_epochs >= 1, ">= 1"), ("gamma", self.gamma > 0, "> 0"),
-                                   ("min_lr", self.min_lr >= 0, ">= 0"),
-                                   ("label_smoothing", 0 <= self.label_smoothing <= 1, "in [0, 1]"),
-                                   ("grad_clip", self.grad_clip is None or self.grad_clip > 0, "> 0"),
-                                   ("max_steps_per_epoch", (self.max_steps_per_epoch or 0) >= 0, ">= 0 (0: whole epochs)"),
-                                   ("checkpoint_every", self.checkpoint_every >= 0, ">= 0 (0: at epoch ends only)"),
-                                   ("log_every", self.log_every >= 0, ">= 0 (0: no step logs)")):
-            if not ok:
+        for name, (ok, expected) in SETTING_BOUNDS.items():
+            if not ok(getattr(self, name)):
                 raise UserFacingError(f"--{name.replace('_', '-')} must be {expected}, got {getattr(self, name)}")
         # a setting of an option that is off did nothing, and run.json recorded it as if it had (amp_dtype float16)
         for name, value, default, switch, on in (("amp_dtype", self.amp_dtype, "bfloat16", "amp", self.amp),

@@ -653,9 +653,8 @@ def within_tolerance(largest: float, tolerance: float) -> str:
 
 def score_version_change(old: ScoreRecord, new: ScoreRecord) -> str:
     """What the verdicts on numbers or settings that differ add where the rerun's score is of another version than
-    the record's
-    (a phenomenon benchmark's ``settings.score_version``; a record from before the setting states none: version 1):
-    the change that the difference follows from, else ""."""
+    the record's (a phenomenon benchmark's ``settings.score_version``; a record from before the setting states none:
+    version 1): the change that the difference follows from, else ""."""
     version = (new.settings or {}).get("score_version")
     stored = (old.settings or {}).get("score_version")
     if version is None or stored == version:

@@ -350,21 +350,50 @@ def unpack(source: Path, target: Path) -> Path:
     return target
 
 
-def tree_sha256(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(sha256_file(path).encode())
+#: the format of :func:`tree_sha256`'s digest: 2, the current one, kept in a submission's row (``sha256_format``) and
+#: its jobs' specs; 1 (the rows and specs stored before, which hold no format) only to check those again
+TREE_FORMAT, LEGACY_TREE_FORMAT = 2, 1
+TREE_FORMATS = (LEGACY_TREE_FORMAT, TREE_FORMAT)
+TREE_DOMAIN = b"neurozoo-tree-v2\0"
+
+
+def tree_sha256(root: Path, version: int = TREE_FORMAT) -> str:
+    """The sha256 of a submission's files, their relative paths and contents. Version 2 hashes
+    ``neurozoo-tree-v2\\0``, then per file (by path) the path's UTF-8 length (8 bytes, big-endian), the path and
+    the file's raw sha256 (32 bytes): no two trees give the same bytes. Version 1 (the digest of submissions stored
+    before it) joined each path and its file's hex sha256 with no separator, so the boundary between a path and the
+    digest before it could move: ``{w, x}`` and ``{w<sha256 of w>x}``, the file ``x``'s contents under the longer
+    name, gave one digest (one folder in the store: the second submission was scored with the first one's files)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    if version == LEGACY_TREE_FORMAT:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(sha256_file(path).encode())
+        return digest.hexdigest()
+    if version != TREE_FORMAT:
+        raise ValueError(f"tree_sha256: no digest format {version!r} (known: {', '.join(map(str, TREE_FORMATS))})")
+    digest = hashlib.sha256(TREE_DOMAIN)
+    for path in files:
+        name = path.relative_to(root).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "big") + name + bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 
-def changed_since_submitted(folder: Path, sha256: str) -> Optional[str]:
-    """Why the stored submission ``folder`` is no longer the one submitted as ``sha256`` (:func:`tree_sha256`), or
-    None: a score of changed files (weights replaced, a file edited or removed) would be stored under the submitted
-    sha256, and its rerun would give other numbers with no reason named."""
+def tree_format(stored: Optional[Dict[str, Any]]) -> int:
+    """The digest format of a stored submission row's or job spec's ``sha256`` (``sha256_format``; one stored before
+    it holds none: format 1)."""
+    return (stored or {}).get("sha256_format") or LEGACY_TREE_FORMAT
+
+
+def changed_since_submitted(folder: Path, sha256: str, version: int = TREE_FORMAT) -> Optional[str]:
+    """Why the stored submission ``folder`` is no longer the one submitted as ``sha256`` (:func:`tree_sha256` in
+    format ``version``: a job spec's :func:`tree_format`), or None: a score of changed files (weights replaced, a file
+    edited or removed) would be stored under the submitted sha256, and its rerun would give other numbers with no
+    reason named."""
     if not Path(folder).is_dir():
         return f"the submission's stored folder is gone (submitted as sha256 {sha256[:12]})"
-    found = tree_sha256(Path(folder))
+    found = tree_sha256(Path(folder), version)
     if found != sha256:
         return (f"the submission's stored files have changed since it was submitted (sha256 {sha256[:12]} then, "
                 f"{found[:12]} now); submit it again")
@@ -691,7 +720,9 @@ def _holds(path: Path, text: bytes, chunk: int = 1 << 20) -> bool:
 
 
 def prepare(source: Path, store: Path) -> Dict[str, Any]:
-    """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256}."""
+    """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256,
+    sha256_format, legacy_sha256}: the files' :func:`tree_sha256`, its format, and their digest in format 1, which the
+    refusal of an identical submission compares with the rows stored before format 2."""
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     # named with this process's host and pid: a submission killed while unpacked (SIGKILL) left its folder in the
@@ -699,7 +730,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
     with owned_temporary_folder(".unpacking-", store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
         meta, _requirements = validate(root, Path(source))
-        digest = tree_sha256(root)
+        digest, legacy = tree_sha256(root), tree_sha256(root, LEGACY_TREE_FORMAT)
         folder = store / digest[:32]
         if not folder.exists():
             try:  # one rename: a process killed here leaves the whole folder or none (a copy left a partial one)
@@ -707,7 +738,8 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
             except OSError:
                 if not folder.is_dir():  # else another process stored the same files first
                     raise
-    return {"meta": meta, "folder": str(folder), "sha256": digest}
+    return {"meta": meta, "folder": str(folder), "sha256": digest, "sha256_format": TREE_FORMAT,
+            "legacy_sha256": legacy}
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
@@ -724,7 +756,7 @@ def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[
     layers = {region: layer for region, layer in meta["layers"].items() if region in regions}
     return [{"model": meta["name"], "benchmark": name,
              "spec": {"family": "submission", "model": meta["name"], "benchmark": name, "folder": prepared["folder"],
-                      "sha256": prepared["sha256"], "layers": layers,
+                      "sha256": prepared["sha256"], "sha256_format": prepared["sha256_format"], "layers": layers,
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
                       "split": split_spec(), **benchmark_version(name)}}
@@ -766,4 +798,4 @@ def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     prepared = prepare(source, store)
     check_not_builtin(prepared["meta"]["name"])
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
-                             user, submission_specs(prepared))
+                             user, submission_specs(prepared), legacy_sha256=prepared["legacy_sha256"])

@@ -160,9 +160,9 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
         cached = cache.load(keys[layer]) if cache is not None else None
         if cached is not None:
             return cached
-        from neurozoo.leaderboard.submission import changed_since_submitted
+        from neurozoo.leaderboard.submission import changed_since_submitted, tree_format
 
-        changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+        changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"], tree_format(spec))
         if changed:
             raise ScoringError(changed)
         arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)

@@ -161,7 +161,7 @@ JOB_RUNNING = """
 import os, signal, sys
 import torch
 from neurozoo.leaderboard import sandbox, worker
-def run(command, read_only, limits, sandbox):
+def run(command, read_only, limits, sandbox, hidden):
     print(command[-2], flush=True)
     if sys.argv[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -198,7 +198,7 @@ def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_
         assert kept.parent == temporary and (kept / "request.json").is_file()
         seen = []
 
-        def run(command, read_only, limits, sandbox):  # the next job: its model process fails
+        def run(command, read_only, limits, sandbox, hidden):  # the next job: its model process fails
             seen.append((Path(command[-2]), set(temporary.iterdir())))
             return jail.Outcome(returncode=1, result=b"", console=b"")
 

@@ -500,36 +500,75 @@ def load_metadata(path: Path) -> Dict[str, Any]:
     return meta
 
 
+#: the characters of :data:`UNSHOWN` a text field on several lines keeps (the description's); the others keep none
+MULTILINE = "\n\t"
+
+
 def _check_text(meta: Dict[str, Any]) -> None:
     """The text fields the board shows: not blank, and no control, format or separator character but spaces (no
     invisible formatting such as a right-to-left override, which reorders what the page shows around it); an author
     and the licence on one line, the description on several (newlines and tabs allowed)."""
-    fields = [("description", meta["description"], "\n\t"), ("licence", meta["licence"], "")]
+    fields = [("description", meta["description"], MULTILINE), ("licence", meta["licence"], "")]
     fields += [(f"authors[{i}]", author, "") for i, author in enumerate(meta["authors"])]
     for field, value, allowed in fields:
         _check_shown(field, value, allowed)
 
 
+#: what :func:`unshown_characters` finds: a character of :data:`UNSHOWN`, a combining mark past
+#: :data:`MAX_COMBINING_MARKS` in a row
+UNSHOWN_CHARACTER, STACKED_MARK = "unshown", "stacked"
+
+
+def unshown_characters(value: str, allowed: str = "") -> List[Tuple[int, str]]:
+    """The characters of ``value`` that the board does not show, as ``(position, kind)``: each of a category in
+    :data:`UNSHOWN` but those ``allowed`` (:data:`UNSHOWN_CHARACTER`), and each combining mark past the
+    :data:`MAX_COMBINING_MARKS`-th in a row (:data:`STACKED_MARK`). The one rule of both the intake, which refuses
+    such a field (:func:`_check_shown`), and the pages, which show text stored before the rule with those
+    characters escaped (:func:`shown_text`)."""
+    import unicodedata
+
+    found, run = [], 0
+    for position, character in enumerate(value):
+        category = unicodedata.category(character)
+        run = run + 1 if category in ("Mn", "Me") else 0
+        if category in UNSHOWN and character not in allowed:
+            found.append((position, UNSHOWN_CHARACTER))
+        elif run > MAX_COMBINING_MARKS:
+            found.append((position, STACKED_MARK))
+    return found
+
+
+def shown_text(value: str, allowed: str = "") -> str:
+    """``value`` with each character :func:`unshown_characters` finds written as its Python escape (``\\u202e``,
+    ``\\x1b``, ``\\u0301``): a field stored before the intake refused them (a right-to-left override reordering the
+    page around it, a terminal escape, a stack of combining marks over the rows above) is shown without their
+    effect, and what it held stays readable."""
+    unshown = {position for position, _kind in unshown_characters(value, allowed)}
+    return "".join(character.encode("unicode_escape").decode("ascii") if position in unshown else character
+                   for position, character in enumerate(value))
+
+
 def _check_shown(field: str, value: str, allowed: str) -> None:
-    """One text field the board shows: not blank, no character of :data:`UNSHOWN` but those ``allowed``."""
+    """One text field the board shows: not blank, nothing :func:`unshown_characters` finds (characters of
+    :data:`UNSHOWN` but those ``allowed``, found first, then combining marks stacked past the cap)."""
     import unicodedata
 
     if not value.strip():
         raise SubmissionError(f"metadata.yaml: field {field!r} is blank; expected text")
-    bad = next((c for c in value if unicodedata.category(c) in UNSHOWN and c not in allowed), None)
+    found = unshown_characters(value, allowed)
+    bad = next((position for position, kind in found if kind == UNSHOWN_CHARACTER), None)
     if bad is not None:
         where = "on one line, " if not allowed else ""
-        raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {bad!r} at position "
-                              f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
+        raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {value[bad]!r} at position "
+                              f"{bad} (Unicode category {unicodedata.category(value[bad])}); expected "
                               f"text {where}without control or formatting characters"
                               f"{' (newlines and tabs allowed)' if allowed else ''}")
-    run = 0
-    for position, character in enumerate(value):
-        run = run + 1 if unicodedata.category(character) in ("Mn", "Me") else 0
-        if run > MAX_COMBINING_MARKS:
-            raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
-                                  f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(character):04X}); each is "
-                                  "drawn over the character before it, so a stack of them covers the lines around it")
+    if found:
+        position = found[0][0]
+        raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
+                              f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(value[position]):04X}); "
+                              "each is drawn over the character before it, so a stack of them covers the lines around "
+                              "it")
 
 
 def check_requirements(path: Path) -> List[str]:

@@ -43,13 +43,13 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
-                        text, update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, func,
+                        or_, select, text, update)
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
 from neurozoo.datasets.errors import UserFacingError
-from neurozoo.leaderboard.submission import name_skeleton
+from neurozoo.leaderboard.submission import TREE_FORMAT, name_skeleton
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # a withdrawn submission's status, and that of its jobs the withdrawal cancelled (queued or running then)
@@ -508,10 +508,6 @@ class LeaderboardDB(ResultsStore):
         """Its jobs have the same keys: a new row would get none and stay queued for good. Each row is compared in
         its own digest format: ``sha256`` (the current format) with the rows stored in it, ``legacy_sha256`` (format
         1) with those stored before it (``sha256_format`` NULL), whose digests are format 1's."""
-        from sqlalchemy import and_, or_
-
-        from neurozoo.leaderboard.submission import TREE_FORMAT
-
         same = and_(SubmissionRow.sha256_format == TREE_FORMAT, SubmissionRow.sha256 == sha256)
         if legacy_sha256 is not None:
             same = or_(same, and_(SubmissionRow.sha256_format.is_(None), SubmissionRow.sha256 == legacy_sha256))
@@ -523,11 +519,10 @@ class LeaderboardDB(ResultsStore):
             retry = (f", or, where it failed for the server's reasons, ask the operator to score it again "
                      f"(zoo work --retry-submission {earlier.id})" if earlier.status == FAILED else "")
             raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
-                                   f"{earlier.sha256[:12]}, status {earlier.status}); change the files to submit again{retry}")
+                                   f"{earlier.sha256[:12]}, status {earlier.status}); change the files to submit "
+                                   f"again{retry}")
 
     def _add_submission(self, name, folder, sha256, meta, user, jobs, legacy_sha256) -> int:
-        from neurozoo.leaderboard.submission import TREE_FORMAT
-
         with Session(self.engine) as session, session.begin():
             self._begin_writing(session)
             if user is not None and self._user_id(session, user) is None:

@@ -721,8 +721,9 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
     besides :func:`hidden_paths`' (the submission store, which the operator may place anywhere: ``zoo serve
     --submissions``, ``zoo submit --store``), covered by an empty read-only tmpfs where they lie inside a bound
     folder. Without a sandbox (the operator's explicit unsafe choice) the same limits apply, with ``read_only`` paths
-    used in place, and the job's home, cache and temporary folder are a scratch folder of its own (``$TMPDIR/neurozoo-unsandboxed-*``), removed after it; named with
-    this process's host and pid, since one killed (SIGKILL) never removed it: the next unsandboxed job on this host does
+    used in place, and the job's home, cache and temporary folder are a scratch folder of its own
+    (``$TMPDIR/neurozoo-unsandboxed-*``), removed after it; named with this process's host and pid, since one killed
+    (SIGKILL) never removed it: the next unsandboxed job on this host does
     (:func:`datasets.cache.owned_temporary_folder`)."""
     if sandbox:
         return _run(command, read_only, limits, None, threads, poll_s, hidden)

@@ -566,9 +566,9 @@ def _check_shown(field: str, value: str, allowed: str) -> None:
     if found:
         position = found[0][0]
         raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
-                              f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(value[position]):04X}); "
-                              "each is drawn over the character before it, so a stack of them covers the lines around "
-                              "it")
+                              f"in a row (from position {position - MAX_COMBINING_MARKS}, "
+                              f"U+{ord(value[position]):04X}); each is drawn over the character before it, so a stack "
+                              "of them covers the lines around it")
 
 
 def check_requirements(path: Path) -> List[str]:

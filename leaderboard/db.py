@@ -43,13 +43,13 @@ import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Iterable, List, Optional, Tuple
 
-from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, func, select,
-                        text, update)
+from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, func,
+                        or_, select, text, update)
 from sqlalchemy.orm import Mapped, Session, aliased, mapped_column
 
 from neurozoo.benchmarks.records import Base, ResultsStore, ScoreRecord, ScoreRow
 from neurozoo.datasets.errors import UserFacingError
-from neurozoo.leaderboard.submission import name_skeleton
+from neurozoo.leaderboard.submission import TREE_FORMAT, name_skeleton
 
 QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
 # a withdrawn submission's status, and that of its jobs the withdrawal cancelled (queued or running then)
@@ -97,6 +97,9 @@ class SubmissionRow(Base):
     name: Mapped[str] = mapped_column(String(255), index=True)
     folder: Mapped[str] = mapped_column(Text)  # the validated, unpacked submission
     sha256: Mapped[str] = mapped_column(String(64))  # of the submission's files
+    # the format of sha256 (submission.tree_sha256; submission.TREE_FORMAT when stored). NULL: a row stored before
+    # the column, whose sha256 is format 1. Added to older databases when opened (LeaderboardDB._add_columns)
+    sha256_format: Mapped[Optional[int]] = mapped_column(Integer)
     meta: Mapped[dict] = mapped_column(JSON)  # metadata.yaml as parsed
     status: Mapped[str] = mapped_column(String(16), default=QUEUED)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
@@ -255,7 +258,7 @@ class LeaderboardDB(ResultsStore):
             "so the unique index uq_model_names_skeleton cannot be added; look-alikes are refused by a check only; set "
             "claimed_skeleton to NULL on all but the earliest of each and open the database again"))
         self._add_columns(JobRow, ["public_reason", "lease_token"])
-        self._add_columns(SubmissionRow, ["withdrawn_at", "withdrawals"])
+        self._add_columns(SubmissionRow, ["withdrawn_at", "withdrawals", "sha256_format"])
 
     def _add_columns(self, table, names: List[str]) -> List[str]:
         """``create_all`` makes a new table whole but adds no column to an older database's table: each of ``names``
@@ -434,18 +437,20 @@ class LeaderboardDB(ResultsStore):
 
     # ------------------------------------------------------------------------------------------ submissions
     def add_submission(self, name: str, folder: str, sha256: str, meta: dict, user: Optional[str],
-                       jobs: Iterable[Dict[str, Any]]) -> int:
+                       jobs: Iterable[Dict[str, Any]], legacy_sha256: Optional[str] = None) -> int:
         """Store a submission and queue its jobs in one transaction; returns the submission id. The name must
-        be new or already the user's (:class:`leaderboard.submission.NameTaken` otherwise)."""
+        be new or already the user's (:class:`leaderboard.submission.NameTaken` otherwise). ``sha256``: the files'
+        :func:`~leaderboard.submission.tree_sha256` in its current format; ``legacy_sha256``: in format 1, which
+        the rows stored before the current format hold (:meth:`_refuse_identical`)."""
         from sqlalchemy.exc import IntegrityError
 
         try:
-            return self._add_submission(name, folder, sha256, meta, user, jobs)
+            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256)
         except IntegrityError:
             # a concurrent submission of the name (in any spelling) or of the same files committed first, after
             # this one's checks: run again, the checks see it now and refuse as they would have (NameTaken,
             # AlreadySubmitted), or pass (the same user's name) and the submission is stored
-            return self._add_submission(name, folder, sha256, meta, user, jobs)
+            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256)
 
     def _claim_name(self, session: Session, name: str, user: Optional[str]) -> None:
         """Refuse a name that is not ``user``'s (:meth:`_check_name`); record ``user`` as its owner when it is new,
@@ -499,28 +504,34 @@ class LeaderboardDB(ResultsStore):
                             f"{_holder(holder)}; choose another name")
 
     @staticmethod
-    def _refuse_identical(session: Session, name: str, sha256: str) -> None:
-        """Its jobs have the same keys: a new row would get none and stay queued for good."""
-        earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name,
-                                                              SubmissionRow.sha256 == sha256)).first()
+    def _refuse_identical(session: Session, name: str, sha256: str, legacy_sha256: Optional[str]) -> None:
+        """Its jobs have the same keys: a new row would get none and stay queued for good. Each row is compared in
+        its own digest format: ``sha256`` (the current format) with the rows stored in it, ``legacy_sha256`` (format
+        1) with those stored before it (``sha256_format`` NULL), whose digests are format 1's."""
+        same = and_(SubmissionRow.sha256_format == TREE_FORMAT, SubmissionRow.sha256 == sha256)
+        if legacy_sha256 is not None:
+            same = or_(same, and_(SubmissionRow.sha256_format.is_(None), SubmissionRow.sha256 == legacy_sha256))
+        earlier = session.scalars(select(SubmissionRow).where(SubmissionRow.name == name, same)
+                                  .order_by(SubmissionRow.id)).first()
         if earlier is not None:
             from neurozoo.leaderboard.submission import AlreadySubmitted
 
             retry = (f", or, where it failed for the server's reasons, ask the operator to score it again "
                      f"(zoo work --retry-submission {earlier.id})" if earlier.status == FAILED else "")
             raise AlreadySubmitted(f"submission: identical to submission {earlier.id} ({name}, sha256 "
-                                   f"{sha256[:12]}, status {earlier.status}); change the files to submit again{retry}")
+                                   f"{earlier.sha256[:12]}, status {earlier.status}); change the files to submit "
+                                   f"again{retry}")
 
-    def _add_submission(self, name, folder, sha256, meta, user, jobs) -> int:
+    def _add_submission(self, name, folder, sha256, meta, user, jobs, legacy_sha256) -> int:
         with Session(self.engine) as session, session.begin():
             self._begin_writing(session)
             if user is not None and self._user_id(session, user) is None:
                 session.add(UserRow(name=user, created_at=now()))
                 session.flush()
             self._claim_name(session, name, user)
-            self._refuse_identical(session, name, sha256)  # the usual case; the unique index covers a race
+            self._refuse_identical(session, name, sha256, legacy_sha256)  # the usual case; the index covers a race
             row = SubmissionRow(user_id=self._user_id(session, user), name=name, folder=folder, sha256=sha256,
-                                meta=meta, status=QUEUED, created_at=now())
+                                sha256_format=TREE_FORMAT, meta=meta, status=QUEUED, created_at=now())
             session.add(row)
             session.flush()
             for job in jobs:

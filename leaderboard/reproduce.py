@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from neurozoo.datasets.cli_args import non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
+from neurozoo.leaderboard.submission import TREE_FORMATS
 
 if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, numpy) load when a command runs
     from neurozoo.benchmarks.records import ScoreRecord
@@ -138,6 +139,9 @@ def checked(record: ScoreRecord, how) -> None:
         if spec.get("checkpoint") is not None:
             require(spec, {"checkpoint": (dict,)}, f"{where}.spec")
             require(spec["checkpoint"], CHECKPOINT_FIELDS, f"{where}.spec.checkpoint")
+        if spec["family"] == "submission" and spec.get("sha256_format") not in (None, *TREE_FORMATS):
+            raise DataError(f"{where}.spec.sha256_format: expected one of {', '.join(map(str, TREE_FORMATS))} (or "
+                            f"none, format 1), found {spec['sha256_format']!r:.80}")
         if (record.settings or {}).get("split"):
             require(spec, {"split": (dict,)}, f"{where}.spec")
             require(spec["split"], {"key": TEXT, "hidden_fraction": NUMBER}, f"{where}.spec.split")
@@ -192,9 +196,9 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
             _checkpoint(spec["checkpoint"], record)
         if command == "zoo work":
             from neurozoo.leaderboard.sandbox import require_sandbox
-            from neurozoo.leaderboard.submission import changed_since_submitted
+            from neurozoo.leaderboard.submission import changed_since_submitted, tree_format
 
-            changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+            changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"], tree_format(spec))
             if changed:
                 raise DataError(f"record {record.id}: {changed} ({spec['folder']})")
             from neurozoo.leaderboard.worker import score_submission

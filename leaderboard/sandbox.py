@@ -15,8 +15,8 @@ What the sandbox gives the code (see leaderboard/SECURITY.md for the threat mode
   ``/dev/shm`` (each capped at the memory limit); a fresh ``/proc`` of its own namespace, the host-wide counters in it
   covered by neutral read-only files (:mod:`leaderboard.proc_masks`), and a minimal, read-only
   ``/dev`` without pseudo-terminals (:data:`NO_PSEUDO_TERMINALS`). Nothing else of the host: not ``$NEUROZOO_HOME``,
-  the data cache, the recordings folder (:func:`hidden_paths`), the database, other submissions, nor the host's
-  ``/proc``; any of those that lie inside a bound folder are covered by an empty tmpfs;
+  the data cache, the recordings folder (:func:`hidden_paths`), the database, other submissions (the store, given
+  in ``hidden``), nor the host's ``/proc``; any of those that lie inside a bound folder are covered by an empty tmpfs;
 - an empty environment apart from PATH, HOME/TMPDIR (/tmp) and thread counts.
 
 Limits, enforced whatever way the job ends:
@@ -264,8 +264,9 @@ READ_ONLY_ROOT = ("--remount-ro", "/")
 
 
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
-                tmp_bytes: int = 2 ** 30, proc_masks: Sequence[str] = ()) -> List[str]:
-    """``proc_masks``: :func:`leaderboard.proc_masks.bwrap_arguments`'s, covering the host's counters in ``/proc``."""
+                tmp_bytes: int = 2 ** 30, proc_masks: Sequence[str] = (), hidden: Sequence[str] = ()) -> List[str]:
+    """``proc_masks``: :func:`leaderboard.proc_masks.bwrap_arguments`'s, covering the host's counters in ``/proc``;
+    ``hidden``: host folders covered as :func:`hidden_paths`' are, where they lie inside a bound folder."""
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
@@ -279,7 +280,7 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
         bound.append(path)
     for host, inside in read_only.items():
         argv += ["--ro-bind", str(host), inside]
-    for secret in hidden_paths():
+    for secret in [*hidden_paths(), *(Path(os.path.realpath(folder)) for folder in hidden)]:
         if any(secret.is_relative_to(b) for b in bound) and secret.is_dir():
             # read-only too: a writable tmpfs of no size cap, which the watchdog does not count, as bwrap's root was
             argv += ["--tmpfs", str(secret), "--remount-ro", str(secret)]
@@ -712,17 +713,20 @@ def cancelled_by(event: threading.Event):
 
 
 def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limits: Optional[Limits] = None,
-        sandbox: bool = True, threads: int = 1, poll_s: float = 0.1) -> Outcome:
+        sandbox: bool = True, threads: int = 1, poll_s: float = 0.1, hidden: Sequence[str] = ()) -> Outcome:
     """Run ``command`` (inside the sandbox unless ``sandbox=False``); the job writes its result to the file
     descriptor named by ``$NEUROZOO_RESULT_FD``.
 
-    ``read_only`` maps host paths to paths inside the sandbox. Without a sandbox (the operator's explicit
-    unsafe choice) the same limits apply, with ``read_only`` paths used in place, and the job's home, cache and
-    temporary folder are a scratch folder of its own (``$TMPDIR/neurozoo-unsandboxed-*``), removed after it; named with
-    this process's host and pid, since one killed (SIGKILL) never removed it: the next unsandboxed job on this host does
+    ``read_only`` maps host paths to paths inside the sandbox; ``hidden`` names host folders the job must not see
+    besides :func:`hidden_paths`' (the submission store, which the operator may place anywhere: ``zoo serve
+    --submissions``, ``zoo submit --store``), covered by an empty read-only tmpfs where they lie inside a bound
+    folder. Without a sandbox (the operator's explicit unsafe choice) the same limits apply, with ``read_only`` paths
+    used in place, and the job's home, cache and temporary folder are a scratch folder of its own
+    (``$TMPDIR/neurozoo-unsandboxed-*``), removed after it; named with this process's host and pid, since one killed
+    (SIGKILL) never removed it: the next unsandboxed job on this host does
     (:func:`datasets.cache.owned_temporary_folder`)."""
     if sandbox:
-        return _run(command, read_only, limits, None, threads, poll_s)
+        return _run(command, read_only, limits, None, threads, poll_s, hidden)
     from neurozoo.datasets.cache import owned_temporary_folder
 
     with owned_temporary_folder("neurozoo-unsandboxed-") as scratch:
@@ -730,7 +734,7 @@ def run(command: Sequence[str], read_only: Optional[Dict[str, str]] = None, limi
 
 
 def _run(command: Sequence[str], read_only: Optional[Dict[str, str]], limits: Optional[Limits], scratch: Optional[str],
-         threads: int, poll_s: float) -> Outcome:
+         threads: int, poll_s: float, hidden: Sequence[str] = ()) -> Outcome:
     """:func:`run`, sandboxed without ``scratch``, else not, in ``scratch``."""
     limits = limits or Limits()
     read_only = dict(read_only or {})
@@ -743,7 +747,7 @@ def _run(command: Sequence[str], read_only: Optional[Dict[str, str]], limits: Op
             raise SandboxUnavailable(seccomp.problem())
         bound = environment_paths()
         masks, mask_fds = proc_masks.bwrap_arguments(limits.memory_bytes)
-        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes, masks)
+        argv = _bwrap_argv(bwrap, read_only, bound, limits.memory_bytes, masks, hidden)
         for key, value in sandbox_environment(threads, sandbox_python_path(bound)).items():
             argv += ["--setenv", key, value]
         argv += ["--chdir", "/tmp", "--"] + list(command)

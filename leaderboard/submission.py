@@ -350,21 +350,50 @@ def unpack(source: Path, target: Path) -> Path:
     return target
 
 
-def tree_sha256(root: Path) -> str:
-    digest = hashlib.sha256()
-    for path in sorted(p for p in root.rglob("*") if p.is_file()):
-        digest.update(str(path.relative_to(root)).encode())
-        digest.update(sha256_file(path).encode())
+#: the format of :func:`tree_sha256`'s digest: 2, the current one, kept in a submission's row (``sha256_format``) and
+#: its jobs' specs; 1 (the rows and specs stored before, which hold no format) only to check those again
+TREE_FORMAT, LEGACY_TREE_FORMAT = 2, 1
+TREE_FORMATS = (LEGACY_TREE_FORMAT, TREE_FORMAT)
+TREE_DOMAIN = b"neurozoo-tree-v2\0"
+
+
+def tree_sha256(root: Path, version: int = TREE_FORMAT) -> str:
+    """The sha256 of a submission's files, their relative paths and contents. Version 2 hashes
+    ``neurozoo-tree-v2\\0``, then per file (by path) the path's UTF-8 length (8 bytes, big-endian), the path and
+    the file's raw sha256 (32 bytes): no two trees give the same bytes. Version 1 (the digest of submissions stored
+    before it) joined each path and its file's hex sha256 with no separator, so the boundary between a path and the
+    digest before it could move: ``{w, x}`` and ``{w<sha256 of w>x}``, the file ``x``'s contents under the longer
+    name, gave one digest (one folder in the store: the second submission was scored with the first one's files)."""
+    files = sorted(p for p in root.rglob("*") if p.is_file())
+    if version == LEGACY_TREE_FORMAT:
+        digest = hashlib.sha256()
+        for path in files:
+            digest.update(str(path.relative_to(root)).encode())
+            digest.update(sha256_file(path).encode())
+        return digest.hexdigest()
+    if version != TREE_FORMAT:
+        raise ValueError(f"tree_sha256: no digest format {version!r} (known: {', '.join(map(str, TREE_FORMATS))})")
+    digest = hashlib.sha256(TREE_DOMAIN)
+    for path in files:
+        name = path.relative_to(root).as_posix().encode()
+        digest.update(len(name).to_bytes(8, "big") + name + bytes.fromhex(sha256_file(path)))
     return digest.hexdigest()
 
 
-def changed_since_submitted(folder: Path, sha256: str) -> Optional[str]:
-    """Why the stored submission ``folder`` is no longer the one submitted as ``sha256`` (:func:`tree_sha256`), or
-    None: a score of changed files (weights replaced, a file edited or removed) would be stored under the submitted
-    sha256, and its rerun would give other numbers with no reason named."""
+def tree_format(stored: Optional[Dict[str, Any]]) -> int:
+    """The digest format of a stored submission row's or job spec's ``sha256`` (``sha256_format``; one stored before
+    it holds none: format 1)."""
+    return (stored or {}).get("sha256_format") or LEGACY_TREE_FORMAT
+
+
+def changed_since_submitted(folder: Path, sha256: str, version: int = TREE_FORMAT) -> Optional[str]:
+    """Why the stored submission ``folder`` is no longer the one submitted as ``sha256`` (:func:`tree_sha256` in
+    format ``version``: a job spec's :func:`tree_format`), or None: a score of changed files (weights replaced, a file
+    edited or removed) would be stored under the submitted sha256, and its rerun would give other numbers with no
+    reason named."""
     if not Path(folder).is_dir():
         return f"the submission's stored folder is gone (submitted as sha256 {sha256[:12]})"
-    found = tree_sha256(Path(folder))
+    found = tree_sha256(Path(folder), version)
     if found != sha256:
         return (f"the submission's stored files have changed since it was submitted (sha256 {sha256[:12]} then, "
                 f"{found[:12]} now); submit it again")
@@ -471,36 +500,75 @@ def load_metadata(path: Path) -> Dict[str, Any]:
     return meta
 
 
+#: the characters of :data:`UNSHOWN` a text field on several lines keeps (the description's); the others keep none
+MULTILINE = "\n\t"
+
+
 def _check_text(meta: Dict[str, Any]) -> None:
     """The text fields the board shows: not blank, and no control, format or separator character but spaces (no
     invisible formatting such as a right-to-left override, which reorders what the page shows around it); an author
     and the licence on one line, the description on several (newlines and tabs allowed)."""
-    fields = [("description", meta["description"], "\n\t"), ("licence", meta["licence"], "")]
+    fields = [("description", meta["description"], MULTILINE), ("licence", meta["licence"], "")]
     fields += [(f"authors[{i}]", author, "") for i, author in enumerate(meta["authors"])]
     for field, value, allowed in fields:
         _check_shown(field, value, allowed)
 
 
+#: what :func:`unshown_characters` finds: a character of :data:`UNSHOWN`, a combining mark past
+#: :data:`MAX_COMBINING_MARKS` in a row
+UNSHOWN_CHARACTER, STACKED_MARK = "unshown", "stacked"
+
+
+def unshown_characters(value: str, allowed: str = "") -> List[Tuple[int, str]]:
+    """The characters of ``value`` that the board does not show, as ``(position, kind)``: each of a category in
+    :data:`UNSHOWN` but those ``allowed`` (:data:`UNSHOWN_CHARACTER`), and each combining mark past the
+    :data:`MAX_COMBINING_MARKS`-th in a row (:data:`STACKED_MARK`). The one rule of both the intake, which refuses
+    such a field (:func:`_check_shown`), and the pages, which show text stored before the rule with those
+    characters escaped (:func:`shown_text`)."""
+    import unicodedata
+
+    found, run = [], 0
+    for position, character in enumerate(value):
+        category = unicodedata.category(character)
+        run = run + 1 if category in ("Mn", "Me") else 0
+        if category in UNSHOWN and character not in allowed:
+            found.append((position, UNSHOWN_CHARACTER))
+        elif run > MAX_COMBINING_MARKS:
+            found.append((position, STACKED_MARK))
+    return found
+
+
+def shown_text(value: str, allowed: str = "") -> str:
+    """``value`` with each character :func:`unshown_characters` finds written as its Python escape (``\\u202e``,
+    ``\\x1b``, ``\\u0301``): a field stored before the intake refused them (a right-to-left override reordering the
+    page around it, a terminal escape, a stack of combining marks over the rows above) is shown without their
+    effect, and what it held stays readable."""
+    unshown = {position for position, _kind in unshown_characters(value, allowed)}
+    return "".join(character.encode("unicode_escape").decode("ascii") if position in unshown else character
+                   for position, character in enumerate(value))
+
+
 def _check_shown(field: str, value: str, allowed: str) -> None:
-    """One text field the board shows: not blank, no character of :data:`UNSHOWN` but those ``allowed``."""
+    """One text field the board shows: not blank, nothing :func:`unshown_characters` finds (characters of
+    :data:`UNSHOWN` but those ``allowed``, found first, then combining marks stacked past the cap)."""
     import unicodedata
 
     if not value.strip():
         raise SubmissionError(f"metadata.yaml: field {field!r} is blank; expected text")
-    bad = next((c for c in value if unicodedata.category(c) in UNSHOWN and c not in allowed), None)
+    found = unshown_characters(value, allowed)
+    bad = next((position for position, kind in found if kind == UNSHOWN_CHARACTER), None)
     if bad is not None:
         where = "on one line, " if not allowed else ""
-        raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {bad!r} at position "
-                              f"{value.index(bad)} (Unicode category {unicodedata.category(bad)}); expected "
+        raise SubmissionError(f"metadata.yaml: field {field!r} holds the character {value[bad]!r} at position "
+                              f"{bad} (Unicode category {unicodedata.category(value[bad])}); expected "
                               f"text {where}without control or formatting characters"
                               f"{' (newlines and tabs allowed)' if allowed else ''}")
-    run = 0
-    for position, character in enumerate(value):
-        run = run + 1 if unicodedata.category(character) in ("Mn", "Me") else 0
-        if run > MAX_COMBINING_MARKS:
-            raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
-                                  f"in a row (from position {position - MAX_COMBINING_MARKS}, U+{ord(character):04X}); each is "
-                                  "drawn over the character before it, so a stack of them covers the lines around it")
+    if found:
+        position = found[0][0]
+        raise SubmissionError(f"metadata.yaml: field {field!r} holds more than {MAX_COMBINING_MARKS} combining marks "
+                              f"in a row (from position {position - MAX_COMBINING_MARKS}, "
+                              f"U+{ord(value[position]):04X}); each is drawn over the character before it, so a stack "
+                              "of them covers the lines around it")
 
 
 def check_requirements(path: Path) -> List[str]:
@@ -691,7 +759,9 @@ def _holds(path: Path, text: bytes, chunk: int = 1 << 20) -> bool:
 
 
 def prepare(source: Path, store: Path) -> Dict[str, Any]:
-    """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256}."""
+    """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256,
+    sha256_format, legacy_sha256}: the files' :func:`tree_sha256`, its format, and their digest in format 1, which the
+    refusal of an identical submission compares with the rows stored before format 2."""
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     # named with this process's host and pid: a submission killed while unpacked (SIGKILL) left its folder in the
@@ -699,7 +769,7 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
     with owned_temporary_folder(".unpacking-", store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
         meta, _requirements = validate(root, Path(source))
-        digest = tree_sha256(root)
+        digest, legacy = tree_sha256(root), tree_sha256(root, LEGACY_TREE_FORMAT)
         folder = store / digest[:32]
         if not folder.exists():
             try:  # one rename: a process killed here leaves the whole folder or none (a copy left a partial one)
@@ -707,7 +777,8 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
             except OSError:
                 if not folder.is_dir():  # else another process stored the same files first
                     raise
-    return {"meta": meta, "folder": str(folder), "sha256": digest}
+    return {"meta": meta, "folder": str(folder), "sha256": digest, "sha256_format": TREE_FORMAT,
+            "legacy_sha256": legacy}
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
@@ -724,7 +795,7 @@ def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[
     layers = {region: layer for region, layer in meta["layers"].items() if region in regions}
     return [{"model": meta["name"], "benchmark": name,
              "spec": {"family": "submission", "model": meta["name"], "benchmark": name, "folder": prepared["folder"],
-                      "sha256": prepared["sha256"], "layers": layers,
+                      "sha256": prepared["sha256"], "sha256_format": prepared["sha256_format"], "layers": layers,
                       "weights": (meta.get("weights") or {}).get("file"), "overrides": {},
                       "score": {"max_features": max_features, "seed": 0},
                       "split": split_spec(), **benchmark_version(name)}}
@@ -766,4 +837,4 @@ def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     prepared = prepare(source, store)
     check_not_builtin(prepared["meta"]["name"])
     return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
-                             user, submission_specs(prepared))
+                             user, submission_specs(prepared), legacy_sha256=prepared["legacy_sha256"])

@@ -22,8 +22,8 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
     """Raises :class:`~submission.SubmissionError` or :class:`~zoo.ScoringError` at the first problem; ``say``
     gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run."""
     from neurozoo.datasets.cache import owned_temporary_folder
-    from neurozoo.leaderboard.submission import (REQUIREMENTS, check_not_builtin, submission_specs, tree_sha256, unpack,
-                                                 validate)
+    from neurozoo.leaderboard.submission import (REQUIREMENTS, TREE_FORMAT, check_not_builtin, submission_specs,
+                                                 tree_sha256, unpack, validate)
 
     # named with this process's host and pid: a check killed (SIGKILL) left the unpacked submission for good; the next
     # one on this host removes it (datasets.cache.owned_temporary_folder)
@@ -40,7 +40,7 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
             say("dry run: skipped: no sandbox can be made here (see above); pass --unsafe-no-sandbox to run your "
                 "model without isolation")
             return
-        prepared = {"meta": meta, "folder": str(root), "sha256": tree_sha256(root)}
+        prepared = {"meta": meta, "folder": str(root), "sha256": tree_sha256(root), "sha256_format": TREE_FORMAT}
         dry_run(submission_specs(prepared), sandbox, limits, say)
 
 

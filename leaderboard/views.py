@@ -75,20 +75,24 @@ SHORT_AUTHOR_CHARS, SHORT_LICENCE_CHARS = 40, 30
 def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
     """What the pages show of a submission's ``metadata.yaml`` (``db.submission_metadata()``): authors, licence and
     description, each bounded by the intake's own limits (``submission.TEXT_LIMITS``, ``MAX_AUTHORS``,
-    ``AUTHOR_CHARS``) again, so a row stored before them stays bounded too; ``short``: "first author et al. (licence)"
-    for the ranking. The text is shown as text (Jinja escapes it). None for a built-in model."""
-    from neurozoo.leaderboard.submission import AUTHOR_CHARS, MAX_AUTHORS, TEXT_LIMITS
+    ``AUTHOR_CHARS``) again, so a row stored before them stays bounded too, and each with the characters the intake
+    refuses now escaped (``submission.shown_text``, by the intake's own rule: control and formatting characters such
+    as a right-to-left override, combining marks stacked past ``MAX_COMBINING_MARKS``), so a row stored before that
+    rule reorders or covers nothing around it; ``short``: "first author et al. (licence)" for the ranking. The text
+    is shown as text (Jinja escapes it). None for a built-in model."""
+    from neurozoo.leaderboard.submission import AUTHOR_CHARS, MAX_AUTHORS, MULTILINE, TEXT_LIMITS, shown_text
 
     if not meta:
         return None
-    authors = [clipped(str(a), AUTHOR_CHARS) for a in list(meta.get("authors") or [])[:MAX_AUTHORS + 1]]
+    authors = [shown_text(clipped(str(a), AUTHOR_CHARS)) for a in list(meta.get("authors") or [])[:MAX_AUTHORS + 1]]
     if len(authors) > MAX_AUTHORS:
         authors[MAX_AUTHORS:] = ["\u2026"]
-    licence = clipped(str(meta.get("licence") or ""), TEXT_LIMITS["licence"])
+    licence = shown_text(clipped(str(meta.get("licence") or ""), TEXT_LIMITS["licence"]))
     first = clipped(authors[0], SHORT_AUTHOR_CHARS) + (" et al." if len(authors) > 1 else "") if authors else ""
     short = " ".join(part for part in (first, f"({clipped(licence, SHORT_LICENCE_CHARS)})" if licence else "") if part)
     return {"authors": authors, "licence": licence, "short": short, "submission": meta.get("submission"),
-            "description": clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"])}
+            "description": shown_text(clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"]),
+                                      MULTILINE)}
 
 
 def board(db, records=None, metadata=None, outdated=None, failures=None) -> Dict[str, Any]:

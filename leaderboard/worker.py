@@ -120,9 +120,11 @@ def run_model(images, request: Dict[str, Any], folder: Path, limits: Limits, san
         np.save(job / "stimuli.npy", np.ascontiguousarray(images.numpy(), dtype=np.float32))
         (job / "request.json").write_text(json.dumps(request))
         where = ("/job", "/submission") if sandbox else (str(job), str(folder))
+        # the store holding the other submissions' folders beside this one's: hidden wherever the operator put it
+        # (zoo serve --submissions, zoo submit --store), inside a folder the sandbox binds too
         outcome = jail.run([sys.executable, "-m", "neurozoo.leaderboard.model_runner", *where],
                            read_only={str(job): "/job", str(folder): "/submission"} if sandbox else {},
-                           limits=limits, sandbox=sandbox)
+                           limits=limits, sandbox=sandbox, hidden=[str(Path(folder).parent)])
     console = shown_console(outcome.console)
     # a traceback's last line is the error itself, shown first; an error the model runner prints is wrapped, its
     # continuation lines indented (model_runner.print_error)
@@ -160,9 +162,9 @@ def model_features(benchmark, spec: Dict[str, Any], layer: str, limits: Limits, 
         cached = cache.load(keys[layer]) if cache is not None else None
         if cached is not None:
             return cached
-        from neurozoo.leaderboard.submission import changed_since_submitted
+        from neurozoo.leaderboard.submission import changed_since_submitted, tree_format
 
-        changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"])
+        changed = changed_since_submitted(Path(spec["folder"]), spec["sha256"], tree_format(spec))
         if changed:
             raise ScoringError(changed)
         arrays = run_model(stimuli.images, request, Path(spec["folder"]), limits, sandbox)

@@ -246,7 +246,7 @@ def test_a_clear_while_a_leaderboard_worker_saves_a_submissions_layers_keeps_the
     spec = {"sha256": "ab" * 32, "folder": "/store/sub", "layers": {"V4": "conv1", "IT": "conv2"},
             "score": {"max_features": 4, "seed": 0}}
     values = [np.full((10, 4, 2), k, dtype=np.float32) for k in (1, 2)]  # conv1's, conv2's
-    monkeypatch.setattr(submission, "changed_since_submitted", lambda folder, sha256: None)
+    monkeypatch.setattr(submission, "changed_since_submitted", lambda folder, sha256, version: None)
     monkeypatch.setattr(worker, "run_model", lambda images, request, *_: values[:len(request["layers"])])
     save, saved, cleared = ActivationCache.save, [], []
 

@@ -766,6 +766,44 @@ def test_an_older_database_gets_the_public_reason_column_and_keeps_its_failed_jo
     reopened.dispose()
 
 
+def test_an_older_database_gets_the_sha256_format_column_and_its_rows_compare_in_format_1(db, tmp_path):
+    """lb_submissions.sha256_format (the format of a submission's tree digest, submission.tree_sha256) came after the
+    table: an older database gets it when opened, NULL on its rows (format 1, which they hold). A submission of the
+    same files is refused as identical to such a row by its format-1 digest, to a new row by its format-2 one."""
+    from sqlalchemy import inspect
+
+    from neurozoo.leaderboard.submission import (LEGACY_TREE_FORMAT, TREE_FORMAT, AlreadySubmitted, tree_format,
+                                                 tree_sha256)
+
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "model.py").write_text("def create_model(weights):\n    pass\n")
+    legacy, current = tree_sha256(folder, LEGACY_TREE_FORMAT), tree_sha256(folder)
+    old = db.add_submission("sub", str(folder), legacy, {}, None, [])
+    with db.engine.begin() as connection:
+        connection.execute(text("ALTER TABLE lb_submissions DROP COLUMN sha256_format"))
+    assert "sha256_format" not in {c["name"] for c in inspect(db.engine).get_columns("lb_submissions")}
+    reopened = LeaderboardDB(db.url)
+    try:
+        row = reopened.submission(old)
+        assert (row["sha256"], row["sha256_format"], tree_format(row)) == (legacy, None, LEGACY_TREE_FORMAT)
+        with pytest.raises(AlreadySubmitted, match=rf"identical to submission {old} \(sub, sha256 {legacy[:12]}"):
+            reopened.add_submission("sub", "/store/again", current, {}, None, [], legacy_sha256=legacy)
+        (folder / "weights.pt").write_bytes(b"0")  # other files: a new submission, in format 2
+        changed = reopened.add_submission("sub", "/store/new", tree_sha256(folder), {}, None, [],
+                                          legacy_sha256=tree_sha256(folder, LEGACY_TREE_FORMAT))
+        assert reopened.submission(changed)["sha256_format"] == TREE_FORMAT
+        with pytest.raises(AlreadySubmitted, match=rf"identical to submission {changed} "):
+            reopened.add_submission("sub", "/store/twice", tree_sha256(folder), {}, None, [],
+                                    legacy_sha256=tree_sha256(folder, LEGACY_TREE_FORMAT))
+        # a format-2 row is compared in format 2 only: a format-1 digest equal to its sha256 is not its files
+        third = reopened.add_submission("sub", "/store/third", "e" * 64, {}, None, [],
+                                        legacy_sha256=reopened.submission(changed)["sha256"])
+        assert third > changed and reopened.submission(third)["sha256_format"] == TREE_FORMAT
+    finally:
+        reopened.dispose()
+
+
 def test_an_older_database_gets_the_lease_token_column_and_its_running_jobs_are_claimed_with_one(db):
     """lb_jobs.lease_token (the claim a worker runs a job by: scorer.Heartbeat) came after the table: an older
     database gets it when opened; its jobs read None until claimed, and each claim gets a new token."""
@@ -904,7 +942,7 @@ def test_a_submission_scored_under_an_older_benchmark_version_is_scored_again_by
 
     bench = "ventral_embedded.V4-temporal"
     prepared = {"meta": {"name": "sub", "benchmarks": [bench], "layers": {"V4": "conv1"}}, "folder": "/f",
-                "sha256": "a" * 64}
+                "sha256": "a" * 64, "sha256_format": 2}
     sid = db.add_submission("sub", "/f", "a" * 64, prepared["meta"], None, submission_specs(prepared))
     [old] = db.jobs()
     assert "benchmark_version" not in old["spec"]  # the benchmark is unversioned (version 1)

@@ -2,6 +2,7 @@
 import hashlib
 import importlib.util
 import io
+import json
 import os
 import sys
 import threading
@@ -160,7 +161,7 @@ JOB_RUNNING = """
 import os, signal, sys
 import torch
 from neurozoo.leaderboard import sandbox, worker
-def run(command, read_only, limits, sandbox):
+def run(command, read_only, limits, sandbox, hidden):
     print(command[-2], flush=True)
     if sys.argv[1] == "kill":
         os.kill(os.getpid(), signal.SIGKILL)
@@ -197,7 +198,7 @@ def test_the_scratch_of_a_job_killed_while_its_model_ran_is_removed_by_the_next_
         assert kept.parent == temporary and (kept / "request.json").is_file()
         seen = []
 
-        def run(command, read_only, limits, sandbox):  # the next job: its model process fails
+        def run(command, read_only, limits, sandbox, hidden):  # the next job: its model process fails
             seen.append((Path(command[-2]), set(temporary.iterdir())))
             return jail.Outcome(returncode=1, result=b"", console=b"")
 
@@ -550,6 +551,78 @@ def test_an_identical_resubmission_is_refused_naming_the_first(tmp_path, db):
     assert len(db.submission(submit(db, folder, tmp_path / "store"))["jobs"]) == 1  # changed: new jobs
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store")]) == 2
+
+
+def _twin_trees(tmp_path):
+    """Two submissions of different files with one format-1 digest: ``w`` and ``x`` beside, in the other,
+    ``w<sha256 of w's contents>x`` holding x's contents (format 1 hashed path, hex digest, path, ... unseparated)."""
+    first = make_submission(tmp_path / "twin-a", weights=False)
+    (first / "w").write_bytes(b"first file")
+    (first / "x").write_bytes(b"second file")
+    second = make_submission(tmp_path / "twin-b", weights=False)
+    (second / ("w" + hashlib.sha256(b"first file").hexdigest() + "x")).write_bytes(b"second file")
+    return first, second
+
+
+def test_two_trees_of_one_old_digest_are_two_submissions_with_their_own_files(tmp_path, db):
+    """tree_sha256 (format 1) joined each path and its file's hex sha256 with no separator: the two trees of
+    _twin_trees had one digest, so the second was refused as identical to the first, and (under another name) was
+    stored in the first one's folder of the store and scored with its files. Format 2 separates them."""
+    from neurozoo.leaderboard.submission import LEGACY_TREE_FORMAT, TREE_FORMAT, tree_sha256
+
+    first, second = _twin_trees(tmp_path)
+    assert tree_sha256(first, LEGACY_TREE_FORMAT) == tree_sha256(second, LEGACY_TREE_FORMAT)  # the old collision
+    assert tree_sha256(first) != tree_sha256(second)
+    ids = [submit(db, first, tmp_path / "store"), submit(db, second, tmp_path / "store")]
+    rows = [db.submission(i) for i in ids]
+    assert rows[0]["sha256"] != rows[1]["sha256"] and rows[0]["folder"] != rows[1]["folder"]
+    assert [row["sha256_format"] for row in rows] == [TREE_FORMAT] * 2
+    assert sorted(p.name for p in Path(rows[1]["folder"]).iterdir()) == [
+        "metadata.yaml", "model.py", "w" + hashlib.sha256(b"first file").hexdigest() + "x"]
+    assert all(job["spec"]["sha256_format"] == TREE_FORMAT and job["spec"]["sha256"] == row["sha256"]
+               for row in rows for job in row["jobs"])
+    # a path holding a newline, the boundary format 1 had no way to mark either
+    (first / "a\nb").write_bytes(b"")
+    (second / "a").write_bytes(b"")
+    assert tree_sha256(first) != tree_sha256(second)
+
+
+def test_a_submission_stored_under_the_old_digest_still_verifies_and_its_twin_is_refused(tmp_path, db):
+    """A store made before the digest's format 2: its rows hold a format-1 sha256 and no sha256_format column, its
+    jobs' specs no format. Opened, the column is added (NULL: format 1); its stored files are checked in format 1
+    (unchanged, then changed once edited), and the same files submitted again are refused as identical to it, the
+    new submission's format-1 digest compared with the old row's."""
+    from sqlalchemy import inspect, text
+
+    from neurozoo.leaderboard.submission import (LEGACY_TREE_FORMAT, AlreadySubmitted, changed_since_submitted,
+                                                 tree_format, tree_sha256)
+
+    folder = make_submission(tmp_path / "sub", weights=False)
+    old = submit(db, folder, tmp_path / "store")
+    stored = Path(db.submission(old)["folder"])
+    legacy = tree_sha256(stored, LEGACY_TREE_FORMAT)
+    with db.engine.begin() as connection:  # as the code before format 2 stored it
+        for job in db.submission(old)["jobs"]:
+            spec = {k: v for k, v in job["spec"].items() if k != "sha256_format"}
+            connection.execute(text("UPDATE lb_jobs SET spec = :spec WHERE id = :id"),
+                               {"spec": json.dumps({**spec, "sha256": legacy}), "id": job["id"]})
+        connection.execute(text("UPDATE lb_submissions SET sha256 = :legacy"), {"legacy": legacy})
+        connection.execute(text("ALTER TABLE lb_submissions DROP COLUMN sha256_format"))
+    db.dispose()
+    reopened = LeaderboardDB(db.url)
+    try:
+        assert "sha256_format" in {c["name"] for c in inspect(reopened.engine).get_columns("lb_submissions")}
+        row = reopened.submission(old)
+        [spec] = [job["spec"] for job in row["jobs"]]
+        assert (row["sha256"], row["sha256_format"], tree_format(row), tree_format(spec)) == (legacy, None, 1, 1)
+        assert changed_since_submitted(stored, spec["sha256"], tree_format(spec)) is None  # unchanged
+        assert "changed since it was submitted" in changed_since_submitted(stored, spec["sha256"])  # not format 2's
+        with pytest.raises(AlreadySubmitted, match=rf"identical to submission {old} \(net-ok, sha256 {legacy[:12]}"):
+            submit(reopened, folder, tmp_path / "store")
+        (stored / "model.py").write_text((stored / "model.py").read_text() + "# edited\n")
+        assert "changed since it was submitted" in changed_since_submitted(stored, spec["sha256"], tree_format(spec))
+    finally:
+        reopened.dispose()
 
 
 def test_every_layer_of_a_submission_comes_from_one_model_run(tmp_path, db, monkeypatch):

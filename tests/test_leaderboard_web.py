@@ -726,6 +726,41 @@ def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(
     assert "licence" not in ranking["alpha"]
 
 
+def test_metadata_stored_before_the_intakes_character_rules_shows_what_it_would_refuse_escaped(db, client, tmp_path,
+                                                                                                monkeypatch):
+    """The intake refuses control and formatting characters and combining marks stacked past 8 in the shown fields,
+    but the pages showed a row stored before those rules as it was: a right-to-left override reversed the ranking's
+    cell and what followed it, a terminal escape went out raw, 30 stacked marks drew a column over the rows above.
+    The pages escape what the intake's rule (submission.unshown_characters) finds, by that rule itself."""
+    import re
+
+    from neurozoo.leaderboard import submission
+    from neurozoo.leaderboard.render import page_file, write_report
+    from neurozoo.leaderboard.views import public_metadata
+
+    stack = "a" + "\u0301" * 30
+    meta = {"name": "old", "authors": ["Eve\u202egnp.exe", "\x1b[31mred"], "licence": "MIT\u200b\u2028",
+            "description": "line one\nline\ttwo " + stack}
+    sid = db.add_submission("old", "/store/old", "0" * 64, meta, "mallory",  # as stored before the rules: no intake
+                            [{"model": "old", "benchmark": V4, "spec": {"sha": "old"}}])
+    [job] = db.submission(sid)["jobs"]
+    finish_claim(db, db.claim("w", ids=[job["id"]]), ScoreRecord("old", V4, 0.4, per_bin=per_bin(0.4), settings={}))
+    report = write_report(db, tmp_path / "report").parent
+    pages = [client.get("/models/old").text, (report / "models" / f"{page_file('old')}.html").read_text()]
+    for page in pages:
+        assert '<dd id="authors">Eve\\u202egnp.exe, \\x1b[31mred</dd>' in page
+        assert '<dd id="licence">MIT\\u200b\\u2028</dd>' in page
+        assert "line one\nline\ttwo a" + "\u0301" * 8 + "\\u0301" * 22 + "</dd>" in page  # newlines and tabs kept
+    for page in pages + [client.get("/").text, (report / "index.html").read_text()]:
+        assert not any(c in page for c in "\u202e\x1b\u200b\u2028"), page
+        assert max(len(run) for run in re.findall("[\u0300-\u036f]*", page)) <= submission.MAX_COMBINING_MARKS
+    assert '<span class="wrap">Eve\\u202egnp.exe et al. (MIT\\u200b\\u2028)</span>' in client.get("/").text
+    ranking = {r["model"]: r for r in client.get("/api/ranking").json()}
+    assert ranking["old"]["authors"] == ["Eve\\u202egnp.exe", "\\x1b[31mred"]
+    monkeypatch.setattr(submission, "MAX_COMBINING_MARKS", 3)  # the intake's rule, not a copy of it
+    assert public_metadata(meta)["description"].endswith("two a" + "\u0301" * 3 + "\\u0301" * 27)
+
+
 def test_a_long_weights_line_shows_its_first_clause_with_the_whole_line_on_hover_and_names_stay_whole(db, client,
                                                                                                       tmp_path):
     """The ranking's weights column ran a 60-character line down 8 lines of a narrow cell, and model names broke

@@ -155,6 +155,40 @@ def test_model_process_sees_no_data_database_secrets_network_or_host(board, tmp_
     assert Path(other["folder"]).is_dir() and not (Path(other["folder"]) / "evil").exists()
 
 
+STORE_PROBE = '''
+import os
+FOUND = {{}}
+for name, action in (("store", lambda: os.listdir({store!r})), ("other", lambda: open({other!r}).read(40))):
+    try:
+        FOUND[name] = repr(action())[:80]
+    except Exception as error:
+        FOUND[name] = "refused " + type(error).__name__
+raise SystemExit("\\n".join(f"PROBE {{k}}={{v}}" for k, v in FOUND.items()))
+'''
+
+
+@needs_sandbox
+def test_a_store_inside_a_bound_folder_is_hidden_from_the_job(board, tmp_path, monkeypatch):
+    """The store was hidden only as part of $NEUROZOO_HOME (its default, $NEUROZOO_HOME/submissions): one the operator
+    placed elsewhere (zoo serve --submissions, zoo submit --store) inside a folder the sandbox binds (the Python
+    environment's) was bound with it, and a job read every other submission's files there (model.py, weights)."""
+    from neurozoo.leaderboard import sandbox
+
+    environment = tmp_path / "env"
+    store = environment / "store"
+    bound = sandbox.environment_paths()
+    monkeypatch.setattr(sandbox, "environment_paths", lambda: [*bound, environment])
+    other = board.submission(submit(board, submission(tmp_path, "other"), store))
+    assert Path(other["folder"]).parent == store and (Path(other["folder"]) / "model.py").is_file()
+    probe = STORE_PROBE.format(store=str(store), other=str(Path(other["folder"]) / "model.py"))
+    submission_id = submit(board, submission(tmp_path, "probe", attack=probe), store)
+    work(board, lambda job: score_job(job, limits=Limits(wall_s=120, memory_bytes=3 * 2 ** 30)),
+         ids=[j["id"] for j in board.submission(submission_id)["jobs"]], progress=False)
+    error = board.submission(submission_id)["jobs"][0]["error"]
+    found = dict(line.split("PROBE ", 1)[1].split("=", 1) for line in error.splitlines() if "PROBE " in line)
+    assert found == {"store": "[]", "other": "refused FileNotFoundError"}, error  # an empty tmpfs covers it
+
+
 HOST_COUNTERS = """
 import json, os
 read = {}

@@ -1234,3 +1234,21 @@ def test_zoo_reproduce_given_sigterm_mid_rerun_exits_130_leaving_no_scratch_and_
     again = subprocess.run([sys.executable, "-c", code, "no signal"], capture_output=True, text=True, timeout=300,
                            env=env)
     assert again.returncode == 0 and "\nreproduced: bit-identical" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+
+
+@pytest.mark.parametrize("value", [3, "2", 0])
+def test_a_submission_record_of_an_unknown_tree_digest_format_is_refused_naming_the_field(value):
+    """A zoo work record's spec names its submission's tree digest format (``sha256_format``, absent: 1): any other
+    value had passed the check and failed the rerun with a ValueError traceback from tree_sha256."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.leaderboard.reproduce import checked
+
+    spec = {"family": "submission", "model": "sub", "benchmark": "lbtest.V4", "score": {}, "layers": {"V4": "conv1"},
+            "folder": "/store/sub", "sha256": "ab" * 32}
+    record = ScoreRecord(model="sub", benchmark="lbtest.V4", value=0.5, id=7)
+    for stated in ({}, {"sha256_format": 1}, {"sha256_format": 2}):
+        checked(record, {"command": "zoo work", "spec": {**spec, **stated}})
+    with pytest.raises(DataError, match=rf"record 7 .*\.spec\.sha256_format: expected one of 1, 2 \(or none, format "
+                                        rf"1\), found {value!r}"):
+        checked(record, {"command": "zoo work", "spec": {**spec, "sha256_format": value}})

@@ -490,12 +490,16 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     (:func:`without_host_paths`). A built-in model's job (trusted code) shows the last lines of its error; a
     submission's job only the scorer's one-line reason (``public_reason``): its error holds the submitted model's
     console output, text anyone with a token could write onto the public page. The submitter's
-    ``/api/submissions/{id}`` and the operator's ``zoo submission ID`` show the error whole."""
+    ``/api/submissions/{id}`` and the operator's ``zoo submission ID`` show the error whole. The reason may name a
+    layer of the submission's ``metadata.yaml``: one stored before the intake's character rules is shown with what they
+    refuse escaped (``submission.shown_text``), as the metadata's text fields are (:func:`public_metadata`)."""
+    from neurozoo.leaderboard.submission import shown_text
+
     rows = []
     for job in sorted(failures, key=lambda j: (j["benchmark"], j["id"])):
         if job.get("submission_id") is not None:
             reason = without_host_paths(job.get("public_reason") or NO_PUBLIC_REASON).strip().splitlines()[0]
-            lines = [reason[:PUBLIC_REASON_CHARS]]
+            lines = [shown_text(reason[:PUBLIC_REASON_CHARS])]
         else:
             lines = without_host_paths(job.get("error") or "no error message was kept").rstrip().splitlines()
         when = job.get("updated_at")

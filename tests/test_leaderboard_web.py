@@ -685,6 +685,23 @@ def test_a_submissions_failed_job_shows_the_scorers_reason_not_the_models_output
     assert owner["jobs"][1]["error"] == error  # the submitter's own view: whole
 
 
+def test_a_public_reason_naming_a_layer_stored_before_the_character_rules_shows_it_escaped(db, client, tmp_path):
+    """A failed job's public reason names the layer (``zoo.check_features``); a layer name stored before the intake
+    refused control and formatting characters went onto the pages as it was, a right-to-left override reordering the
+    failures table around it. The reason is shown as the metadata's text is: what the intake refuses, escaped."""
+    from neurozoo.leaderboard.render import page_file, write_report
+
+    sid = db.add_submission("old", "/store/old", "3" * 64, {"name": "old"}, "mallory",
+                            [{"model": "old", "benchmark": b, "spec": {"b": b}} for b in (V4, IT)])
+    scored, failed = db.submission(sid)["jobs"]
+    finish_claim(db, db.claim("w", ids=[scored["id"]]), ScoreRecord("old", V4, 0.2, per_bin=per_bin(0.2), settings={}))
+    public = "the features of layer 'V4\u202egnp.exe' are all zero"
+    assert fail_claim(db, db.claim("w", ids=[failed["id"]]), public, public=public)
+    report = (write_report(db, tmp_path / "report").parent / "models" / f"{page_file('old')}.html").read_text()
+    for page in (client.get("/models/old").text, report):
+        assert "V4\\u202egnp.exe" in page and "\u202e" not in page
+
+
 def test_a_submissions_authors_licence_and_description_show_escaped_and_bounded(db, client, tmp_path):
     """A submission's authors, description and licence (metadata.yaml) were shown nowhere. The model page shows them
     and the ranking its first author and licence, as text: a hostile value is escaped, and a value past the intake's

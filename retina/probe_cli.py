@@ -301,12 +301,17 @@ def run_probe_adaptation(args) -> int:
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
     print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
           f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
-          f"{tau_summary(truth['tau_high'])}); across cells r = {comparison['pearson_r']:.2f}")
+          f"{tau_summary(truth['tau_high'])}); across cells r = {_r_or_why(comparison['pearson_r'])}")
     for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {_ms(fitted['tau_high'][i]):>7} "
               f"truth {_ms(truth['tau_high'][i]):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def _r_or_why(r: float) -> str:
+    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither)."""
+    return f"{r:.2f}" if r == r else "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
 def _ms(tau_frames: float) -> str:

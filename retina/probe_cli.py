@@ -371,7 +371,7 @@ def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
 
 def run_probe_oms(args) -> int:
     from neurozoo.retina.phenomena import stimuli
-    from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
+    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivity, plot_oms
 
     circuit, settings = _oms_protocol(args)
     for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
@@ -389,14 +389,24 @@ def run_probe_oms(args) -> int:
                                 "settings": settings,
                                 "model_oms": {k: fitted[k] for k in keys}, "truth_oms": {k: truth[k] for k in keys},
                                 "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: OMS index median {nanmedian(fitted['oms_index']):.2f} (ground truth "
-          f"{nanmedian(truth['oms_index']):.2f}); same sign in "
-          f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
+    print(oms_summary(args.model, fitted, truth, comparison))
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
         print(f"  {cell_name(i)}: OMS index model {_oms_index_or_reason(fitted, i)} truth "
               f"{_oms_index_or_reason(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def oms_summary(model: str, fitted, truth, comparison) -> str:
+    """``zoo probe oms``'s first line: the model's median index beside the truth's, or that no cell answered the
+    motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    from neurozoo.retina.phenomena.adaptation import nanmedian
+
+    median, truths = nanmedian(fitted["oms_index"]), nanmedian(truth["oms_index"])
+    if median != median:
+        return f"{model}: no OMS index: no cell has a motion response (ground truth: OMS index median {truths:.2f})"
+    return (f"{model}: OMS index median {median:.2f} (ground truth {truths:.2f}); same sign in "
+            f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
 
 
 def _oms_index_or_reason(result, i) -> str:

@@ -490,6 +490,22 @@ def test_compare_indices_gives_no_correlation_of_rounding_noise():
     assert compare_indices([1e-5, 2e-5, 3e-5], [1.0, 2.0, 3.0])["pearson_r"] == pytest.approx(1.0)  # beyond the floor
 
 
+def test_probe_oms_summary_says_that_no_cell_answered_instead_of_printing_nan():
+    """zoo probe oms ln --fit-embedded --kind oms-naturalscene (an LN fit that does not answer the grating: no cell
+    with a motion response of 1 spike/s) printed "ln: OMS index median nan (ground truth 0.84); same sign in nan% of
+    the cells with a response"."""
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+    from neurozoo.retina.probe_cli import oms_summary
+
+    truth = {"oms_index": [0.88, 0.83, 0.82, 0.85, 0.85, 0.83]}
+    silent = {"oms_index": [np.nan] * 6}
+    assert oms_summary("ln", silent, truth, compare_indices(silent["oms_index"], truth["oms_index"])) == (
+        "ln: no OMS index: no cell has a motion response (ground truth: OMS index median 0.84)")
+    one = {"oms_index": [np.nan, np.nan, np.nan, 0.0071, np.nan, np.nan]}
+    assert oms_summary("ln", one, truth, compare_indices(one["oms_index"], truth["oms_index"])) == (
+        "ln: OMS index median 0.01 (ground truth 0.84); same sign in 100% of the cells with a response")
+
+
 def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):
     """--radius 60 was refused by the stimulus, after --fit-embedded had fitted the model (minutes)."""
     from neurozoo.leaderboard.cli import main as zoo

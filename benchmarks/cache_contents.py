@@ -24,7 +24,7 @@ from typing import Dict, Iterable, List, Optional, Sequence
 from neurozoo.benchmarks.extraction.cache import (FINAL_SUFFIX, LOCK_SUFFIX, PARTIAL_SUFFIX, SECRET_FILE, TEMPORARY,
                                                   secret_partition)
 from neurozoo.benchmarks.paths import cache_dir, home
-from neurozoo.datasets.cache import remove_dead_temporaries, unless_held
+from neurozoo.datasets.cache import MANIFEST, remove_dead_temporaries, unless_held
 
 #: a partition's folder name (:func:`secret_partition`): ``s`` and 15 hex digits of a digest keyed by the home's secret
 PARTITION = re.compile(r"s[0-9a-f]{15}")
@@ -103,10 +103,10 @@ def survey(root: Optional[Path] = None) -> Survey:
     for child in _children(fits):
         if child.is_dir() and not child.name.startswith("."):  # .<name>.tmp-...: a fit's temporary (none so far)
             found.entries.append(_entry("fits", [child], lock=fits / f"{child.name}{LOCK_SUFFIX}"))
-    for child in _children(root / "retina"):
+    for child in _data_children(root / "retina"):
         if child != fits:
             found.entries.append(_entry("recordings", [child]))
-    for child in _children(root / "embedded"):
+    for child in _data_children(root / "embedded"):
         found.entries.append(_entry("ventral", [child]))
     for child in _children(root / "converted"):
         found.entries += [_entry("converted", [version]) for version in _children(child)] if child.is_dir() else [
@@ -124,6 +124,13 @@ def _children(folder: Path) -> List[Path]:
         return sorted(Path(folder).iterdir())
     except (FileNotFoundError, NotADirectoryError):
         return []
+
+
+def _data_children(folder: Path) -> List[Path]:
+    """The data sets in a folder of generated data: not the locks that guard their making (``retina/manifest.json.lock``,
+    ``embedded/.ventral-v5-seed0.lock``) nor the recordings' manifest of digests, which were counted as recordings."""
+    return [child for child in _children(folder)
+            if not child.name.endswith(LOCK_SUFFIX) and not child.name.startswith(".") and child.name != MANIFEST]
 
 
 def _partition_entries(partition: Path, mine: bool) -> List[Entry]:

@@ -301,12 +301,17 @@ def run_probe_adaptation(args) -> int:
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
     print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
           f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
-          f"{tau_summary(truth['tau_high'])}); across cells r = {comparison['pearson_r']:.2f}")
+          f"{tau_summary(truth['tau_high'])}); across cells r = {_r_or_why(comparison['pearson_r'])}")
     for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {_ms(fitted['tau_high'][i]):>7} "
               f"truth {_ms(truth['tau_high'][i]):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def _r_or_why(r: float) -> str:
+    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither)."""
+    return f"{r:.2f}" if r == r else "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
 def _ms(tau_frames: float) -> str:
@@ -366,7 +371,7 @@ def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
 
 def run_probe_oms(args) -> int:
     from neurozoo.retina.phenomena import stimuli
-    from neurozoo.retina.phenomena.adaptation import compare_indices, nanmedian, object_motion_sensitivity, plot_oms
+    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivity, plot_oms
 
     circuit, settings = _oms_protocol(args)
     for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
@@ -384,14 +389,24 @@ def run_probe_oms(args) -> int:
                                 "settings": settings,
                                 "model_oms": {k: fitted[k] for k in keys}, "truth_oms": {k: truth[k] for k in keys},
                                 "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: OMS index median {nanmedian(fitted['oms_index']):.2f} (ground truth "
-          f"{nanmedian(truth['oms_index']):.2f}); same sign in "
-          f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
+    print(oms_summary(args.model, fitted, truth, comparison))
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
         print(f"  {cell_name(i)}: OMS index model {_oms_index_or_reason(fitted, i)} truth "
               f"{_oms_index_or_reason(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
+
+
+def oms_summary(model: str, fitted, truth, comparison) -> str:
+    """``zoo probe oms``'s first line: the model's median index beside the truth's, or that no cell answered the
+    motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    from neurozoo.retina.phenomena.adaptation import nanmedian
+
+    median, truths = nanmedian(fitted["oms_index"]), nanmedian(truth["oms_index"])
+    if median != median:
+        return f"{model}: no OMS index: no cell has a motion response (ground truth: OMS index median {truths:.2f})"
+    return (f"{model}: OMS index median {median:.2f} (ground truth {truths:.2f}); same sign in "
+            f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
 
 
 def _oms_index_or_reason(result, i) -> str:

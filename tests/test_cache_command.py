@@ -211,6 +211,25 @@ def test_clear_without_what_to_clear_is_refused_and_zoo_help_lists_the_command(c
     assert exit_.value.code == 2
 
 
+def test_the_data_rows_count_the_data_not_their_locks_or_manifest(cache_root, capsys):
+    """After the docs' commands (four embedded retina recordings, the embedded ventral data) `zoo cache` said "6"
+    embedded retina recordings and "2" embedded ventral data sets: retina/manifest.json and its lock, and the ventral
+    set's lock file `.ventral-v5-seed0.lock`, were counted as entries of their own."""
+    retina, ventral = cache_root / "retina", cache_root / "embedded"
+    (retina / "fits").mkdir(parents=True)
+    for name in ("whitenoise-1706b011a5.h5", "naturalscene-1706b011a5.h5"):
+        (retina / name).write_bytes(b"r" * 3000)
+    (retina / "manifest.json").write_text("{}")
+    (retina / "manifest.json.lock").write_bytes(b"")
+    (ventral / "ventral-v5-seed0").mkdir(parents=True)
+    (ventral / "ventral-v5-seed0" / "assembly.nc").write_bytes(b"v" * 2000)
+    (ventral / ".ventral-v5-seed0.lock").write_bytes(b"")
+    code, out, _ = _run(capsys)
+    assert code == 0
+    assert _row(out, "embedded retina recordings")[1:3] == ["2", "6.0 kB"]
+    assert _row(out, "embedded ventral data")[1:3] == ["1", "2.0 kB"]
+
+
 def test_a_save_whose_folder_a_clear_removed_meanwhile_makes_it_again(stimuli, tmp_path, monkeypatch, cache_root):
     """zoo cache clear removes the folders it empties; a save made without the entry's lock (the leaderboard worker's
     were, until it held them) that had made its folder just before found it gone as it wrote (mkstemp's

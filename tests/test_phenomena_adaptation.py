@@ -283,7 +283,8 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     printed = capsys.readouterr().out.splitlines()
     adapting = sum(v is not None for v in truth["tau_high"])
     assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth ")
-    assert f"median of {adapting}/12 adapting cells)); across cells r = " in printed[1]
+    assert printed[1].endswith(f"median of {adapting}/12 adapting cells)); across cells r = n/a (the model's or the "
+                               "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
     assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG"
 
@@ -470,6 +471,39 @@ def test_compare_indices_gives_rounding_noise_no_sign():
 
     assert compare_indices([1e-8, -1e-9, 3.5e-7, 0.0], [0.1, -0.2, 0.3, 0.1])["same_sign"] == 0.0
     assert compare_indices([1e-8, 1.2e-5, -2e-6, 0.4], [0.1, 0.02, -0.3, 0.4])["same_sign"] == pytest.approx(3 / 4)
+
+
+def test_compare_indices_gives_no_correlation_of_rounding_noise():
+    """zoo probe adaptation printed "across cells r = 0.45" for a BN-CNN fitted to the embedded recording, whose
+    twelve indices were all float32 rounding (|index| below 3e-8, the per-cell values below): a Pearson r is blind to
+    scale, so it correlated the noise with the truth. Within ROUNDING_FLOOR of 0 an index is 0 (as it has no sign):
+    all of them so, the r is undefined; a real index beside them is correlated with those cells at 0."""
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+
+    bncnn = [-1.606e-08, -9.592e-09, -2.456e-08, -9.948e-10, -1.150e-08, 2.145e-09, 2.795e-09, -3.803e-09, 1.220e-10,
+             -1.116e-08, -1.030e-10, -3.514e-09]
+    truth = [0.0715, 0.0912, 0.0872, 0.0710, 0.0898, 0.0763, 0.3327, 0.2886, 0.2878, 0.3038, 0.2714, 0.2758]
+    assert np.isnan(compare_indices(bncnn, truth)["pearson_r"])
+    mixed = bncnn[:11] + [0.2]
+    expected = np.corrcoef([0.0] * 11 + [0.2], truth)[0, 1]
+    assert compare_indices(mixed, truth)["pearson_r"] == pytest.approx(expected, abs=1e-12)
+    assert compare_indices([1e-5, 2e-5, 3e-5], [1.0, 2.0, 3.0])["pearson_r"] == pytest.approx(1.0)  # beyond the floor
+
+
+def test_probe_oms_summary_says_that_no_cell_answered_instead_of_printing_nan():
+    """zoo probe oms ln --fit-embedded --kind oms-naturalscene (an LN fit that does not answer the grating: no cell
+    with a motion response of 1 spike/s) printed "ln: OMS index median nan (ground truth 0.84); same sign in nan% of
+    the cells with a response"."""
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+    from neurozoo.retina.probe_cli import oms_summary
+
+    truth = {"oms_index": [0.88, 0.83, 0.82, 0.85, 0.85, 0.83]}
+    silent = {"oms_index": [np.nan] * 6}
+    assert oms_summary("ln", silent, truth, compare_indices(silent["oms_index"], truth["oms_index"])) == (
+        "ln: no OMS index: no cell has a motion response (ground truth: OMS index median 0.84)")
+    one = {"oms_index": [np.nan, np.nan, np.nan, 0.0071, np.nan, np.nan]}
+    assert oms_summary("ln", one, truth, compare_indices(one["oms_index"], truth["oms_index"])) == (
+        "ln: OMS index median 0.01 (ground truth 0.84); same sign in 100% of the cells with a response")
 
 
 def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):

@@ -1,5 +1,5 @@
-"""Two candidate ground truths tried for issue 14 and not adopted. Prints the numbers quoted in the README's
-retina section ("Not the summation after the rectification alone").
+"""Two candidate ground truths tried for issue 14 and not adopted. Prints the numbers quoted in
+docs/osr-investigation.md ("Not the summation after the rectification alone").
 
 * ``depressing`` (default): circuit version 4 with the ON pathway's summation moved *before* its rectification
   (a linear ON bipolar filter with a slow rebound lobe), the depressing OFF -> amacrine -> ON-terminal veto

@@ -1,4 +1,5 @@
-"""Regenerate the OSR figures of the README's retina section (circuit version 4) and print their numbers.
+"""Regenerate the OSR figures of docs/osr-investigation.md and docs/retina.md (circuit version 4) and print their
+numbers.
 
     PYTHONPATH=.nz python docs/figures/retina/osr_v4.py fitted       # models fitted to white noise (cached fits)
     PYTHONPATH=.nz python docs/figures/retina/osr_v4.py flashtrains  # BN-CNN fitted to random flash trains (~6 min)

@@ -527,7 +527,8 @@ def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, 
     object-motion computation from data that show it as the probe does (docs/retina.md, "a capacity check").
 
     Returns ``movie`` ``(T, 50, 50)`` float32 (intensities +-``contrast``, as the probe's, not rescaled) and per frame
-    its segment's ``condition`` (index into the conditions' order), ``centre`` (y, x) and ``seed``."""
+    its segment's ``condition`` (index into the conditions' order), ``centre`` (y, x), ``seed``, ``phase`` and
+    ``background_sign``."""
     from neurozoo.retina.phenomena.stimuli import object_motion
 
     names = list(GRATING_MOTION_CONDITIONS)
@@ -536,6 +537,7 @@ def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, 
     condition = np.zeros(n_frames, int)
     centre = np.zeros((n_frames, 2))
     seed = np.zeros(n_frames, np.int64)
+    phases, signs = np.zeros(n_frames), np.zeros(n_frames)
     for start in range(0, n_frames, segment):
         length = min(segment, n_frames - start)
         which = int(rng.choice(len(names), p=weights / weights.sum()))
@@ -548,7 +550,9 @@ def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, 
         movie[piece] = object_motion(names[which], segment, tuple(where), radius, bar_width, contrast, speed,
                                      smoothness, drawn, background_sign=sign, phase=phase)[:length]
         condition[piece], centre[piece], seed[piece] = which, where, drawn
-    return {"movie": movie, "condition": condition, "centre": centre, "seed": seed}
+        phases[piece], signs[piece] = phase, sign
+    return {"movie": movie, "condition": condition, "centre": centre, "seed": seed, "phase": phases,
+            "background_sign": signs}
 
 
 def circuit_of(kind: str):

@@ -7,11 +7,12 @@ Interface (used by retina.fit, retina.phenomena and the benchmarks; keep stable)
   the expected firing rates ``(n_cells, T)`` in spikes/s when ``trials`` is None, else
   ``(rates, counts)`` with Poisson spike counts ``(trials, n_cells, T)`` per 10 ms frame.
 * ``simulate(stimulus, seed=None, trials=None)`` -- the same on the default circuit.
-* ``load_embedded_retina(kind="whitenoise"|"naturalscene"|"oms-whitenoise"|"oms-naturalscene") -> Path`` -- a
-  deep-retina HDF5 file (see :mod:`datasets.retina_h5`), generated on first use and cached under ``$NEUROZOO_CACHE``
-  (default ``~/.cache/neurozoo``) in ``retina/``. ``oms-whitenoise`` and ``oms-naturalscene`` (natural scenes with
-  independently moving objects, :func:`object_scene`) are recorded from the separate object-motion circuit
-  (:mod:`datasets.oms_retina`), whose version is part of their cache key.
+* ``load_embedded_retina(kind="whitenoise"|"naturalscene"|"oms-whitenoise"|"oms-naturalscene"|"oms-gratingmotion")
+  -> Path`` -- a deep-retina HDF5 file (see :mod:`datasets.retina_h5`), generated on first use and cached under
+  ``$NEUROZOO_CACHE`` (default ``~/.cache/neurozoo``) in ``retina/``. ``oms-whitenoise``, ``oms-naturalscene``
+  (natural scenes with independently moving objects, :func:`object_scene`) and ``oms-gratingmotion`` (the OMS probe's
+  jittered gratings at other positions, phases and paths, :func:`grating_motion`) are recorded from the separate
+  object-motion circuit (:mod:`datasets.oms_retina`), whose version is part of their cache key.
 * ``flash_train(period, ...)`` -- the omitted-stimulus protocol stimulus (full field).
 
 The circuit, per frame (100 Hz):
@@ -390,10 +391,14 @@ DESCRIPTIONS = {
     "oms-naturalscene": "embedded: the object-motion circuit's 6 OMS cells under jittered natural images with "
                         "independently moving natural-image objects (discs of 8-14 px radius), same sizes, generated "
                         "locally (not scored by a benchmark; docs/retina.md, OMS from natural scenes)",
+    "oms-gratingmotion": "embedded: the object-motion circuit's 6 OMS cells under the OMS probe's own stimulus family "
+                         "(a 12-px grating disc and its background jittered together, apart, or the disc alone) at "
+                         "random positions, phases and jitter paths, never the probe's seed 0; same sizes, generated "
+                         "locally (a capacity check, not scored by a benchmark; docs/retina.md)",
 }
 KINDS = tuple(DESCRIPTIONS)
 #: the kinds the object-motion circuit records (:func:`circuit_of`)
-OMS_KINDS = ("oms-whitenoise", "oms-naturalscene")
+OMS_KINDS = ("oms-whitenoise", "oms-naturalscene", "oms-gratingmotion")
 #: default sizes of the embedded recordings (frames at 100 Hz)
 DEFAULT_SIZES = {"n_train": 24000, "n_test": 1500, "n_repeats": 8}
 
@@ -504,6 +509,52 @@ def natural_object_movie(n_frames: int, rng: np.random.Generator, **options) -> 
     return (movie - movie.mean()) / movie.std()
 
 
+#: the conditions of :func:`grating_motion`'s segments and how often each is drawn
+GRATING_MOTION_CONDITIONS = {"global": 0.3, "differential": 0.3, "object": 0.3, "static": 0.1}
+
+
+def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, radius: float = 12.0,
+                   bar_width: int = 4, contrast: float = 0.3, speed: float = 1.0, smoothness: float = 20.0,
+                   spread: float = 8.0) -> dict:
+    """The OMS probe's stimulus family (:func:`retina.phenomena.stimuli.object_motion`: a disc of ``radius`` px and its
+    background, each a square-wave grating of ``bar_width`` px bars at ``contrast``, jittered along x with the
+    probe's ``speed`` and ``smoothness``) in ``segment``-frame pieces, each with its own draw: the condition (global,
+    differential, object-only motion or none, :data:`GRATING_MOTION_CONDITIONS`), the disc's centre (uniform within
+    ``spread`` px of the frame's centre in y and x, over the object-motion circuit's cells 4 px from it), the
+    gratings' phase (uniform over one period), the background's sign (the grating or its contrast inverse) and the
+    jitter paths' seed (drawn from 1 up: never seed 0, the benchmark's, whose movies are thus held out; its centres,
+    the cells' own positions, are drawn only by chance near). A recording of it asks whether a model can learn the
+    object-motion computation from data that show it as the probe does (docs/retina.md, "a capacity check").
+
+    Returns ``movie`` ``(T, 50, 50)`` float32 (intensities +-``contrast``, as the probe's, not rescaled) and per frame
+    its segment's ``condition`` (index into the conditions' order), ``centre`` (y, x), ``seed``, ``phase`` and
+    ``background_sign``."""
+    from neurozoo.retina.phenomena.stimuli import object_motion
+
+    names = list(GRATING_MOTION_CONDITIONS)
+    weights = np.array(list(GRATING_MOTION_CONDITIONS.values()))
+    movie = np.empty((n_frames, FRAME_SIZE, FRAME_SIZE), np.float32)
+    condition = np.zeros(n_frames, int)
+    centre = np.zeros((n_frames, 2))
+    seed = np.zeros(n_frames, np.int64)
+    phases, signs = np.zeros(n_frames), np.zeros(n_frames)
+    for start in range(0, n_frames, segment):
+        length = min(segment, n_frames - start)
+        which = int(rng.choice(len(names), p=weights / weights.sum()))
+        where = FRAME_SIZE / 2 + rng.uniform(-spread, spread, 2)
+        phase = float(rng.uniform(0, 2 * bar_width))
+        sign = float(rng.choice([1.0, -1.0]))
+        drawn = int(rng.integers(1, 2 ** 31))
+        piece = slice(start, start + length)
+        # drawn at the full segment's length, so that a shorter last piece has the same paths' speed
+        movie[piece] = object_motion(names[which], segment, tuple(where), radius, bar_width, contrast, speed,
+                                     smoothness, drawn, background_sign=sign, phase=phase)[:length]
+        condition[piece], centre[piece], seed[piece] = which, where, drawn
+        phases[piece], signs[piece] = phase, sign
+    return {"movie": movie, "condition": condition, "centre": centre, "seed": seed, "phase": phases,
+            "background_sign": signs}
+
+
 def circuit_of(kind: str):
     """The circuit that records the embedded recording ``kind``: the object-motion circuit for :data:`OMS_KINDS`, else
     the default circuit."""
@@ -518,13 +569,16 @@ def make_stimulus(kind: str, n_frames: int, rng: np.random.Generator) -> np.ndar
     """The movie of the embedded recording ``kind``: its stimulus class's (the object-motion circuit's white noise:
     :data:`datasets.retina_stimulus_class.EMBEDDED_CLASSES`); ``oms-naturalscene``'s natural scenes with independently
     moving objects (:func:`natural_object_movie`), not :func:`natural_movie`'s global jitter alone, under which object
-    and background never move apart, so a fit would never see differential motion."""
+    and background never move apart, so a fit would never see differential motion; ``oms-gratingmotion``'s jittered
+    gratings (:func:`grating_motion`)."""
     if EMBEDDED_CLASSES.get(kind, kind) == "whitenoise":
         return white_noise(n_frames, rng)
     if kind == "naturalscene":
         return natural_movie(n_frames, rng)
     if kind == "oms-naturalscene":
         return natural_object_movie(n_frames, rng)
+    if kind == "oms-gratingmotion":
+        return grating_motion(n_frames, rng)["movie"]
     from neurozoo.datasets.errors import DataError
 
     raise DataError(f"unknown embedded retina recording {kind!r}; choose one of {', '.join(KINDS)}")

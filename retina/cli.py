@@ -32,7 +32,7 @@ def _add_fit(sub) -> None:
     p.add_argument("--data", required=True,
                    help="experiment file (deep-retina HDF5 layout) or an embedded recording: embedded:whitenoise, "
                         "embedded:naturalscene, embedded:oms-whitenoise (the object-motion circuit "
-                        "retina_embedded.oms fits on), embedded:oms-naturalscene")
+                        "retina_embedded.oms fits on), embedded:oms-naturalscene, embedded:oms-gratingmotion")
     p.add_argument("--stimulus-class", metavar="CLASS",
                    help="the stimulus class of --data's file, whitenoise or naturalscene, for a file not named by the "
                         "deep-retina convention (EXPERIMENT/whitenoise.h5, EXPERIMENT/naturalscene.h5); recorded in "

@@ -98,10 +98,12 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "(the record's): the default circuit's cells, one movie per condition, "
                                          "--frames and --radius.")
     _model_args(p, "folder for oms.png and oms.json",
-                kinds=("oms-whitenoise", "oms-naturalscene", "whitenoise", "naturalscene"), kind=None,
+                kinds=("oms-whitenoise", "oms-naturalscene", "oms-gratingmotion", "whitenoise", "naturalscene"),
+                kind=None,
                 kind_help="embedded recording the model is fitted on (--fit-embedded) and whose circuit is the "
                           "ground truth: protocol version 2's is oms-whitenoise (the default; oms-naturalscene, the "
-                          "same circuit under natural scenes with moving objects, for a fit to it), version 1's "
+                          "same circuit under natural scenes with moving objects, or oms-gratingmotion, under the "
+                          "probe's jittered gratings at other positions and paths, for a fit to it), version 1's "
                           "whitenoise (the default) or naturalscene")
     p.add_argument("--protocol-version", type=int, choices=(1, 2), default=2,
                    help="2 (default): retina_embedded.oms's protocol on the object-motion circuit; 1: the retired "

@@ -127,7 +127,7 @@ def test_verify_names_generated_data_as_zoo_data_list_does(toy, capsys):
     # the registries' one refusal (datasets.registry.lookup): close names among the catalog's and the generated data
     with pytest.raises(DataError, match=r"^unknown data set 'ventral\.IT'; expected a catalog name or generated data; "
                        r"did you mean ventral_embedded\.IT\b.* \(known: .*embedded:naturalscene, "
-                       r"embedded:oms-naturalscene, embedded:oms-whitenoise, "
+                       r"embedded:oms-gratingmotion, embedded:oms-naturalscene, embedded:oms-whitenoise, "
                        r"embedded:whitenoise, .*toy\.set, ventral_embedded\.IT, ventral_embedded\.V4.*\); `zoo data verify` "
                        r"without names checks everything in the cache"):
         zoo_data("verify", "toy.set", "ventral.IT")

@@ -71,7 +71,7 @@ def test_zoo_list_prints_models_benchmarks_and_datasets(capsys):
         assert re.search(rf"^model\s+convrnn\s+{name}\b", out, re.M)
     assert re.search(r"^benchmark\s", out, re.M) and re.search(r"^dataset\s", out, re.M)
     # the retina recordings `zoo fit --data` takes
-    for kind in ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene"):
+    for kind in ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene", "oms-gratingmotion"):
         assert re.search(rf"^dataset\s+retina\s+embedded:{kind}\s", out, re.M)
 
 

@@ -383,11 +383,12 @@ def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, mo
     assert asked == ["oms-whitenoise"]
 
 
-def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_natural_scenes_and_refuses_12_cells_there_too(
-        tmp_path, monkeypatch, capsys):
-    """embedded:oms-naturalscene is recorded by the object-motion circuit too: `zoo probe oms --kind oms-naturalscene`
-    fits on it (--fit-embedded) and probes its six cells with protocol version 2 against that circuit, and refuses
-    12-cell weights naming it, as for embedded:oms-whitenoise."""
+@pytest.mark.parametrize("kind", ["oms-naturalscene", "oms-gratingmotion"])
+def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_other_recordings_and_refuses_12_cells_there_too(
+        kind, tmp_path, monkeypatch, capsys):
+    """embedded:oms-naturalscene and embedded:oms-gratingmotion are recorded by the object-motion circuit too: `zoo
+    probe oms --kind KIND` fits on it (--fit-embedded) and probes its six cells with protocol version 2 against that
+    circuit, and refuses 12-cell weights naming it, as for embedded:oms-whitenoise."""
     import torch
 
     from neurozoo.leaderboard.cli import main as zoo
@@ -398,16 +399,16 @@ def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_natural_scenes_and_
     twelve = tmp_path / "twelve" / "model.pt"
     twelve.parent.mkdir()
     torch.save(create_model("ln", n_cells=12).state_dict(), twelve)
-    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", kind,
                 "--out", str(tmp_path / "p12")]) == 2
     assert capsys.readouterr().err == (
         f"zoo probe: error: {twelve}: weights of 12 cells, but `zoo probe oms` (protocol version 2, "
-        "retina_embedded.oms's) compares each cell with the 6 of the circuit that records embedded:oms-naturalscene: "
-        "fit the model on embedded:oms-naturalscene (zoo fit ln --data embedded:oms-naturalscene, or --fit-embedded); "
+        f"retina_embedded.oms's) compares each cell with the 6 of the circuit that records embedded:{kind}: "
+        f"fit the model on embedded:{kind} (zoo fit ln --data embedded:{kind}, or --fit-embedded); "
         "--protocol-version 1 probes the default circuit's cells\n")
-    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", "oms-naturalscene",
+    assert zoo(["probe", "oms", "ln", "--checkpoint", str(twelve), "--kind", kind,
                 "--protocol-version", "1", "--out", str(tmp_path / "p1")]) == 2
-    assert "--kind oms-naturalscene: protocol version 1 probes the default circuit" in capsys.readouterr().err
+    assert f"--kind {kind}: protocol version 1 probes the default circuit" in capsys.readouterr().err
 
     asked = []
 
@@ -425,9 +426,9 @@ def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_natural_scenes_and_
     monkeypatch.setattr(embedded_fit, "fitted_embedded_model", fitted)
     monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivity", analysis)
     with pytest.raises(Analysed, match="^6$"):
-        zoo(["probe", "oms", "ln", "--fit-embedded", "--kind", "oms-naturalscene", "--out", str(tmp_path / "out"),
+        zoo(["probe", "oms", "ln", "--fit-embedded", "--kind", kind, "--out", str(tmp_path / "out"),
              "--quiet"])
-    assert asked == ["oms-naturalscene"]
+    assert asked == [kind]
 
 
 def test_probe_refuses_a_file_that_is_no_checkpoint_and_an_out_it_cannot_create(tmp_path, capsys):

@@ -785,10 +785,10 @@ def test_zoo_fits_data_option_and_its_missing_file_error_name_every_embedded_rec
 
     subparsers = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
     data_help = next(a.help for a in subparsers.choices["fit"]._actions if "--data" in a.option_strings)
-    assert KINDS == ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene")
+    assert KINDS == ("whitenoise", "naturalscene", "oms-whitenoise", "oms-naturalscene", "oms-gratingmotion")
     assert all(f"embedded:{kind}" in data_help for kind in KINDS)
     with pytest.raises(DataError) as info:
         resolve_data(str(tmp_path / "absent.h5"))
     assert str(info.value) == (f"{tmp_path / 'absent.h5'}: no such experiment file (or an embedded recording: "
                                "embedded:whitenoise, embedded:naturalscene, embedded:oms-whitenoise, "
-                               "embedded:oms-naturalscene)")
+                               "embedded:oms-naturalscene, embedded:oms-gratingmotion)")

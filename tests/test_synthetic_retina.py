@@ -274,7 +274,7 @@ def test_zoo_data_list_shows_the_embedded_retina_recordings_and_whether_they_are
     assert _zoo_data("list") == 0
     rows = {line.split()[0]: line for line in capsys.readouterr().out.splitlines() if line.startswith("embedded:")}
     assert set(rows) == {"embedded:whitenoise", "embedded:naturalscene", "embedded:oms-whitenoise",
-                         "embedded:oms-naturalscene"}
+                         "embedded:oms-naturalscene", "embedded:oms-gratingmotion"}
     assert all("not generated" in row for row in rows.values())
     path = _embedded_path("whitenoise", {})[0]  # the default-size file that embedded:whitenoise names
     path.parent.mkdir(parents=True)

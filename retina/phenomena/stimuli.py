@@ -158,7 +158,7 @@ OMS_CONDITIONS = ("global", "differential", "object", "static")
 def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, float] = (25.0, 25.0),
                   radius: float = 12.0, bar_width: int = 4, contrast: float = 0.3, speed: float = 1.0,
                   smoothness: float = 20.0, seed: int = 0, swap_paths: bool = False,
-                  background_sign: float = 1.0) -> np.ndarray:
+                  background_sign: float = 1.0, phase: float = 0.0) -> np.ndarray:
     """Object-motion stimulus (Olveczky, Baccus & Meister 2003): a disc ("object", ``radius`` px around ``centre``
     = (y, x)) and the background both carry a square-wave grating of ``bar_width`` px bars along x, jittered
     horizontally. ``global``: object and background follow the same jitter path (the whole scene moves, as in a
@@ -167,7 +167,8 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
     hard edges: a sub-pixel shift moves an edge when it crosses a pixel centre. ``swap_paths``: the two jitter paths
     exchange roles (global motion follows the second, differential motion moves the object on the second and the
     background on the first); ``background_sign`` -1: the background's grating is the contrast inverse (the balanced
-    protocol of :func:`retina.phenomena.object_motion_sensitivity` averages over both of each)."""
+    protocol of :func:`retina.phenomena.object_motion_sensitivity` averages over both of each). ``phase`` (px) shifts
+    both gratings along x before any motion (the probe's 0; ``embedded:oms-gratingmotion`` draws it)."""
     if condition not in OMS_CONDITIONS:
         from neurozoo.datasets.errors import SpecError
 
@@ -190,6 +191,6 @@ def object_motion(condition: str, n_frames: int = 1000, centre: Tuple[float, flo
                         f"{FRAME_SIZE} frame, so object and background cannot move apart")
 
     def texture(shift):  # the bars vary along x only: one row per frame, broadcast over y
-        return np.where(((x[0] - shift[:, None]) // bar_width) % 2 == 0, contrast, -contrast)[:, None, :]
+        return np.where(((x[0] - phase - shift[:, None]) // bar_width) % 2 == 0, contrast, -contrast)[:, None, :]
 
     return np.where(inside[None], texture(shift_object), background_sign * texture(shift_background)).astype(np.float32)

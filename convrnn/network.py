@@ -317,7 +317,9 @@ class ConvRNN(nn.Module):
         for merge in self.feedback.values():
             if merge.project is not None:
                 variance_scaling_(merge.project.weight, 1.0)
-        nn.init.normal_(self.readout.weight, std=0.01)
+        if not self.readout.weight.is_meta:  # a meta tensor holds no values; its normal_ has no meta kernel but a
+            # Python one whose first call imports torch._dynamo (1-4 s, in `zoo train SPEC.yaml`'s check_spec_builds)
+            nn.init.normal_(self.readout.weight, std=0.01)
         nn.init.constant_(self.readout.bias, self.spec.readout_bias)
 
     def weight_decay_groups(self) -> List[dict]:

@@ -450,17 +450,59 @@ def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     """Why the rerun of a held-out record (``retina_h5.heldout``, ``retina_embedded.KIND-heldout``) scored before the
     benchmark's stimulus-class rule (2026-12-04, :func:`benchmarks.retina_file_stimulus.what_dates_it`)
     scored weights of the other class: it reproduces the score as it was recorded, which ``zoo score`` now gives only
-    with ``--cross-stimulus``."""
+    with ``--cross-stimulus``. And why cells whose FEVE the record holds have none in the rerun (:data:`FEVE_RULE`)."""
     from neurozoo.benchmarks.retina_file_stimulus import what_dates_it
 
+    notes = []
+    cells = feve_rule_cells(old, new)
+    if cells:
+        notes.append(f"record {old.id} holds a FEVE for {', '.join(cells)}, the rerun none: {FEVE_RULE}; "
+                     f"{'that cell is' if len(cells) == 1 else 'those cells are'} below the explainable-variance "
+                     "filter, out of the medians")
     cross = (new.settings or {}).get("cross_stimulus")
     dated = what_dates_it(old.benchmark, old.settings)
     if not cross or not dated:
-        return []
+        return notes
     return [f"record {old.id} was scored before {old.benchmark} applied its stimulus-class rule (2026-12-04; {dated}): "
             f"its weights, fitted on {cross['fitted_on']}, were scored on the held-out repeats of "
             f"{cross['scored_on']}, and are rerun so, the protocol it was recorded under; zoo score now refuses that "
-            "score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"]
+            "score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"] + notes
+
+
+#: retina.metrics.feve's rule since 2026-12-05, which a held-out record scored before it does not follow
+FEVE_RULE = ("since 2026-12-05 a cell without explainable variance (its trial-to-trial noise variance as large as its "
+             "total variance, e.g. on a short recording) has no FEVE, null in a record (retina.metrics.feve); a record "
+             "scored before holds the number its ratio by a non-positive denominator gave")
+
+
+def feve_rule_cells(old: ScoreRecord, new: ScoreRecord) -> List[str]:
+    """The cells of a retina held-out record (per-cell rows with a ``feve``) whose stored FEVE is a number where the
+    rerun's is null because of :data:`FEVE_RULE`: the rerun finds the cell's explainable fraction not positive. A
+    FEVE missing for another reason is no rule's doing, and is not named."""
+    rerun = {row.get("cell"): row for row in new.per_bin or [] if isinstance(row, dict) and "cell" in row}
+    cells = []
+    for row in old.per_bin or []:
+        now = rerun.get(row.get("cell")) if isinstance(row, dict) else None
+        if not now or not _is_number(row.get("feve")) or math.isnan(row["feve"]) or "feve" not in now:
+            continue
+        explainable = now.get("explainable_fraction")
+        if gap(now["feve"], None) == 0 and _is_number(explainable) and explainable <= 0:
+            cells.append(str(row["cell"]))
+    return cells
+
+
+def feve_rule_change(old: ScoreRecord, new: ScoreRecord, pairs: List[Tuple[str, Any, Any]], tolerance: float) -> str:
+    """What the verdict adds where numbers beyond the ``tolerance`` (of ``pairs``) are FEVEs the record holds and the
+    rerun, under :data:`FEVE_RULE`, does not: all of them, or how many; else ""."""
+    ruled = {f"per_bin[{cell}].feve" for cell in feve_rule_cells(old, new)}
+    beyond = [name for name, a, b in pairs if gap(a, b) > tolerance]
+    followed = [name for name in beyond if name in ruled]
+    if not followed:
+        return ""
+    which = "the difference follows" if len(followed) == len(beyond) else \
+        f"{len(followed)} of the {len(beyond)} differences ({', '.join(followed)}) follow"
+    return (f"; {which} from the FEVE rule of 2026-12-05: the record predates it, holding a FEVE for cells without "
+            "explainable variance, which have none since (note above)")
 
 
 def rerun_spec(how) -> Dict[str, Any]:
@@ -617,14 +659,16 @@ def _run_reproduce(args) -> int:
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
-                 f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new))
+                 f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new)
+              + feve_rule_change(record, new, pairs, args.tolerance))
         return 1
     if largest <= args.tolerance:
         settings = sum(name.startswith("settings") for name, _, _ in pairs)
         print(f"reproduced: {within_tolerance(largest, args.tolerance)} (value, error, ceiling, raw and "
               f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new))
+    print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new)
+          + feve_rule_change(record, new, pairs, args.tolerance))
     return 1
 
 

@@ -26,8 +26,10 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     from neurozoo.leaderboard.scorer import release_dead_workers, work
     from neurozoo.leaderboard.zoo import DEFAULT_FIT_EPOCHS, score_spec, zoo_specs
 
+    layer_notes = []
     specs, skipped = zoo_specs(models, benchmark_names, width_multiplier, max_features, checkpoints,
-                               fit_epochs or DEFAULT_FIT_EPOCHS)  # before the database: a refused name writes nothing
+                               fit_epochs or DEFAULT_FIT_EPOCHS,  # before the database: a refused name writes nothing
+                               layer_notes=layer_notes)
     db = LeaderboardDB(db_url)
     ids = [db.enqueue(spec_name(s), s["benchmark"], s) for s in specs]
     if retry_failed:
@@ -40,6 +42,8 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
         echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
     for note in skipped:
         echo(f"skipped: {note}")
+    for note in layer_notes:
+        echo(f"layers: {note}")
     try:
         counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
                       progress=progress)

@@ -97,8 +97,10 @@ def model_families(names: Optional[Sequence[str]] = None) -> List[Tuple[str, str
 def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[Sequence[str]] = None,
               width_multiplier: float = DEFAULT_WIDTH, max_features: int = DEFAULT_MAX_FEATURES,
               checkpoints: Optional[Dict[str, str]] = None,
-              fit_epochs: int = DEFAULT_FIT_EPOCHS) -> Tuple[List[Dict[str, Any]], List[str]]:
-    """Job specs for every (model, benchmark) pair that fits, and a note for each pair skipped."""
+              fit_epochs: int = DEFAULT_FIT_EPOCHS, layer_notes: Optional[List[str]] = None
+              ) -> Tuple[List[Dict[str, Any]], List[str]]:
+    """Job specs for every (model, benchmark) pair that fits, and a note for each pair skipped. ``layer_notes``, if
+    given, gets a line for each model whose layers ``zoo run`` picks itself (:func:`chosen_layers_note`)."""
     from neurozoo import benchmarks
 
     from neurozoo.datasets.provenance import sha256_file
@@ -126,7 +128,7 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 raise UserFacingError(f"--models {model}: {article} model, and none of the benchmarks "
                                       f"({', '.join(names)}) scores {kind} models: it would not be scored; name "
                                       f"{article} benchmark in --benchmarks (zoo score --list) or leave the model out")
-    specs, skipped, built, weights_of = [], [], {}, {}
+    specs, skipped, built, weights_of, regions = [], [], {}, {}, {}
     for family, model in families:
         checkpoint = checkpoints.get(model)
         for bench in names:
@@ -169,7 +171,12 @@ def zoo_specs(models: Optional[Sequence[str]] = None, benchmark_names: Optional[
                 if model not in built:
                     built[model] = _built_on_meta(model, spec["overrides"])
                 spec.update(_commitments(built[model], benchmark_region(bench)))
+                if "layer" in spec and benchmark_region(bench) not in regions.setdefault(model, []):
+                    regions[model].append(benchmark_region(bench))
             specs.append(spec)
+    if layer_notes is not None:
+        layer_notes.extend(note for model, scored in regions.items()
+                           if (note := chosen_layers_note(model, built[model], scored)))
     if models is None and "retina" not in {benchmark_family(b) for b in names}:
         # --benchmarks without a retina one left the default zoo's retina models out: that is the reason, not an
         # empty registry (the note said "no retina benchmark is registered yet" with retina benchmarks registered)
@@ -384,6 +391,22 @@ def region_layer(model, region: str) -> str:
     if not names:
         raise ScoringError(f"model has no layer_names; cannot pick a layer for {region}")
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]
+
+
+def chosen_layers_note(name: str, model, regions: Sequence[str]) -> Optional[str]:
+    """The line ``zoo run`` prints for a ``model`` that commits no layer to some of the ``regions`` it is scored on (a
+    ConvRNN off the released map: ``rgc_resnet18``, a plugin's): the layers :func:`region_layer` picks for them, which
+    it scored without a word where ``zoo score`` refuses the model and asks for ``--layers``. None for any other."""
+    from neurozoo.benchmarks.neural import committed_layers
+
+    chosen = [(region, region_layer(model, region)) for region in regions if not committed_layers(model, region)]
+    if not chosen:
+        return None
+    return (f"{name} commits no layer to {' or '.join(region for region, _ in chosen)} (none named so, none on the "
+            f"released ConvRNN layer map): zoo run scores "
+            f"{' and '.join(f'{layer} for {region}' for region, layer in chosen)} (the last layer for IT, the one "
+            f"before it otherwise) and has no option to choose others; zoo score {name} BENCHMARK --layers A,B "
+            f"scores the layers named")
 
 
 def split_spec() -> Dict[str, Any]:

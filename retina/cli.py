@@ -204,10 +204,27 @@ def _run_fit(args) -> int:
     return 0
 
 
+#: what an undefined (NaN) value means in each column of zoo fit's cell table (retina.metrics.heldout_metrics)
+UNDEFINED_BECAUSE = {
+    "correlation": "the cell's trial average is constant (nothing to correlate with)",
+    "feve": "no explainable variance (the cell's trial-to-trial noise variance is as large as its total variance, "
+            "e.g. on a short recording; retina.metrics.feve): such a cell is below the filter, out of the medians",
+    "oracle": "no trial of the cell varies together with the mean of its others (constant trials)",
+    "explainable_fraction": "the cell's rate is the same constant in every repeat",
+}
+
+
 def cell_table(frame) -> str:
-    """zoo fit's per-cell held-out metrics, to 3 decimals, "-" where one is undefined (NaN: a FEVE without explainable
-    variance, retina.metrics.feve; blank in heldout_metrics.csv, null in JSON)."""
-    return frame.round(3).to_string(na_rep="-")
+    """zoo fit's per-cell held-out metrics, to 3 decimals, "n/a" where one is undefined (NaN; blank in
+    heldout_metrics.csv, null in JSON), followed by a line for each column holding one, saying what it means there
+    (:data:`UNDEFINED_BECAUSE`): every NaN was "-", a FEVE without explainable variance as an undefined correlation."""
+    lines = [frame.round(3).to_string(na_rep="n/a")]
+    for column in frame.columns:
+        missing = int(frame[column].isna().sum())
+        if missing:
+            cells = f"{missing} cell{'s' if missing > 1 else ''}"
+            lines.append(f"{column} n/a ({cells}): {UNDEFINED_BECAUSE.get(column, 'undefined')}")
+    return "\n".join(lines)
 
 
 def checked_objective_options(args) -> None:

@@ -168,3 +168,16 @@ def test_the_scripts_under_benchmarks_show_their_defaults_too():
                     parsers.setdefault(name, []).append(path.relative_to(root).as_posix())
     assert "perf/leaderboard_report.py" in parsers.get("ZooArgumentParser", [])
     assert len(parsers["ZooArgumentParser"]) >= 10 and "ArgumentParser" not in parsers, parsers
+
+
+def test_zoo_fits_data_help_names_every_embedded_recording():
+    """`zoo fit --data`'s help lists the embedded recordings by hand: built from datasets.synthetic_retina.KINDS it
+    would import the recordings' generator (0.54 s of imports, `python -X importtime`) at every zoo start, --help
+    included (0.56-0.68 s in all). The list must equal KINDS, in order, so that a recording added there is added to
+    the help too."""
+    from neurozoo.datasets.synthetic_retina import KINDS
+    from neurozoo.leaderboard.cli import build_parser
+
+    fit = build_parser()._subparsers._group_actions[0].choices["fit"]
+    [data] = [action for action in fit._actions if "--data" in action.option_strings]
+    assert re.findall(r"embedded:([\w-]+)", data.help) == list(KINDS)

@@ -47,6 +47,32 @@ def test_zoo_dynamics_stores_the_fixed_points_with_provenance(tmp_path, capsys):
     assert len(list(tmp_path.glob("dynamics_bistable_*_none_spectra.png"))) == 2
 
 
+def test_a_runs_duration_counts_its_check_and_its_analysis_with_one_timer(tmp_path, monkeypatch):
+    """zoo dynamics / zoo compare time the check (a ConvRNN built before the store is opened) and the analysis with
+    one analysis.Timer, which sums its blocks (each function imported its own Timer and added the two up)."""
+    import time
+
+    from neurozoo.benchmarks.dynamics import cli
+    from neurozoo.benchmarks.dynamics.analysis import Timer
+
+    timer = Timer()
+    for pause in (0.05, 0.1):
+        with timer:
+            time.sleep(pause)
+    assert 0.15 <= timer.seconds < 1.0
+    case = cli._case
+
+    def slow_check(args):  # the check's 0.4 s count in the record's duration
+        time.sleep(0.4)
+        return case(args)
+
+    monkeypatch.setattr(cli, "_case", slow_check)
+    db = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    assert main(["dynamics", "bistable", "--steps", "50", "--points", "8", "--db", db, "--out", str(tmp_path)]) == 0
+    [record] = ResultsStore(db).records(model="bistable")
+    assert record.duration_s >= 0.4
+
+
 def test_examples_records_carry_the_checksum_of_their_generated_data(tmp_path):
     """The examples' records had data_sha256 None: their data (training batches, analysed trials, initial states)
     are generated from the seed, so the same seed must show the same checksum and another seed another."""

@@ -579,6 +579,34 @@ def test_zoo_train_refuses_a_spec_files_bad_cell_config_before_the_data_folder(e
     assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
 
 
+def test_zoo_trains_spec_check_builds_every_spec_on_meta_without_importing_torch_dynamo():
+    """check_spec_builds builds a spec's model on the meta device: the readout's normal_ there (no meta kernel, a
+    Python one) imported torch._dynamo at its first call, 1-4 s before `zoo train SPEC.yaml --data x` refused x. The
+    meta build skips that fill (a meta tensor holds no values); a CPU build still draws the readout from normal(0.01)."""
+    import subprocess
+    import sys
+
+    check = ("import sys, torch\n"
+             "from neurozoo import convrnn\n"
+             "from neurozoo.convrnn.models import SPEC_DIR\n"
+             "for path in sorted(SPEC_DIR.glob('*.yaml')):\n"
+             "    with torch.device('meta'):\n"
+             "        model = convrnn.create_model(str(path))\n"
+             "    assert model.readout.weight.is_meta, path\n"
+             "print(len(sorted(SPEC_DIR.glob('*.yaml'))), 'torch._dynamo' in sys.modules)\n")
+    done = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, timeout=120)
+    import torch
+
+    from neurozoo import convrnn
+    from neurozoo.convrnn.models import SPEC_DIR
+
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(len(list(SPEC_DIR.glob("*.yaml")))), "False"]
+    torch.manual_seed(0)
+    readout = convrnn.create_model("rgc_shallow").readout.weight
+    assert abs(readout.std().item() - 0.01) < 0.001 and readout.abs().max().item() > 0.03  # normal, not truncated
+
+
 def test_zoo_score_refuses_an_unknown_retina_model_with_the_registrys_one_refusal_writing_nothing(tmp_path, capsys):
     """A retina benchmark's model had its own copy of the check ("BENCHMARK scores retina models; unknown retina model
     'x'... (registered: ...)"): now the registry's one refusal, the benchmark's kind as its hint, before any fit."""

@@ -379,6 +379,22 @@ def test_zoo_runs_layer_is_the_benchmarks_commitment_and_off_the_map_the_publish
     assert region_layer(models["rgc_intermediate"], "IT") == "conv8"
 
 
+def test_zoo_run_says_which_layers_it_scores_of_a_model_off_the_map(tmp_path, plugin_env, monkeypatch, capsys):
+    """zoo score refuses a model that commits no layer to the benchmark's region (rgc_resnet18, a plugin's ConvRNN)
+    and asks for --layers; zoo run scored its fallback layer without a word. It names the layer it scores now, in one
+    line, and how to score others; a model on the released map gets no such line."""
+    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    code, out = zoo_run_here(db_url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys,
+                             models="rgc_resnet18,feedforward_intermediate")
+    assert code == 0, out
+    assert [line for line in out.splitlines() if line.startswith("layers: ")] == [
+        "layers: rgc_resnet18 commits no layer to V4 (none named so, none on the released ConvRNN layer map): zoo run "
+        "scores layer3 for V4 (the last layer for IT, the one before it otherwise) and has no option to choose "
+        "others; zoo score rgc_resnet18 BENCHMARK --layers A,B scores the layers named"]
+    scored = {record.model.split()[0]: record.settings["layer"] for record in LeaderboardDB(db_url).records()}
+    assert scored == {"rgc_resnet18": "layer3", "feedforward_intermediate": "conv6"}  # the layer named is the one scored
+
+
 def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):
     """The fitting protocol was in the fit cache's key but not in the job's: after protocol 10 changed the GLM's fits,
     a re-run of zoo run reused the protocol-9 scores as done jobs, and the board kept them."""

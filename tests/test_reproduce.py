@@ -824,6 +824,51 @@ def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, c
             in capsys.readouterr().out)
 
 
+def test_a_heldout_record_holding_a_feve_the_rule_now_leaves_null_names_the_rule(tmp_path, capsys, monkeypatch):
+    """A record of a user's recording stored before FEVE became null for a cell without explainable variance
+    (2026-12-05) holds a number there (282.6): its rerun gives null, and zoo reproduce said "NOT reproduced: largest
+    difference inf" without a reason. It names the rule now, in a note naming the cells and in the verdict; a FEVE
+    null for another reason (a cell with explainable variance) is not put on the rule."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+
+    def cell(name, feve, explainable):
+        return {"cell": name, "correlation": 0.5, "feve": feve, "oracle": 0.6, "explainable_fraction": explainable,
+                "noise_var": 0.1, "passes": explainable >= 0.15}
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    old = ScoreRecord(model="ln", benchmark="retina_h5.heldout", value=0.5, seed=0, data_sha256="0" * 64,
+                      settings={"rerun": {"command": "zoo score"}},
+                      per_bin=[cell("cell01", 282.6, -0.2), cell("cell02", 0.4, 0.5)])
+    ResultsStore(db).add(old)
+    [stored] = ResultsStore(db).records()
+    now = dataclasses.replace(stored, per_bin=[cell("cell01", None, -0.2), cell("cell02", 0.4, 0.5)])
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: now)
+    capsys.readouterr()
+    assert _zoo("reproduce", stored.id, "--db", db) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == (f"  note: record {stored.id} holds a FEVE for cell01, the rerun none: since 2026-12-05 a cell "
+                      "without explainable variance (its trial-to-trial noise variance as large as its total variance, "
+                      "e.g. on a short recording) has no FEVE, null in a record (retina.metrics.feve); a record scored "
+                      "before holds the number its ratio by a non-positive denominator gave; that cell is below the "
+                      "explainable-variance filter, out of the medians")
+    assert out[-1] == ("NOT reproduced: largest difference inf > tolerance 0 (per_bin[cell01].feve: stored 282.6, rerun "
+                       "None; 1 of 16 numbers beyond it); the difference follows from the FEVE rule of 2026-12-05: the "
+                       "record predates it, holding a FEVE for cells without explainable variance, which have none "
+                       "since (note above)")
+    # cell02 too differs, and has explainable variance: one of the two differences is the rule's
+    now.per_bin[1]["feve"] = 0.3
+    assert _zoo("reproduce", stored.id, "--db", db) == 1
+    assert capsys.readouterr().out.splitlines()[-1].endswith(
+        "; 1 of the 2 differences (per_bin[cell01].feve) follow from the FEVE rule of 2026-12-05: the record predates "
+        "it, holding a FEVE for cells without explainable variance, which have none since (note above)")
+    # a FEVE null where the cell has explainable variance is no rule's doing
+    now.per_bin[:] = [cell("cell01", 282.6, -0.2), cell("cell02", None, 0.5)]
+    assert _zoo("reproduce", stored.id, "--db", db) == 1
+    out = capsys.readouterr().out
+    assert "FEVE" not in out and out.splitlines()[-1].endswith("numbers beyond it)")
+
+
 @pytest.mark.parametrize("option", [{"layers": ["conv1"]}, {"max_features": 20}, {"cache": False}])
 def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_options(tiny_benchmarks, monkeypatch,
                                                                                    option):

@@ -340,7 +340,8 @@ def test_ordinary_float32_rates_keep_their_float32_trial_average_bit_for_bit():
 
 def test_feve_is_nan_where_the_cell_has_no_explainable_variance_and_the_medians_are_unchanged():
     """A short recording's cell whose noise variance exceeds its total variance printed "FEVE 282.6" (a ratio by a
-    near-zero or negative total_var - noise_var) though excluded from the medians; NaN now, shown "-" by zoo fit."""
+    near-zero or negative total_var - noise_var) though excluded from the medians; NaN now, shown "n/a" by zoo fit with
+    a line under the table saying why (every NaN was "-", whatever it meant)."""
     from neurozoo.retina.cli import cell_table
 
     # cell 0: the two trials anti-correlated, noise 0.5 > total 1/3 (explainable -1/6); cell 1: a signal plus noise
@@ -356,6 +357,13 @@ def test_feve_is_nan_where_the_cell_has_no_explainable_variance_and_the_medians_
     frame = heldout_metrics(prediction, repeats)
     assert frame["passes"].tolist() == [False, True] and np.isnan(frame["feve"].iloc[0])
     assert summary(frame)["median_feve"] == pytest.approx(expected, rel=1e-12)
-    header, _, first, second = cell_table(frame).splitlines()
-    assert header.split()[1] == "feve" and first.split()[:3] == ["cell01", "-", "-"]  # its trial average is constant
+    header, _, first, second, *notes = cell_table(frame).splitlines()
+    assert header.split()[1] == "feve" and first.split()[:3] == ["cell01", "n/a", "n/a"]  # its average is constant
     assert second.split()[2] == f"{expected:.3f}"
+    # what each n/a means, once per column: FEVE's (no explainable variance) is not the correlation's
+    assert notes == [
+        "correlation n/a (1 cell): the cell's trial average is constant (nothing to correlate with)",
+        "feve n/a (1 cell): no explainable variance (the cell's trial-to-trial noise variance is as large as its total "
+        "variance, e.g. on a short recording; retina.metrics.feve): such a cell is below the filter, out of the "
+        "medians"]
+    assert cell_table(heldout_metrics(prediction[1:], repeats[1:])).splitlines()[-1].split()[0] == "cell01"  # no note

@@ -1576,6 +1576,54 @@ def test_ctrl_c_in_a_trial_says_the_trial_is_marked_failed_and_not_run_again(tin
     assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 2"
 
 
+def test_an_interrupted_trial_leaves_no_last_pth_that_nothing_reads(tiny, tmp_path, capfd, monkeypatch):
+    """A trial stopped by SIGTERM (or Ctrl-C) is marked FAIL and never run again, yet its folder kept last.pth (the
+    stop's checkpoint of its step in epoch 2) that nothing read. It is removed once the trial is FAIL; the weights of
+    its best epoch (best.pth), its metrics and run.json stay."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.leaderboard.cli import main
+
+    fit, saved = Trainer.fit, []
+
+    def sigterm_in_epoch_2(self, until_epoch=None):  # a preemption as epoch 2 starts: the stop point saves last.pth
+        if until_epoch == 2:
+            saved.append((self.out / "last.pth").is_file())
+            os.kill(os.getpid(), signal.SIGTERM)
+        return fit(self, until_epoch=until_epoch)
+
+    monkeypatch.setattr(Trainer, "fit", sigterm_in_epoch_2)
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 1, "--export", "0")
+    argv[argv.index("--epochs") + 1] = "2"
+    assert main(["search", *argv]) == 130
+    capfd.readouterr()
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 15"
+    folder = Path(trial.user_attrs["out"])
+    assert saved == [True] and trial.user_attrs["epochs_done"] == 1  # epoch 1's checkpoint was there
+    assert not (folder / "last.pth").exists()
+    assert {"best.pth", "metrics.jsonl", "run.json", "spec.yaml"} <= {f.name for f in folder.iterdir()}
+
+
+def test_only_a_failed_trials_checkpoint_is_dropped():
+    """drop_unread_checkpoint: a trial the storage still holds RUNNING (its process killed before optuna recorded
+    the failure) keeps its last.pth, which its retry resumes from; once FAIL, the file goes."""
+    import tempfile
+
+    from neurozoo.convrnn.search.study import drop_unread_checkpoint
+
+    study = optuna.create_study()
+    trial = study.ask()
+    with tempfile.TemporaryDirectory() as folder:
+        trial.set_user_attr("out", folder)
+        (Path(folder) / "last.pth").write_bytes(b"checkpoint")
+        drop_unread_checkpoint(study, trial.number)
+        assert (Path(folder) / "last.pth").read_bytes() == b"checkpoint"
+        study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        drop_unread_checkpoint(study, trial.number)
+        assert not (Path(folder) / "last.pth").exists() and Path(folder).is_dir()
+
+
 KILLED_AFTER_THE_LAST_EPOCH = """
 import os, signal
 from neurozoo.convrnn.training import engine

@@ -174,9 +174,15 @@ def file_name(text: str) -> str:
 
 
 class Timer:
+    """The seconds spent inside its ``with`` blocks, summed (``seconds``): a run's duration counts its check (a
+    ConvRNN built before the results store is opened) and its analysis, not what is done between them."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
     def __enter__(self):
         self.start = time.perf_counter()
         return self
 
     def __exit__(self, *exc):
-        self.seconds = time.perf_counter() - self.start
+        self.seconds += time.perf_counter() - self.start

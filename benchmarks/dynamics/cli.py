@@ -248,22 +248,22 @@ def run_dynamics(args, draw: bool = True) -> int:
     from neurozoo.benchmarks.dynamics.analysis import Timer
 
     _check_model_name(args.model)  # before the store: a bad name made an empty --db file (until 2026-12-05)
-    with Timer() as checked:  # and so is every other refusal: one that needed the model built (no recurrent cell,
+    with Timer() as timer:  # and so is every other refusal: one that needed the model built (no recurrent cell,
         make_case = _case(args)  # --image out of range) made an empty --db file too (until 2026-12-05)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the analysis
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _dynamics(args, make_case, checked.seconds, store, out, draw)
+        return _dynamics(args, make_case, timer, store, out, draw)
 
 
-def _dynamics(args, make_case, checked_seconds: float, store, out: Path, draw: bool = True) -> int:
-    """``make_case`` (:func:`_case`) took ``checked_seconds`` to return (a ConvRNN's case built): part of the run's
-    duration."""
+def _dynamics(args, make_case, timer, store, out: Path, draw: bool = True) -> int:
+    """``timer`` (an ``analysis.Timer``) holds the seconds :func:`_case` took to return ``make_case`` (a ConvRNN's case
+    built), part of the run's duration; it goes on through the analysis."""
     import torch
 
-    from neurozoo.benchmarks.dynamics.analysis import Timer, analyse, dynamics_records, figures, file_name, provenance
+    from neurozoo.benchmarks.dynamics.analysis import analyse, dynamics_records, figures, file_name, provenance
 
-    with Timer() as timer:
+    with timer:
         case = make_case()
         finder = {"steps": args.steps, "dtype": torch.float32 if args.float32 else torch.float64,
                   "slow_tol": args.slow_tol, "unique_tol": args.unique_tol, "unique_norm": args.unique_norm,
@@ -271,7 +271,7 @@ def _dynamics(args, make_case, checked_seconds: float, store, out: Path, draw: b
         if args.float32:
             finder["fixed_tol"] = 1e-9
         results = analyse(case, n_initial=args.points, seed=args.seed, **finder)
-    seconds = checked_seconds + timer.seconds
+    seconds = timer.seconds
     tag, arguments = run_tag(args)
     case.settings["arguments"] = arguments
     stem = file_name(f"dynamics_{case.name}_{tag}")
@@ -329,30 +329,29 @@ def run_compare(args, draw: bool = True) -> int:
     if not metrics:
         raise UserFacingError(f"--metrics: none given in {args.metrics!r}; expected some of rsa, cka, debiased_cka")
     sources.check_systems(args.systems)  # before the store: a bad name made an empty --db file (until 2026-12-05)
-    with Timer() as checked:  # and so is every other refusal (an option that shapes no named system, a ConvRNN's
+    with Timer() as timer:  # and so is every other refusal (an option that shapes no named system, a ConvRNN's
         overrides = overrides_from_args(args)  # layer), which made an empty --db file too (until 2026-12-05)
         load = sources.prepare(args.systems, args.checkpoint, args.seed, args.train_steps, args.n_steps,
                                args.max_stimuli, overrides=overrides, image_size=args.image_size)
     store = None if args.no_store else ResultsStore(args.db)  # a bad --db is refused before the systems are run
     # and so is an unusable --out; one made here for input that is then refused is removed again
     with output_folder(args.out or results_dir()) as out:
-        return _compare(args, metrics, overrides, load, checked.seconds, store, out, draw)
+        return _compare(args, metrics, overrides, load, timer, store, out, draw)
 
 
-def _compare(args, metrics, overrides, load, checked_seconds: float, store, out: Path, draw: bool = True) -> int:
-    """``load`` (:func:`sources.prepare`) took ``checked_seconds`` to return (the ConvRNNs built): part of the run's
-    duration."""
-    from neurozoo.benchmarks.dynamics.analysis import (Timer, compare, compare_figures, compare_records, file_name,
-                                                       provenance)
+def _compare(args, metrics, overrides, load, timer, store, out: Path, draw: bool = True) -> int:
+    """``timer`` (an ``analysis.Timer``) holds the seconds :func:`sources.prepare` took to return ``load`` (the
+    ConvRNNs built), part of the run's duration; it goes on through the comparison."""
+    from neurozoo.benchmarks.dynamics.analysis import compare, compare_figures, compare_records, file_name, provenance
     from neurozoo.datasets.errors import UserFacingError
 
-    with Timer() as timer:
+    with timer:
         systems, data_sha = load()
         try:
             results = compare(systems, metrics)
         except ValueError as error:
             raise UserFacingError(str(error)) from None
-    seconds = checked_seconds + timer.seconds
+    seconds = timer.seconds
     tag, arguments = run_tag(args)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems) if draw else []

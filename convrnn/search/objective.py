@@ -200,12 +200,14 @@ class Objective:
     def __init__(self, space: SearchSpace, settings: TrialSettings):
         self.space = space
         self.settings = settings
+        self.interrupted: Optional[int] = None  # the number of the trial a Ctrl-C or SIGTERM stopped
 
     def __call__(self, trial: optuna.Trial) -> float:
         try:
             return self._run(trial)
         except KeyboardInterrupt as error:  # Ctrl-C, or SIGTERM (datasets.termination): optuna marks it FAIL
             trial.set_user_attr("interrupted", str(error) or "KeyboardInterrupt")  # e.g. "signal 15"
+            self.interrupted = trial.number  # its unread last.pth is removed once it is FAIL: drop_unread_checkpoint
             raise
 
     def divergence_advice(self) -> str:

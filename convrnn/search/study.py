@@ -456,9 +456,26 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
         callbacks.append(MaxTrialsCallback(max_total, states=None))
         if len(study.trials) >= max_total:
             return study
+    objective = Objective(space, settings)
     with failed_trials_logged_without_traceback():
-        study.optimize(Objective(space, settings), n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
+        try:
+            study.optimize(objective, n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)
+        except KeyboardInterrupt:
+            if objective.interrupted is not None:
+                drop_unread_checkpoint(study, objective.interrupted)
+            raise
     return study
+
+
+def drop_unread_checkpoint(study: optuna.Study, number: int) -> None:
+    """Remove the ``last.pth`` of trial ``number``, stopped by Ctrl-C or SIGTERM, once the storage holds it FAIL: such
+    a trial is never run again (a rerun goes on with new trials), so its checkpoint (the stop's, or its last epoch's)
+    was read by nothing, a model's weights and optimizer state left in its folder. A trial still RUNNING there (its
+    process killed before optuna recorded the failure) keeps it, for its retry (:func:`recover_dead_trial`). Its
+    ``best.pth``, ``metrics.jsonl`` and ``run.json`` stay."""
+    for trial in study.get_trials(deepcopy=False, states=[optuna.trial.TrialState.FAIL]):
+        if trial.number == number and trial.user_attrs.get("out"):
+            (Path(trial.user_attrs["out"]) / "last.pth").unlink(missing_ok=True)
 
 
 #: The logger optuna reports a failed trial on, with its exception's traceback (optuna.study._optimize)

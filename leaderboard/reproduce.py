@@ -454,11 +454,9 @@ def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     from neurozoo.benchmarks.retina_file_stimulus import what_dates_it
 
     notes = []
-    cells = feve_rule_cells(old, new)
+    cells = feve_rule_cells(old.per_bin, new.per_bin)
     if cells:
-        notes.append(f"record {old.id} holds a FEVE for {', '.join(cells)}, the rerun none: {FEVE_RULE}; "
-                     f"{'that cell is' if len(cells) == 1 else 'those cells are'} below the explainable-variance "
-                     "filter, out of the medians")
+        notes.append(feve_rule_note(f"record {old.id}", cells))
     cross = (new.settings or {}).get("cross_stimulus")
     dated = what_dates_it(old.benchmark, old.settings)
     if not cross or not dated:
@@ -475,13 +473,22 @@ FEVE_RULE = ("since 2026-12-05 a cell without explainable variance (its trial-to
              "scored before holds the number its ratio by a non-positive denominator gave")
 
 
-def feve_rule_cells(old: ScoreRecord, new: ScoreRecord) -> List[str]:
-    """The cells of a retina held-out record (per-cell rows with a ``feve``) whose stored FEVE is a number where the
-    rerun's is null because of :data:`FEVE_RULE`: the rerun finds the cell's explainable fraction not positive. A
-    FEVE missing for another reason is no rule's doing, and is not named."""
-    rerun = {row.get("cell"): row for row in new.per_bin or [] if isinstance(row, dict) and "cell" in row}
+def feve_rule_note(holder: str, cells: List[str]) -> str:
+    """The note saying that ``holder`` (a record, a fit's ``heldout_metrics.csv``) holds FEVEs for ``cells`` that
+    the rerun, under :data:`FEVE_RULE`, leaves null."""
+    return (f"{holder} holds a FEVE for {', '.join(cells)}, the rerun none: {FEVE_RULE}; "
+            f"{'that cell is' if len(cells) == 1 else 'those cells are'} below the explainable-variance filter, out of "
+            "the medians")
+
+
+def feve_rule_cells(stored_rows, rerun_rows) -> List[str]:
+    """The cells of retina held-out per-cell rows (dicts with ``cell``, ``feve``, ``explainable_fraction``: a record's
+    ``per_bin``, a ``heldout_metrics.csv``'s rows) whose stored FEVE is a number where the rerun's is null because of
+    :data:`FEVE_RULE`: the rerun finds the cell's explainable fraction not positive. A FEVE missing for another reason
+    is no rule's doing, and is not named."""
+    rerun = {row.get("cell"): row for row in rerun_rows or [] if isinstance(row, dict) and "cell" in row}
     cells = []
-    for row in old.per_bin or []:
+    for row in stored_rows or []:
         now = rerun.get(row.get("cell")) if isinstance(row, dict) else None
         if not now or not _is_number(row.get("feve")) or math.isnan(row["feve"]) or "feve" not in now:
             continue
@@ -491,10 +498,11 @@ def feve_rule_cells(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     return cells
 
 
-def feve_rule_change(old: ScoreRecord, new: ScoreRecord, pairs: List[Tuple[str, Any, Any]], tolerance: float) -> str:
-    """What the verdict adds where numbers beyond the ``tolerance`` (of ``pairs``) are FEVEs the record holds and the
-    rerun, under :data:`FEVE_RULE`, does not: all of them, or how many; else ""."""
-    ruled = {f"per_bin[{cell}].feve" for cell in feve_rule_cells(old, new)}
+def feve_rule_change(ruled, pairs: List[Tuple[str, Any, Any]], tolerance: float) -> str:
+    """What the verdict adds where numbers beyond the ``tolerance`` (of ``pairs``) are among ``ruled``, the names of
+    the FEVEs the record holds and the rerun, under :data:`FEVE_RULE`, does not (:func:`feve_rule_cells`): all of
+    them, or how many; else ""."""
+    ruled = set(ruled)
     beyond = [name for name, a, b in pairs if gap(a, b) > tolerance]
     followed = [name for name in beyond if name in ruled]
     if not followed:
@@ -503,6 +511,12 @@ def feve_rule_change(old: ScoreRecord, new: ScoreRecord, pairs: List[Tuple[str, 
         f"{len(followed)} of the {len(beyond)} differences ({', '.join(followed)}) follow"
     return (f"; {which} from the FEVE rule of 2026-12-05: the record predates it, holding a FEVE for cells without "
             "explainable variance, which have none since (note above)")
+
+
+def record_feve_rule(old: ScoreRecord, new: ScoreRecord) -> List[str]:
+    """The names (as :func:`differences` gives them) of the FEVEs a record holds and its rerun does not, under
+    :data:`FEVE_RULE`."""
+    return [f"per_bin[{cell}].feve" for cell in feve_rule_cells(old.per_bin, new.per_bin)]
 
 
 def rerun_spec(how) -> Dict[str, Any]:
@@ -660,7 +674,7 @@ def _run_reproduce(args) -> int:
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
                  f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new)
-              + feve_rule_change(record, new, pairs, args.tolerance))
+              + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
         return 1
     if largest <= args.tolerance:
         settings = sum(name.startswith("settings") for name, _, _ in pairs)
@@ -668,7 +682,7 @@ def _run_reproduce(args) -> int:
               f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
     print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new)
-          + feve_rule_change(record, new, pairs, args.tolerance))
+          + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
     return 1
 
 

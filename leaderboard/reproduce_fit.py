@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any, Dict, List, Tuple
 
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.reproduce import (beyond_tolerance, fit_threads, gap, leaves, recorded_blas_threads,
-                                           require, with_threads, within_tolerance)
+from neurozoo.leaderboard.reproduce import (beyond_tolerance, feve_rule_cells, feve_rule_change, feve_rule_note,
+                                           fit_threads, gap, leaves, recorded_blas_threads, require, with_threads,
+                                           within_tolerance)
 
 #: summary.json's fields that the rerun reads, and their types (a summary edited or cut short is refused naming one)
 SUMMARY_FIELDS = {"model": (str,), "data": (str,), "provenance": (dict,)}
@@ -197,6 +198,20 @@ def number_pairs(path: Path, summary: Dict[str, Any], result, frame,
     return pairs, mismatched
 
 
+def fit_feve_rule(stored, frame) -> List[str]:
+    """The cells whose FEVE the stored ``heldout_metrics.csv`` (``stored``, or None) holds and the rerun's per-cell
+    metrics (``frame``) leave null under the FEVE rule (:func:`leaderboard.reproduce.feve_rule_cells`): a fit
+    summarised before it."""
+    if stored is None:
+        return []
+
+    def rows(table):
+        return [{"cell": cell, **{column: _plain(value) for column, value in row.items()}}
+                for cell, row in table.to_dict("index").items()]
+
+    return feve_rule_cells(rows(stored), rows(frame))
+
+
 def _settings(result) -> Dict[str, Any]:
     """The rerun's settings as its summary would state them (:func:`retina.fit.recorded_settings`)."""
     from neurozoo.retina.fit import recorded_settings
@@ -265,6 +280,9 @@ def run(args) -> int:
           f"r {stored_r!r}, rerun {rerun_r!r}")
     for note in notes(path, summary, result, weights):
         print(f"  differs: {note}")
+    ruled = fit_feve_rule(stored, frame)
+    if ruled:
+        print(f"  note: {feve_rule_note('heldout_metrics.csv', ruled)}")
     beyond = [row for row in pairs if gap(row[1], row[2]) > args.tolerance]
     for name, stored, found in mismatched + beyond[:SHOWN]:
         print(f"  differs: {name}: stored {stored!r}, rerun {found!r}")
@@ -279,5 +297,6 @@ def run(args) -> int:
         print(f"reproduced: {within_tolerance(largest, args.tolerance)} ({len(pairs) - cells} numbers of the summary "
               f"and {cells} per-cell numbers of heldout_metrics.csv)")
         return 0
-    print(beyond_tolerance(pairs, largest, args.tolerance))
+    print(beyond_tolerance(pairs, largest, args.tolerance)
+          + feve_rule_change([f"heldout_metrics.csv[{cell}].feve" for cell in ruled], pairs, args.tolerance))
     return 1

@@ -1061,6 +1061,51 @@ def test_an_unreadable_heldout_metrics_csv_is_refused_naming_it_before_the_fit(t
                          "edited or cut short\n") and err.count("\n") == 1, err
 
 
+def test_a_zoo_fit_summary_holding_a_feve_the_rule_now_leaves_null_names_the_rule(tmp_path, capsys, monkeypatch,
+                                                                                  ln_fit):
+    """As a store's record (above), a zoo fit summarised before FEVE became null for a cell without explainable
+    variance holds a number in its heldout_metrics.csv where the rerun has none: zoo reproduce DIR/summary.json said
+    "NOT reproduced: largest difference inf" without a reason. It names the rule, in a note and in the verdict. The
+    rerun is the real refit, the one cell's explainable variance taken away as a short recording's would be."""
+    import pandas as pd
+
+    from neurozoo.leaderboard import reproduce_fit
+
+    fit = tmp_path / "fit"
+    _fitted(ln_fit, fit)
+    metrics = fit / "heldout_metrics.csv"
+    frame = pd.read_csv(metrics, index_col=0)
+    frame.loc["cell03", ["feve", "explainable_fraction", "passes"]] = [282.6, -0.2, False]
+    frame.to_csv(metrics)
+    summary_file = fit / "summary.json"
+    summary = json.loads(summary_file.read_text())
+    kept = frame[frame["passes"]]  # the medians as over the cells that pass, cell03 out
+    summary.update(median_correlation=float(kept["correlation"].median()), median_feve=float(kept["feve"].median()),
+                   median_oracle=float(kept["oracle"].median()), n_passing=int(len(kept)))
+    summary_file.write_text(json.dumps(summary))
+    real = reproduce_fit.refit
+
+    def refit(*args, **kwargs):
+        result, rerun, weights = real(*args, **kwargs)
+        rerun.loc["cell03", ["feve", "explainable_fraction", "passes"]] = [float("nan"), -0.2, False]
+        return result, rerun, weights
+
+    monkeypatch.setattr(reproduce_fit, "refit", refit)
+    capsys.readouterr()
+    assert _zoo("reproduce", summary_file) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1] == ("  note: heldout_metrics.csv holds a FEVE for cell03, the rerun none: since 2026-12-05 a cell "
+                      "without explainable variance (its trial-to-trial noise variance as large as its total variance, "
+                      "e.g. on a short recording) has no FEVE, null in a record (retina.metrics.feve); a record scored "
+                      "before holds the number its ratio by a non-positive denominator gave; that cell is below the "
+                      "explainable-variance filter, out of the medians")
+    assert out[-1].startswith("NOT reproduced: largest difference inf > tolerance 0 (heldout_metrics.csv[cell03].feve: "
+                              "stored 282.6, rerun nan; 1 of ")
+    assert out[-1].endswith("numbers beyond it); the difference follows from the FEVE rule of 2026-12-05: the record "
+                            "predates it, holding a FEVE for cells without explainable variance, which have none since "
+                            "(note above)")
+
+
 def test_a_json_file_that_is_no_zoo_fit_summary_is_named_for_what_it_is(tmp_path, capsys):
     """zoo reproduce reduction.json (a probe's record) or history.json said "no field 'data' ...; the record was edited
     or cut short": the user's file was whole, and the message sent them looking for damage."""

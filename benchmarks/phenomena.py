@@ -10,8 +10,10 @@ the same stimuli:
 * contrast adaptation: white noise switching between sd 0.3 and 1.0 every 200 frames, 12 cycles (the
   ``zoo probe adaptation`` defaults); index = ``adaptation_index``: the mean rate in frames 40-70 after the switch
   up vs the block's last 30 frames, whose stimulus replays theirs, so that a model without memory beyond its
-  40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 2 in the settings; version 1, frames 10-40 vs the
-  block's second half, gave such models up to 0.145: :func:`retina.phenomena.contrast_adaptation`);
+  40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 3 in the settings; version 1, frames 10-40 vs the
+  block's second half, gave such models up to 0.145: :func:`retina.phenomena.contrast_adaptation`; version 3 keeps
+  version 2's windows and gives a cell without a rate above rounding level in them, a silent cell, no index where
+  version 2 read 0: its per-cell ``model_index`` is null, its score 0 as before);
 * OMS (``protocol_version`` 2): a jittered grating disc (radius 12 px, 4-px bars, contrast 0.3) centred on each cell's
   receptive field, global vs differential jitter, 400 frames per movie (the first 100 settle); index = ``oms_index``,
   each condition's response the mean over four movies (``balanced``: both jitter paths in each role, the background's
@@ -39,8 +41,9 @@ the same stimuli:
   (nonlinear subunits), negative for a nearly linear receptive field, so the sign term of the score is the doubling
   call (F2/F1 itself is never negative, and a linear model's 0.35 would earn a third of the credit). ON and OFF
   cells (the ON-OFF cells carry the OSR circuit). Undefined (NaN, scored 0) where F2 or F1 is at rounding level
-  (:func:`retina.phenomena.adaptation.above_rounding`): a linear cell, whose F2 is float rounding, had been given
-  log2 of the ratio's 1e-12 floor, -39.9.
+  (:func:`retina.phenomena.adaptation.above_rounding`; ``index_version`` 2 in the settings): a linear cell, whose F2
+  is float rounding, had been given log2 of the ratio's 1e-12 floor, -39.9, and a full-wave LN cell, whose F1 is,
+  52.5-53.0 (``raw`` 1, now 0).
 
   Both need their mechanism in the circuit: with the ON terminal's pool held full the depression index is -0.015 to
   -0.006 (score 0; tests/test_phenomena_benchmarks.py), with linear subunits F2/F1 falls from 0.99-1.51 to 0.14-0.26
@@ -84,14 +87,17 @@ from neurozoo.datasets.termination import SafePoint
 
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
 # contrast_adaptation refuses any other, so the two cannot drift apart unnoticed
-ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0, "index_version": 2}
+ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0, "index_version": 3}
 # protocol_version 2: the balanced protocol on the object-motion circuit's cells (embedded:oms-whitenoise; version 1:
 # the default circuit's ON and OFF cells, one movie per condition: a known false positive); _oms refuses any other
 OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0, "protocol_version": 2}
 # protocol_version 2: the ON-OFF cells' depression 45 frames on, beyond a 40-frame model window (version 1: dark
 # flashes 4 frames apart, OFF cells; a known false positive); _paired_flash refuses any other
 PAIRED_FLASH = {"gap": 45, "flash_frames": 2, "intensity": 2.0, "protocol_version": 2}
-FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10}
+# index_version 2: log2(F2/F1) undefined (NaN, scored 0) where F2 or F1 is at rounding level (version 1, before it was
+# recorded: log2 of rounding, -39.9 for a linear cell, 52.5-53.0 for a full-wave LN cell, raw 1 there);
+# _frequency_doubling refuses any other
+FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10, "index_version": 2}
 
 
 # The score's own version (how indices are compared, :func:`agreement`), recorded in every score's settings
@@ -177,8 +183,15 @@ def _paired_flash(system, settings):
 
 
 def _frequency_doubling(system, settings):
+    from neurozoo.datasets.errors import SpecError
     from neurozoo.retina.phenomena.analyses import reversing_grating
 
+    settings = dict(settings)
+    version = settings.pop("index_version")
+    if version != FREQUENCY_DOUBLING["index_version"]:
+        raise SpecError(f"retina_embedded.frequency-doubling: index_version {version!r}: only "
+                        f"{FREQUENCY_DOUBLING['index_version']} is measured (version 1 gave F2 or F1 at rounding level "
+                        "a log2 of noise: -39.9 for a linear cell)")
     ratio = reversing_grating(system, **settings)["f2_f1"]  # > 0, or NaN where F1 or F2 is at rounding level
     return np.where(_cells_of("on", "off"), np.log2(ratio), np.nan)
 
@@ -283,8 +296,9 @@ def registered_version(settings: dict) -> int:
     version is outdated, not ranked beside current ones): one number, 1 plus every change of its definition, the
     measure's (``index_version`` / ``protocol_version`` in its settings, 1 where it has none) and the score's
     (:data:`SCORE_VERSION`). Summed rather than replacing the measure's versions, which keep their meaning in the
-    settings (index version 2 is the replayed windows whatever the score's version): contrast adaptation, paired
-    flash and OMS 3 (measure 2, score 2), frequency doubling 2 (unversioned before the score's version 2)."""
+    settings (index version 2 is the replayed windows whatever the score's version): paired flash and OMS 3 (measure
+    2, score 2), contrast adaptation 4 (index version 3: a silent cell's index is undefined), frequency doubling 3
+    (index version 2: F2 or F1 at rounding level gives no index; unversioned before the score's version 2)."""
     measure = next((settings[key] for key in ("index_version", "protocol_version") if key in settings), 1)
     return measure + SCORE_VERSION - 1
 

@@ -674,6 +674,7 @@ def _run_reproduce(args) -> int:
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
                  f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new)
+              + measure_version_change(record, new)
               + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
         return 1
     if largest <= args.tolerance:
@@ -682,6 +683,7 @@ def _run_reproduce(args) -> int:
               f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
     print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new)
+          + measure_version_change(record, new)
           + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
     return 1
 
@@ -711,6 +713,23 @@ def changed_data(record: ScoreRecord) -> List[Tuple[str, Any, Any]]:
 def within_tolerance(largest: float, tolerance: float) -> str:
     """How a reproduction within the tolerance is told: bit-identical, or its largest difference."""
     return "bit-identical" if largest == 0 else f"largest difference {largest:.3g} <= tolerance {tolerance:g}"
+
+
+#: the settings that hold the version of a benchmark's measure: a phenomenon analysis' index or protocol version, the
+#: OSR call's (``retina_embedded.osr``; ``osr-mechanism``'s reduced models'). A rerun under another version computes
+#: another measure, whose numbers may differ by design
+MEASURE_VERSIONS = ("settings.analysis.index_version", "settings.analysis.protocol_version",
+                    "settings.osr.call_version", "settings.osr_call_version")
+
+
+def measure_version_change(old: ScoreRecord, new: ScoreRecord) -> str:
+    """What the verdicts on numbers or settings that differ add where the rerun's measure is of another version than
+    the record's (:data:`MEASURE_VERSIONS`; a record from before the setting states none): the versions, else ""."""
+    then, now = (dict(leaves(record.settings or {}, "settings")) for record in (old, new))
+    changed = [f"the record predates {name} (the rerun's {now[name]})" if then.get(name) is None else
+               f"the record's {name} is {then[name]}, the rerun's {now[name]}"
+               for name in MEASURE_VERSIONS if now.get(name) is not None and then.get(name) != now[name]]
+    return f"; the difference follows from the measure's version: {'; '.join(changed)}" if changed else ""
 
 
 def score_version_change(old: ScoreRecord, new: ScoreRecord) -> str:

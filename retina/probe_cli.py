@@ -296,7 +296,7 @@ def run_probe_adaptation(args) -> int:
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
     figure = plot_adaptation({args.model: fitted, "ground truth": truth}, figure_path(args.out, "adaptation"),
                              title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
-    keys = ("adaptation_index", "recovery_index", "tau_high", "tau_low", "early_high", "late_high")
+    keys = ("adaptation_index", "recovery_index", "reason", "tau_high", "tau_low", "early_high", "late_high")
     path = _write(args, "adaptation", {"model": args.model, "kind": args.kind, "settings": settings,
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
@@ -304,8 +304,9 @@ def run_probe_adaptation(args) -> int:
     print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
           f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
           f"{tau_summary(truth['tau_high'])}); across cells r = {_r_or_why(comparison['pearson_r'])}")
-    for i, (m, t) in enumerate(zip(fitted["adaptation_index"], truth["adaptation_index"])):
-        print(f"  {cell_name(i)}: index model {m:6.2f} truth {t:5.2f}   tau model {_ms(fitted['tau_high'][i]):>7} "
+    for i in range(len(fitted["adaptation_index"])):
+        print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
+              f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
               f"truth {_ms(truth['tau_high'][i]):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
@@ -393,8 +394,8 @@ def run_probe_oms(args) -> int:
                                 "comparison": comparison, "provenance": info, "figure": str(figure)})
     print(oms_summary(args.model, fitted, truth, comparison))
     for i, (m, t) in enumerate(zip(fitted["oms_index"], truth["oms_index"])):
-        print(f"  {cell_name(i)}: OMS index model {_oms_index_or_reason(fitted, i)} truth "
-              f"{_oms_index_or_reason(truth, i)}")
+        print(f"  {cell_name(i)}: OMS index model {index_or_reason(fitted, 'oms_index', i)} truth "
+              f"{index_or_reason(truth, 'oms_index', i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
@@ -411,9 +412,10 @@ def oms_summary(model: str, fitted, truth, comparison) -> str:
             f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
 
 
-def _oms_index_or_reason(result, i) -> str:
-    """Cell ``i``'s OMS index, or why it has none (a printed ``nan`` said neither)."""
-    index = result["oms_index"][i]
+def index_or_reason(result, key: str, i: int) -> str:
+    """Cell ``i``'s index ``result[key]`` (the OMS index, the adaptation index), or why it has none (``reason``; a
+    printed ``nan`` said neither)."""
+    index = result[key][i]
     return f"{index:5.2f}" if index == index else f"n/a ({result['reason'][i]})"
 
 

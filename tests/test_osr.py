@@ -118,7 +118,7 @@ def test_a_rise_after_a_train_the_cell_never_answered_is_no_osr(tmp_path):
     assert result.is_osr.tolist() == [False, False]
     truth = omitted_stimulus_response(_omission_detector(delay=4), periods=periods)
     assert truth.is_osr.tolist() == [True, False] and truth.peak_ratio[0] == pytest.approx(10.0)
-    assert result.settings["call_version"] == 3
+    assert result.settings["call_version"] == 4
     assert np.isnan(result.peak_ratio[0]).all() and result.peak_ratio[1] == pytest.approx(1.0)
     summary = result.summary()
     assert "train's per-flash peak is <= 0" in summary["peak_ratio_undefined"]
@@ -177,6 +177,40 @@ def test_a_response_at_rounding_level_has_no_latency():
     assert np.isnan(rounding.latencies).all() and np.isnan(rounding.slope).all() and not rounding.is_osr.any()
     real = omitted_stimulus_response(cell(1e-2), periods=(6, 8, 10, 12))
     assert np.isfinite(real.latencies).all()
+
+
+def _answering_the_train_by(gain, scale=1.0):
+    """A float32 cell at 10.1 spikes/s that answers each flash of the train by ``gain`` (two frames after it) and
+    rises by 10 four frames after the omitted flash was due (:func:`_omission_detector`'s cell 0), all times
+    ``scale``."""
+    detector = _omission_detector(delay=4)
+
+    def respond(movie):
+        cell = detector(movie)[0]
+        train = np.where(cell == 1.0, gain, cell)
+        return (np.float32(scale) * (np.float32(10.1) + train.astype(np.float32)))[None].astype(np.float32)
+    return respond
+
+
+def test_a_train_answered_at_rounding_level_evoked_nothing():
+    """Call version 3 asked only ``train_peaks > 0``: a float32 cell whose flashes move its rate of 10.1 by one float32
+    step (9.5e-7, rounding) and which rises after the omission was called OSR, its peak ratio 1e7. A train's peak not
+    above 1e-6 of the cell's rate evoked nothing: no OSR, no ratio. The same cell answering by 1 spike/s is an OSR,
+    and so is it scaled by 1e-6 (the floor is relative); a silent cell is none."""
+    periods = (6, 8, 10, 12)
+    rounding = omitted_stimulus_response(_answering_the_train_by(8e-7), periods=periods)
+    assert (0 < rounding.train_peaks).all() and (rounding.train_peaks < 1e-6).all()  # passed the old > 0
+    assert rounding.slope[0] == pytest.approx(1.0) and (rounding.peaks > 9).all()
+    assert not rounding.is_osr[0] and np.isnan(rounding.peak_ratio).all()
+    assert "rounding level" in rounding.summary()["peak_ratio_undefined"]
+    for scale in (1.0, 1e-6):
+        real = omitted_stimulus_response(_answering_the_train_by(1.0, scale), periods=periods)
+        assert real.is_osr.tolist() == [True], scale
+        np.testing.assert_allclose(real.peak_ratio, 10.0, rtol=1e-5)
+        assert real.summary()["peak_ratio_undefined"] is None
+    silent = omitted_stimulus_response(lambda movie: np.zeros((1, len(movie)), np.float32), periods=periods)
+    assert not silent.is_osr[0] and np.isnan(silent.peak_ratio).all()
+    assert rounding.settings["call_version"] == 4
 
 
 def _summary_of_a_responsive_train():

@@ -184,6 +184,92 @@ def test_a_silent_cell_has_no_step_latency():
     assert result["on_latency"][0] == 7 and np.isnan(result["on_latency"][1]) and np.isnan(result["off_latency"][1])
 
 
+def rounding_cell(system, rate=100.0, gain=40.1):
+    """A float32 cell computing ``(rate + drive) - drive`` with ``drive = gain * system``'s response: constant
+    (``rate``) in exact arithmetic, whatever the stimulus; in float32 the sum is rounded, so the rate moves by a
+    float32 step (7.6e-6 at 100, 7.6e-8 of it) where the drive is not 0 (up at a response of 1): a response of
+    rounding alone."""
+    def respond(movie):
+        drive = np.float32(gain) * system(movie).astype(np.float32)
+        return (np.float32(rate) + drive) - drive
+    return respond
+
+
+def small_response(system, relative=1e-4, scale=1e-6):
+    """``scale * (1 + relative * system's response)``: a real response (1e-4 of the rate, 100 times the rounding
+    floor) of a cell whose rates are all ``scale`` times smaller; every index and latency is the unscaled cell's."""
+    def respond(movie):
+        return scale * (1.0 + relative * system(movie))
+    return respond
+
+
+def silent(movie):
+    return np.zeros((1, len(movie)))
+
+
+def test_step_latencies_are_of_responses_above_rounding_relative_to_the_rate():
+    """A floor of 1e-9 spikes/s timed a float32 cell's rounding (its step response one float32 step: on latency 7)
+    and gave a real response of 1e-10 spikes/s (1e-4 of a cell at 1e-6 spikes/s) none. The floor is 1e-6 of the
+    cell's largest rate: the rounding cell has no latency nor transience, the small cell those of the same cell
+    unscaled, a silent cell none."""
+    cell = delay_model(d=7, baseline=0.0)
+    rounding = step_response(rounding_cell(cell))
+    assert 0 < rounding["on_peak"][0] - rounding["baseline"][0] < 1e-6 * 100  # a rise, of rounding
+    assert np.isnan(rounding["on_latency"][0]) and np.isnan(rounding["transience"][0])
+    unscaled, small = step_response(small_response(cell, scale=1.0)), step_response(small_response(cell))
+    assert small["on_latency"][0] == unscaled["on_latency"][0] == 7
+    assert small["off_latency"][0] == unscaled["off_latency"][0] == 0  # (the offset window's largest rate: its first
+    # frame, the step's response delayed 7 frames into it)
+    assert small["transience"][0] == pytest.approx(unscaled["transience"][0], abs=1e-9)
+    quiet = step_response(silent)
+    assert np.isnan(quiet["on_latency"][0]) and np.isnan(quiet["off_latency"][0]) and np.isnan(quiet["transience"][0])
+
+
+def test_flash_latencies_are_of_responses_above_rounding_relative_to_the_rate():
+    """latency_coding's threshold had an absolute floor of 1e-9: a float32 cell whose flashes move it by rounding
+    alone was given threshold crossings (a slope of its rounding), a silent cell a slope of 0 from the argmax of a
+    flat window (peak latency 0 at every intensity), and the weakest flash's crossing of a real response of 5e-11
+    spikes/s none. A crossing and a peak are above 1e-6 of the cell's largest rate now: no latency and no slope for
+    the rounding and the silent cells, the unscaled cell's for the small one."""
+    def integrator(movie):  # accumulates |intensity| while the flash lasts
+        return np.cumsum(np.abs(movie[:, 25, 25]))[None] * (np.abs(movie[:, 25, 25]) > 0)
+
+    for system in (rounding_cell(integrator), silent):
+        result = latency_coding(system)
+        assert np.isnan(result["threshold_latency"]).all() and np.isnan(result["peak_latency"]).all()
+        assert np.isnan(result["slope"][0]) and not result["falls"][0]
+    unscaled, small = latency_coding(small_response(integrator, scale=1.0)), latency_coding(small_response(integrator))
+    np.testing.assert_array_equal(small["threshold_latency"], unscaled["threshold_latency"])
+    np.testing.assert_array_equal(unscaled["threshold_latency"][0], [4, 2, 1, 0])  # half the weakest's peak: 2.5
+    assert small["slope"][0] == pytest.approx(unscaled["slope"][0], abs=1e-12) and small["falls"][0]
+
+
+def test_motion_analyses_resolve_responses_relative_to_the_rate():
+    """The flashed bars' 'no receptive field' floor was 1e-6 spikes/s and the reversal's drive floor 1e-9: a float32
+    cell at 100 spikes/s moved by rounding alone (7.6e-6) was given a receptive-field centre, a flash latency and a
+    reversal index of rounding, and a real response of 1e-10 spikes/s (1e-4 of a cell at 1e-6) no centre and no
+    index. Both are relative now (1e-6 of the cell's largest rate): nothing for the rounding and silent cells, the
+    unscaled cell's numbers for the small one."""
+    cell = delay_model(d=5, xs=(24,), baseline=0.0)
+    for system in (rounding_cell(cell), silent):
+        anticipation = motion_anticipation(system)
+        assert np.isnan(anticipation["rf_centre"][0]) and np.isnan(anticipation["anticipation"][0])
+    unscaled, small = motion_anticipation(small_response(cell, scale=1.0)), motion_anticipation(small_response(cell))
+    assert small["rf_centre"][0] == pytest.approx(24.5, abs=0.05) and unscaled["rf_centre"][0] == small["rf_centre"][0]
+    assert small["anticipation"][0] == pytest.approx(unscaled["anticipation"][0], abs=1e-9)
+    assert small["flash_latency"][0] == pytest.approx(5, abs=0.01)
+
+    reversing = delay_model(d=3, xs=(15,), baseline=0.0)
+    rounding = motion_reversal(rounding_cell(reversing))
+    assert 0 < rounding["reversal_response"][0] < 1e-6 * 100  # a response, of rounding
+    assert np.isnan(rounding["index"][0]) and np.isnan(rounding["latency"][0])
+    quiet = motion_reversal(silent)
+    assert np.isnan(quiet["index"][0]) and np.isnan(quiet["latency"][0])
+    unscaled, small = motion_reversal(small_response(reversing, scale=1.0)), motion_reversal(small_response(reversing))
+    assert unscaled["index"][0] > 0.5 and small["index"][0] == pytest.approx(unscaled["index"][0], rel=1e-6)
+    assert small["latency"][0] == pytest.approx(unscaled["latency"][0], abs=1e-9)
+
+
 def test_torch_models_are_aligned_frame_by_frame():
     class LastFrameCentre(torch.nn.Module):  # rate = the newest frame's centre pixel
         def forward(self, x):

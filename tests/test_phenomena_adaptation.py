@@ -116,7 +116,7 @@ def test_a_fixed_ln_cell_with_a_saturating_nonlinearity_scores_no_adaptation(tru
     assert np.isnan(result["tau_high"]).all() and np.isnan(result["tau_low"]).all()
     assert agreement(result["adaptation_index"][:6], truth["adaptation_index"][:6])["value"] < 1e-9
     assert result["settings"] == {"early": [40, 70], "late": [170, 200], "replay": [1, 70], "memory": 40,
-                                  "index_version": 2}
+                                  "index_version": 3}
     # a torch LN model goes through the responder's 39 grey frames of padding: its window is the same 40 frames.
     # Its filter is the same (an ON and an OFF cell), its softplus convex (bias -2) or nearly linear (bias 2):
     # version 1 scored them -0.237 and 0.089
@@ -173,6 +173,37 @@ def test_contrast_adaptation_indices_and_time_constants_of_a_known_cell():
     assert result["recovery_index"][0] == pytest.approx((late_low - early_low) / (late_low + early_low), rel=1e-12)
     assert result["recovery_index"][0] == pytest.approx(0.0529, abs=5e-5)
     assert result["tau_high"][0] == pytest.approx(20, rel=0.04) and result["tau_low"][0] == pytest.approx(30, rel=0.04)
+
+
+def test_a_silent_cell_has_no_adaptation_index_and_a_small_one_keeps_its_own():
+    """Index version 2 divided by a floor of 1e-12: a silent cell read 0, no adaptation, a measurement of a cell
+    with no response to adapt; it is undefined (NaN) with its reason now, as the other analyses' cells without a
+    response. The floor was absolute too: the known adapting cell at rates of 1e-13 spikes/s (2e-13 to 1.5e-12)
+    had a recovery index of 0.0502 for its 0.0529. The floor is relative to the cell's largest rate now
+    (above_rounding): the same cell times 1e-13 (or 1e-6) gives its indices exactly, and a float32 cell constant up
+    to rounding an index of 0 (up to rounding: no adaptation, with no sign), not undefined."""
+    known = contrast_adaptation(_adapting_cell, cycles=3)
+
+    def cells(movie):
+        adapting = _adapting_cell(movie)[0]
+        rounding = (np.float32(10.1) + movie.reshape(len(movie), -1)[:, 0].astype(np.float32)) - movie.reshape(
+            len(movie), -1)[:, 0].astype(np.float32)
+        return np.stack([np.zeros(len(movie)), 1e-13 * adapting, 1e-6 * adapting, rounding])
+
+    result = contrast_adaptation(cells, cycles=3)
+    assert np.isnan(result["adaptation_index"][0]) and np.isnan(result["recovery_index"][0])
+    assert result["reason"][0] == "no rate above rounding level in the windows (a silent cell)"
+    for i in (1, 2):
+        assert result["adaptation_index"][i] == pytest.approx(known["adaptation_index"][0], rel=1e-9)
+        assert result["recovery_index"][i] == pytest.approx(known["recovery_index"][0], rel=1e-9)
+        assert result["tau_high"][i] == known["tau_high"][0] and result["reason"][i] == ""
+    assert abs(result["adaptation_index"][3]) < 1e-7 and result["reason"][3] == ""
+    assert list(known["reason"]) == [""] and result["settings"]["index_version"] == 3
+    # zoo probe adaptation prints the reason where it printed nan, as zoo probe oms does
+    from neurozoo.retina.probe_cli import index_or_reason
+
+    assert [index_or_reason(result, "adaptation_index", i) for i in (0, 1)] == [
+        "n/a (no rate above rounding level in the windows (a silent cell))", f"{known['adaptation_index'][0]:5.2f}"]
 
 
 def test_object_motion_sensitivity_needs_the_amacrine_surround():
@@ -271,7 +302,7 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     record = json.loads((out / "adaptation.json").read_text())
     truth, model = record["truth_adaptation"], record["model_adaptation"]
     assert len(model["adaptation_index"]) == 12 and record["settings"]["block"] == 140
-    assert record["settings"]["index_version"] == 2
+    assert record["settings"]["index_version"] == 3
     # the ON and OFF cells adapt (3 cycles: a noisy estimate; 0.03-0.10). In 140-frame blocks the late window
     # (frames 110-140) comes early for the ON-OFF cells' slow ON summation, and two of them read negative; the
     # 200-frame test above checks them.

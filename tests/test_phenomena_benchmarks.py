@@ -15,9 +15,10 @@ from test_phenomena_circuit import circuit  # noqa: E402
 NAMES = ("retina_embedded.contrast-adaptation", "retina_embedded.oms", "retina_embedded.paired-flash",
          "retina_embedded.frequency-doubling")
 DEFINED_CELLS = {"contrast-adaptation": 12, "oms": 6, "paired-flash": 6, "frequency-doubling": 6}
-# registered versions: the measure's (index, protocol version 2) plus the score's version 2 (rounding has no sign)
-VERSIONS = {"retina_embedded.contrast-adaptation": 3, "retina_embedded.paired-flash": 3, "retina_embedded.oms": 3,
-            "retina_embedded.frequency-doubling": 2}
+# registered versions: the measure's (index, protocol version 2; contrast adaptation's index version 3 and frequency
+# doubling's index version 2: the rounding floor) plus the score's version 2 (rounding has no sign)
+VERSIONS = {"retina_embedded.contrast-adaptation": 4, "retina_embedded.paired-flash": 3, "retina_embedded.oms": 3,
+            "retina_embedded.frequency-doubling": 3}
 MEASURE_VERSION_2 = ("retina_embedded.contrast-adaptation", "retina_embedded.paired-flash")
 CELLS = {"oms": 6}  # the object-motion circuit's (embedded:oms-whitenoise); the others the default circuit's 12
 SIZES = {"n_train": 2500, "n_test": 400, "n_repeats": 5}
@@ -335,6 +336,16 @@ def test_the_frequency_doubling_index_is_log2_of_known_f2_over_f1_on_the_on_and_
     index = analysis(respond, dict(settings))
     np.testing.assert_allclose(index[:6], [1.0, -1.0, 0.0, 2.0, -2.0, -3.0], rtol=0, atol=1e-9)
     assert np.isnan(index[6:]).all()
+
+
+def test_frequency_doubling_refuses_the_retired_index_version():
+    """Index version 1 (before the rounding floor) gave F2 or F1 at rounding level log2 of noise; only version 2 is
+    computed, refused at once (before any fit or probe), as paired flash's retired protocol."""
+    from neurozoo.datasets.errors import SpecError
+
+    with pytest.raises(SpecError, match=r"^retina_embedded\.frequency-doubling: index_version 1: only 2 is measured"):
+        benchmarks.load("retina_embedded.frequency-doubling", sizes=SIZES, analysis={"index_version": 1}).score(
+            circuit(), progress=False)
 
 
 def test_paired_flash_refuses_the_retired_protocol_version():

@@ -754,6 +754,58 @@ def test_a_phenomenon_record_refits_and_reproduces_every_number_and_setting(tmp_
         benchmarks.BENCHMARKS._entries.pop(name, None)
 
 
+@pytest.mark.parametrize("phenomenon, version, stored", [
+    ("frequency-doubling", ("analysis", "index_version"), 1), ("osr-mechanism", ("osr_call_version",), 2)])
+def test_a_record_of_an_earlier_measure_version_is_rerun_and_the_version_named(tmp_path, capsys, monkeypatch,
+                                                                                phenomenon, version, stored):
+    """The rounding floor's versions (2026-12-05): frequency doubling's index version 2 (F2 or F1 at rounding level
+    gives no index: a full-wave LN cell's raw went from 1 to 0) and the OSR call version 4 under osr-mechanism's
+    reduced models. A record from before (without the setting, or of the earlier version), whose numbers the floor
+    changed (its raw put back), is scored under the current measure, the setting named (a note, or a difference of
+    the number), and the verdict says that the difference follows from the measure's version, as it does for the
+    score's version; the exit status stays that of numbers that differ."""
+    from neurozoo.benchmarks.osr import OSRMechanismBenchmark
+    from neurozoo.benchmarks.phenomena import PhenomenonBenchmark
+
+    _private_cache(tmp_path, monkeypatch)
+    name = f"reprotest.{phenomenon}"
+    make = {"frequency-doubling": lambda: PhenomenonBenchmark("frequency-doubling", sizes=dict(RETINA_SIZES),
+                                                              fit_settings={"epochs": 1}),
+            "osr-mechanism": lambda: OSRMechanismBenchmark(sizes=dict(RETINA_SIZES), fit_settings={"epochs": 1})}
+    benchmarks.BENCHMARKS.add(name, make[phenomenon], overwrite=True, family="retina", region="phenomena")
+    try:
+        db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+        assert _zoo("score", "ln", name, "--db", db) == 0
+        record = ResultsStore(db).records()[-1]
+        settings = _settings_of(tmp_path / "r.sqlite", record.id)
+        path = "settings." + ".".join(version)
+        inner = settings
+        for key in version[:-1]:
+            inner = inner[key]
+        now = inner.pop(version[-1])  # a record from before the setting
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings), raw=1.0)
+        capsys.readouterr()
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        out = capsys.readouterr().out
+        assert f"differs: {path}: not in the record, rerun {now}" in out
+        verdict = out.splitlines()[-1]
+        assert verdict.startswith(f"NOT reproduced: largest difference 1 > tolerance 0 (raw: stored 1.0, rerun "
+                                  f"{record.raw!r}; 1 of ")
+        assert verdict.endswith(f"numbers beyond it); the difference follows from the measure's version: the record "
+                                f"predates {path} (the rerun's {now})")
+        inner[version[-1]] = stored  # a record of the earlier version: the version, a number, differs too
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings))
+        assert _zoo("reproduce", record.id, "--db", db) == 1
+        assert capsys.readouterr().out.splitlines()[-1].endswith(
+            f"the difference follows from the measure's version: the record's {path} is {stored}, the rerun's {now}")
+        inner[version[-1]] = now  # this version: reproduced, raw aside, and no version to blame
+        _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings), raw=record.raw)
+        assert _zoo("reproduce", record.id, "--db", db) == 0
+        assert "reproduced: bit-identical" in capsys.readouterr().out
+    finally:
+        benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
 def test_a_zoo_run_retina_record_reproduces_and_names_a_fitting_protocol_of_another_version(tmp_path, tiny_benchmarks,
                                                                                            capsys, monkeypatch):
     """A zoo run job of a retina model keeps the fitting protocol and the embedded recordings' version in its spec
@@ -793,10 +845,19 @@ def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():
     from neurozoo.leaderboard.reproduce import protocol_notes
 
     spec = {"family": "retina", "model": "ln", "benchmark": "retina_embedded.contrast-adaptation"}
-    assert protocol_notes({"spec": {**spec, "benchmark_version": 3}}) == []  # index version 2, score version 2
+    assert protocol_notes({"spec": {**spec, "benchmark_version": 4}}) == []  # index version 3, score version 2
     assert protocol_notes({"spec": spec}) == [
-        "spec.benchmark_version: stored none, this code's 3 (retina_embedded.contrast-adaptation's measure has "
+        "spec.benchmark_version: stored none, this code's 4 (retina_embedded.contrast-adaptation's measure has "
         "changed since the record)"]
+    # the rounding floor's versions (2026-12-05): a record scored before each is named, not only its numbers
+    for benchmark, before, now in [("retina_embedded.contrast-adaptation", 3, 4), ("retina_embedded.osr", 3, 4),
+                                   ("retina_embedded.frequency-doubling", 2, 3),
+                                   ("retina_embedded.osr-mechanism", None, 2)]:
+        stored = {**spec, "benchmark": benchmark, **({} if before is None else {"benchmark_version": before})}
+        assert protocol_notes({"spec": stored}) == [
+            f"spec.benchmark_version: stored {'none' if before is None else before}, this code's {now} ({benchmark}'s "
+            "measure has changed since the record)"]
+        assert protocol_notes({"spec": {**stored, "benchmark_version": now}}) == []
     unversioned = {"family": "convrnn", "model": "rgc_shallow", "benchmark": "ventral_embedded.V4-temporal"}
     assert protocol_notes({"spec": unversioned}) == []
 

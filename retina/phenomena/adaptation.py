@@ -43,14 +43,20 @@ def nanmedian(values) -> float:
 
 
 def _index(a, b):
-    return (a - b) / np.maximum(np.abs(a) + np.abs(b), 1e-12)
+    """``(a - b) / (|a| + |b|)``, 0 where both are 0 (its callers leave an index undefined where ``|a| + |b|`` is at
+    rounding level: :func:`above_rounding`; an absolute floor of 1e-12 had shrunk the index of a cell at rates that
+    small)."""
+    total = np.abs(a) + np.abs(b)
+    return (a - b) / np.where(total > 0, total, 1.0)
 
 
 # The measure's version, recorded with its settings (``index_version``) so that indices of two versions are not
 # compared. 2: early window frames 40-70 after the switch and a late window whose stimulus replays it (below).
 # Version 1 compared frames 10-40 with the block's second half (fresh noise): fixed LN cells, which cannot adapt,
 # scored -0.34 to 0.07 there, and the LN, two-subunit and GLM fits 0.08-0.11 on retina_embedded.contrast-adaptation.
-INDEX_VERSION = 2
+# 3: version 2's windows; an index whose two windows' rates are at rounding level (not above ROUNDING_FLOOR times the
+# cell's largest rate: a silent cell) is undefined (NaN, with a reason), where version 2 read 0 (no adaptation)
+INDEX_VERSION = 3
 #: an index (a dimensionless ratio of rates: ``adaptation_index``, ``oms_index``, 1 - a paired flash's recovery,
 #: log2 F2/F1) within this of 0 is 0 up to float32 rounding and has no sign. A system whose index is 0 by construction
 #: (no memory beyond its window: the replayed windows, the second flash beyond it) computes the two rates it compares
@@ -114,6 +120,10 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
       as the cell adapts to high contrast; 0 without adaptation);
     * ``recovery_index``: the same for the low block, ``(late_low - early_low) / (...)`` (> 0: the rate recovers
       after the drop to low contrast);
+    * each index is undefined (NaN) where its denominator is not above :data:`ROUNDING_FLOOR` times the cell's
+      largest rate (:func:`above_rounding`): no rate in either window, or rounding alone (a silent cell; index
+      version 3: version 2 divided by a 1e-12 floor and read 0, no adaptation, for a cell with no response to
+      adapt); ``reason`` says why per cell (else "");
     * ``tau_high``: time constant (frames) of the decay, an exponential fitted from the peak of the (``smooth``-
       frame boxcar smoothed) trace within ``early`` to the end of the block; ``tau_low``: the same for the
       recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved, and
@@ -126,7 +136,8 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     ``index_version``: recorded with the settings; only the current version is computed."""
     if index_version != INDEX_VERSION:
         raise SpecError(f"contrast_adaptation: index_version={index_version} is not computed by this code (version "
-                        f"{INDEX_VERSION}; version 1's windows scored fixed LN cells as adapting: docs/retina.md)")
+                        f"{INDEX_VERSION}; version 1's windows scored fixed LN cells as adapting, version 2 gave a "
+                        "silent cell an index of 0: docs/retina.md)")
     check_settings("contrast_adaptation", frames={"block": block, "checker": checker, "smooth": smooth,
                                                   "memory": memory}, positive={"low": low, "high": high})
     if check_integer(cycles, "contrast_adaptation: cycles", least=2, error=SpecError) and not low < high:
@@ -162,12 +173,19 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
             start = early[0] + int(np.argmax(sign * smoothed[early[0]:early[1]]))
             tau, amplitude, _ = fit_exponential(smoothed[start:])
             out[i] = tau if sign * amplitude > 0 else np.nan
-    adaptation, recovery = _index(early_high, late_high), _index(late_low, early_low)
+    size = np.abs(rates).max(1)  # each cell's largest rate: windows' rates not above 1e-6 of it may be rounding
+    adaptation = np.where(above_rounding(np.abs(early_high) + np.abs(late_high), size),
+                          _index(early_high, late_high), np.nan)
+    recovery = np.where(above_rounding(np.abs(late_low) + np.abs(early_low), size), _index(late_low, early_low), np.nan)
+    reason = np.full(n_cells, "", dtype=object)
+    reason[np.isnan(recovery)] = "no rate above rounding level in the low block's windows: no recovery index"
+    reason[np.isnan(adaptation)] = "no rate above rounding level in the high block's windows: no adaptation index"
+    reason[np.isnan(adaptation) & np.isnan(recovery)] = "no rate above rounding level in the windows (a silent cell)"
     tau_high[~(adaptation > MIN_TAU_INDEX)] = np.nan
     tau_low[~(recovery > MIN_TAU_INDEX)] = np.nan
     return {"time": np.arange(block), "high": high_trace, "low": low_trace, "early_high": early_high,
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
-            "adaptation_index": adaptation, "recovery_index": recovery,
+            "adaptation_index": adaptation, "recovery_index": recovery, "reason": reason,
             "tau_high": tau_high, "tau_low": tau_low,
             "settings": {"early": list(early), "late": list(late), "replay": list(replay), "memory": memory,
                          "index_version": INDEX_VERSION}}

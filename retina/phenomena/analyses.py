@@ -71,11 +71,13 @@ def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None, 
 
 def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int = 100, post: int = 100,
                   window: int = 50) -> Dict[str, np.ndarray]:
-    """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index
-    ``(peak - sustained) / (peak - baseline)`` (1: fully transient, 0: sustained). A latency is NaN where its
-    window never rises above the pre-step baseline (no response to time). ``window`` at most ``duration`` and
-    ``post`` (the onset's window ran into the offset response), ``duration`` at least 20 frames (the sustained
-    level is the step's last 20)."""
+    """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index ``(peak -
+    sustained) / (peak - baseline)`` (1: fully transient, 0: sustained). A latency (and the transience, with the
+    onset's) is NaN where its window never rises above the pre-step baseline by more than
+    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``: a float32
+    cell's rounding had been timed, and a real response below 1e-9 spikes/s not; the floor was 1e-9 spikes/s).
+    ``window`` at most ``duration`` and ``post`` (the onset's window ran into the offset response), ``duration`` at
+    least 20 frames (the sustained level is the step's last 20)."""
     check_settings("step_response", frames={"pre": pre, "duration": duration, "post": post, "window": window},
                    contrasts={"intensity": intensity})
     if duration < 20 or window > min(duration, post):
@@ -90,12 +92,14 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
     sustained = rates[:, pre + duration - 20:pre + duration].mean(1)
     peak = on.max(1)
     gain = peak - baseline
-    # a window that never rises above the baseline has no peak to time (argmax would say 0)
-    on_latency = np.where(gain > 1e-9, on.argmax(1), np.nan)
-    off_latency = np.where(off.max(1) - baseline > 1e-9, off.argmax(1), np.nan)
-    return {"rates": rates, "baseline": baseline, "on_peak": peak, "on_latency": on_latency,
-            "off_peak": off.max(1), "off_latency": off_latency, "sustained": sustained,
-            "transience": np.where(gain > 1e-9, (peak - sustained) / np.maximum(gain, 1e-9), np.nan)}
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
+    # a window that never rises above the baseline (or by rounding alone) has no peak to time (argmax would say 0)
+    size = np.abs(rates).max(1)
+    rises, falls_back = above_rounding(gain, size), above_rounding(off.max(1) - baseline, size)
+    return {"rates": rates, "baseline": baseline, "on_peak": peak, "on_latency": np.where(rises, on.argmax(1), np.nan),
+            "off_peak": off.max(1), "off_latency": np.where(falls_back, off.argmax(1), np.nan), "sustained": sustained,
+            "transience": np.where(rises, (peak - sustained) / np.where(rises, gain, 1.0), np.nan)}
 
 
 def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames: int = 2, intensity: float = -2.0,
@@ -149,10 +153,15 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     the rate, with rates under ``rate_floor`` spikes/s (there 3, line 45) set to 0 -- the rate itself, not above baseline, as there, so a
     baseline above the floor pulls it toward the window's middle; NaN where nothing is above the floor. ``slope``:
     least-squares slope against log2 |intensity| of the ``latency`` chosen (``"threshold"``: the threshold latency
-    where defined, else the peak latency; ``"centroid"``: the centroid latency, NaN with fewer than 2 defined);
-    ``falls``: slope < 0. Dark flashes (negative intensities, as latency_encoding.py: 2-frame flashes of 0 to -3,
-    over 150 ms: ``flash_frames=2, window=15, latency="centroid"``) are measured by their magnitude; a zero
-    intensity is refused (no flash, no latency)."""
+    where defined, else the peak latency, NaN with fewer than 2 of either; ``"centroid"``: the centroid latency, NaN
+    with fewer than 2 defined); ``falls``: slope < 0. A threshold crossing and a peak are of a response above the
+    baseline by more than :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate
+    (``above_rounding``; elsewhere NaN): a float32 cell the flashes move by rounding alone had been timed by it, and
+    the threshold's absolute floor of 1e-9 moved the crossings of a cell whose response is that small (a real response
+    at a scale of 1e-9 spikes/s). The centroid's ``rate_floor`` stays in spikes/s, the reference's rule. Dark flashes
+    (negative intensities, as latency_encoding.py: 2-frame flashes of 0 to -3, over 150 ms: ``flash_frames=2,
+    window=15, latency="centroid"``) are measured by their magnitude; a zero intensity is refused (no flash, no
+    latency)."""
 
     check_settings("latency_coding", frames={"flash_frames": flash_frames, "window": window, "pre": pre})
     check_movie("latency_coding", pre + window + 20)
@@ -169,7 +178,11 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
                         probe=f"a flash of intensity {value:g}")
         traces.append(rates - _baseline(rates, pre)[:, None])
         raw.append(rates)
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
+    size = np.abs(np.stack(raw, 1)).max((1, 2))[:, None, None]  # each cell's largest rate, over every flash
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
+    resolved = above_rounding(traces, size)
     kept = np.stack(raw, 1)[:, :, pre:pre + window]
     kept = np.where(kept >= rate_floor, kept, 0.0)
     mass = kept.sum(2)
@@ -178,13 +191,14 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     if threshold is None:
         threshold = 0.5 * traces[:, np.argmin(np.abs(intensities))].max(1)
     threshold = np.broadcast_to(np.asarray(threshold, float), (traces.shape[0],))
-    above = traces >= np.maximum(threshold, 1e-9)[:, None, None]
+    above = (traces >= threshold[:, None, None]) & resolved
     crossing = np.where(above.any(2), above.argmax(2), np.nan)
-    peak = traces.argmax(2).astype(float)
+    peak = np.where(resolved.any(2), traces.argmax(2), np.nan)
     x = np.log2(np.abs(intensities))
     if latency == "threshold":
         slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
-                          else np.polyfit(x, p, 1)[0] for c, p in zip(crossing, peak)])
+                          else np.polyfit(x[np.isfinite(p)], p[np.isfinite(p)], 1)[0] if np.isfinite(p).sum() >= 2
+                          else np.nan for c, p in zip(crossing, peak)])
     else:
         slope = np.array([np.polyfit(x[np.isfinite(c)], c[np.isfinite(c)], 1)[0] if np.isfinite(c).sum() >= 2
                           else np.nan for c in centroid])
@@ -259,19 +273,29 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
 
 
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):
-    amplitudes, latencies = [], []
+    """Each cell's receptive-field centre (the amplitude-weighted position of the flashed bars that drive it to at
+    least half its largest response), flash latency and amplitudes. No centre (NaN) for a cell no bar drives above
+    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times its largest rate (``above_rounding``; the floor was
+    1e-6 spikes/s: a float32 cell at 100 spikes/s was given a centre from its rounding, a real response of a cell at
+    1e-6 of that scale none)."""
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
+    amplitudes, latencies, size = [], [], 0.0
     for x in positions:
         rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post),
                         probe=f"a bar flashed at x={x:g} px")
         dev = rates - _baseline(rates, pre)[:, None]
+        cell_size = np.abs(rates).max(1)
+        size = np.maximum(size, cell_size)
         amplitudes.append(dev[:, pre:pre + post].max(1))
-        latencies.append(_centroid_time(dev, pre, pre + post, baseline=0.0) - pre - (flash_frames - 1) / 2)
+        latencies.append(_centroid_time(dev, pre, pre + post, baseline=0.0, size=cell_size) - pre
+                         - (flash_frames - 1) / 2)
     amplitudes, latencies = np.stack(amplitudes, 1), np.stack(latencies, 1)
     positions = np.asarray(positions, float)
     weights = np.where(amplitudes >= 0.5 * amplitudes.max(1, keepdims=True), np.maximum(amplitudes, 0), 0)
-    centre = (weights * positions).sum(1) / np.maximum(weights.sum(1), 1e-12)
+    silent = ~above_rounding(amplitudes.max(1), size)  # no response to this polarity: no receptive field found
+    centre = (weights * positions).sum(1) / np.where(silent, 1.0, weights.sum(1))
     best = amplitudes.argmax(1)
-    silent = amplitudes.max(1) <= 1e-6  # no response to this polarity: no receptive field found
     centre[silent] = np.nan
     return centre, np.where(silent, np.nan, latencies[np.arange(len(best)), best]), amplitudes
 
@@ -305,8 +329,10 @@ def motion_anticipation(system, speed: float = 1.0, width: float = 4.0, intensit
     valid = np.flatnonzero(np.isfinite(positions))
     crossing = np.interp(centre, positions[valid], valid.astype(float))  # bar centre at the RF centre
     reach = int(np.ceil(max(30.0, 10.0 / speed)))
-    peak = np.array([_centroid_time(rates[i:i + 1], max(0, int(c + l) - reach), int(c + l) + reach)[0]
-                     if np.isfinite(c + l) else np.nan for i, (c, l) in enumerate(zip(crossing, flash_latency))])
+    size = np.abs(rates).max(1)  # a peak not above 1e-6 of the cell's largest rate may be rounding: none
+    peak = np.array([_centroid_time(rates[i:i + 1], max(0, int(c + l) - reach), int(c + l) + reach,
+                                    size=size[i:i + 1])[0] if np.isfinite(c + l) else np.nan
+                     for i, (c, l) in enumerate(zip(crossing, flash_latency))])
     anticipation = crossing + flash_latency - peak
     return {"rf_centre": centre, "flash_latency": flash_latency, "crossing_time": crossing, "peak_time": peak,
             "anticipation": anticipation, "anticipation_px": anticipation * speed}
@@ -319,7 +345,10 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     reversal; ``latency``: its time (frames after the reversal, plateau-robust centroid; NaN where the difference
     never rises above 0); ``index``: the
     reversal response relative to the cell's peak response to the continuing bar (NaN for a cell the continuing
-    bar does not drive: a ratio to zero is not an index)."""
+    bar does not drive: a ratio to zero is not an index). "Above 0" and "drives" mean by more than
+    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``; the
+    floors were 1e-12 and 1e-9 spikes/s: a float32 cell's rounding got an index and a latency, a real response at a
+    scale of 1e-9 spikes/s none)."""
     check_settings("motion_reversal", frames={"window": window}, contrasts={"intensity": intensity},
                    positive={"speed": speed, "width": width})
     if not 0 <= check_number(reverse_at, "motion_reversal: reverse_at", error=SpecError) <= stimuli.FRAME_SIZE:
@@ -329,9 +358,14 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
     control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)
     r_rev, r_ctl = respond(movie, probe="the reversing bar"), respond(control, probe="the continuing bar")
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
     diff = r_rev - r_ctl
+    size = np.maximum(np.abs(r_rev).max(1), np.abs(r_ctl).max(1))  # each cell's largest rate
     response = diff[:, t_rev:t_rev + window].max(1)
-    latency = _centroid_time(diff, t_rev, t_rev + window, baseline=0.0) - t_rev
+    latency = _centroid_time(diff, t_rev, t_rev + window, baseline=0.0, size=size) - t_rev
     drive = r_ctl.max(1) - _baseline(r_ctl, 40)
+    driven = above_rounding(drive, size)
     return {"reversal_frame": t_rev, "reversal_response": response, "latency": latency,
-            "index": np.where(drive > 1e-9, response / np.maximum(drive, 1e-9), np.nan), "rates": r_rev, "control": r_ctl}
+            "index": np.where(driven, response / np.where(driven, drive, 1.0), np.nan), "rates": r_rev,
+            "control": r_ctl}

@@ -14,18 +14,20 @@ is resolved). Per cell and period:
   ``latencies`` are measured from the last flash's onset, ``omission_latencies`` from the omitted flash;
 * ``peaks``: the response's maximum in that window; ``train_peaks``: the mean over the three flashes before
   the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``, undefined
-  (NaN; ``null`` in JSON, with the reason in the summary) where the train evoked nothing above baseline
-  (``train_peaks <= 0``): dividing by a floor had reported ratios of ~1e10 there.
+  (NaN; ``null`` in JSON, with the reason in the summary) where the train evoked nothing above baseline: where
+  ``train_peaks`` is not above ``ROUNDING_FLOOR`` times the cell's largest rate (``sizes``;
+  :func:`retina.phenomena.adaptation.above_rounding`), so at most rounding (dividing by a floor had reported ratios
+  of ~1e10 there; call version 4: version 3 asked only ``train_peaks > 0``, which a float32 cell's rounding passes).
 
-A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within
-1 +- 0.25 (the response is timed by the flash that did not come, not by the last one seen), with R^2 >= 0.8,
-and the post-omission peak is at least twice the train's per-flash peak at every period (the response is
-specific to the omission). A cell whose train evoked nothing above baseline at some period (``train_peaks <= 0``)
-shows no OSR there, whatever follows the train: in Schwartz et al. (2007) the cell answers each flash of the train
-and the OSR is its response to the one that did not come, while a rise after a train the cell never answered is an
-offset (rebound) response to the train's end, which an LN cell makes (a 2-epoch BN-CNN fitted to LN-only cells had
-been called OSR with slope 0.84, R^2 1.00, its rise 17-19 frames after the omitted flash; call version 2 refuses
-it). Invalid stimulus parameters raise :class:`datasets.errors.SpecError`.
+A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within 1 +- 0.25
+(the response is timed by the flash that did not come, not by the last one seen), with R^2 >= 0.8, and the
+post-omission peak is at least twice the train's per-flash peak at every period (the response is specific to the
+omission). A cell whose train evoked nothing above baseline at some period (``train_peaks`` at rounding level or below)
+shows no OSR there, whatever follows the train: in Schwartz et al. (2007) the cell answers each flash of the train and
+the OSR is its response to the one that did not come, while a rise after a train the cell never answered is an offset
+(rebound) response to the train's end, which an LN cell makes (a 2-epoch BN-CNN fitted to LN-only cells had been called
+OSR with slope 0.84, R^2 1.00, its rise 17-19 frames after the omitted flash; call version 2 refuses it). Invalid
+stimulus parameters raise :class:`datasets.errors.SpecError`.
 """
 from __future__ import annotations
 
@@ -50,7 +52,10 @@ MIN_PEAK_RATIO = 2.0
 # 3: a rise after the last flash not above ROUNDING_FLOOR (1e-6) times the cell's largest rate is no response to
 # time (version 2's floor was 1e-12 absolute: a float32 cell's rounding got a latency; a 2-epoch BN-CNN fitted on
 # the embedded recording had 10 of its 72 cell-period latencies timed from rounding, 32-38 frames, in 3 cells)
-CALL_VERSION = 3
+# 4: a train whose per-flash peak is not above ROUNDING_FLOOR times the cell's largest rate evoked nothing (no OSR,
+# no peak ratio); version 3 asked train_peaks > 0, which rounding passes: a float32 cell whose flashes moved its rate
+# by one float32 step and which rose after the omission was called OSR, with a peak ratio of 1e7
+CALL_VERSION = 4
 
 
 @dataclass
@@ -65,11 +70,18 @@ class OSRResult:
     is_osr: np.ndarray            # (cells,) bool
     traces: List[np.ndarray] = field(default_factory=list)  # per period: rates (cells, T) aligned to the last flash
     settings: Dict = field(default_factory=dict)
+    sizes: Optional[np.ndarray] = None  # (cells, P) the cell's largest rate per period (None: train_peaks > 0 decides)
+
+    @property
+    def train_answered(self) -> np.ndarray:
+        """``(cells, P)``: the train evoked a response above rounding (:func:`train_answered`)."""
+        return train_answered(self.train_peaks, self.sizes)
 
     @property
     def peak_ratio(self) -> np.ndarray:
-        """``(cells, P)``: post-omission peak over the train's per-flash peak; NaN where the latter is <= 0."""
-        return peak_ratio(self.peaks, self.train_peaks)
+        """``(cells, P)``: post-omission peak over the train's per-flash peak; NaN where the train evoked nothing
+        (:attr:`train_answered`)."""
+        return peak_ratio(self.peaks, self.train_peaks, self.sizes)
 
     @property
     def omission_latencies(self) -> np.ndarray:
@@ -82,14 +94,15 @@ class OSRResult:
                 "intercept": self.intercept.tolist(), "r2": self.r2.tolist(), "is_osr": self.is_osr.tolist(),
                 "n_osr_cells": int(self.is_osr.sum()), "peaks": self.peaks.tolist(),
                 "train_peaks": self.train_peaks.tolist(), "peak_ratio": self.peak_ratio.tolist(),
-                "peak_ratio_undefined": (UNDEFINED_RATIO if (self.train_peaks <= 0).any() else None),
+                "peak_ratio_undefined": (UNDEFINED_RATIO if not self.train_answered.all() else None),
                 "latency_undefined": (UNDEFINED_LATENCY if not np.isfinite(self.latencies).all() else None),
                 "settings": self.settings}
 
 
-UNDEFINED_RATIO = ("NaN (null) where the train's per-flash peak is <= 0: the flashes evoked nothing above baseline, "
-                   "so the ratio is undefined and the cell shows no OSR (a rise after a train it never answered "
-                   "is an offset response, not a response to the omission)")
+UNDEFINED_RATIO = ("NaN (null) where the train's per-flash peak is <= 0 or at float32 rounding level (not above 1e-6 "
+                   "of the cell's largest rate): the flashes evoked nothing above baseline, so the ratio is undefined "
+                   "and the cell shows no OSR (a rise after a train it never answered is an offset response, not a "
+                   "response to the omission)")
 
 
 UNDEFINED_LATENCY = ("NaN (null) latency where the response never rose above the pre-train baseline after the last "
@@ -97,10 +110,20 @@ UNDEFINED_LATENCY = ("NaN (null) latency where the response never rose above the
                      "and it shows no OSR")
 
 
-def peak_ratio(peaks, train_peaks) -> np.ndarray:
-    """``peaks / train_peaks``, NaN where ``train_peaks <= 0``."""
+def train_answered(train_peaks, sizes=None) -> np.ndarray:
+    """The flash train evoked a response: ``train_peaks`` above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR`
+    times ``sizes``, the cell's largest rate (:func:`~retina.phenomena.adaptation.above_rounding`: a smaller peak may
+    be float32 rounding alone), or, without ``sizes``, above 0."""
+    from neurozoo.retina.phenomena.adaptation import above_rounding
+
+    train_peaks = np.asarray(train_peaks, float)
+    return train_peaks > 0 if sizes is None else above_rounding(train_peaks, sizes)
+
+
+def peak_ratio(peaks, train_peaks, sizes=None) -> np.ndarray:
+    """``peaks / train_peaks``, NaN where the train evoked nothing (:func:`train_answered`)."""
     peaks, train_peaks = np.asarray(peaks, float), np.asarray(train_peaks, float)
-    defined = train_peaks > 0
+    defined = train_answered(train_peaks, sizes)
     return np.where(defined, peaks / np.where(defined, train_peaks, 1.0), np.nan)
 
 
@@ -119,17 +142,18 @@ def fit_line(x: np.ndarray, y: np.ndarray):
 
 
 def osr_call(slope, r2, peaks=None, train_peaks=None, slope_range=SLOPE_RANGE, min_r2=MIN_R2,
-             min_peak_ratio=MIN_PEAK_RATIO) -> np.ndarray:
+             min_peak_ratio=MIN_PEAK_RATIO, sizes=None) -> np.ndarray:
     """The OSR call per cell: slope within ``slope_range``, R^2 >= ``min_r2`` and (when ``peaks`` and
-    ``train_peaks`` ``(cells, P)`` are given) a train that evoked a response (``train_peaks > 0``) and a
-    post-omission peak at least ``min_peak_ratio`` times it, at every period (module docstring)."""
+    ``train_peaks`` ``(cells, P)`` are given) a train that evoked a response (:func:`train_answered`, relative to
+    ``sizes``, the cells' largest rates, where given) and a post-omission peak at least ``min_peak_ratio`` times it,
+    at every period (module docstring)."""
     if (peaks is None) != (train_peaks is None):
         raise ValueError("osr_call: peaks and train_peaks go together (both (cells, P)), or neither")
     slope, r2 = np.asarray(slope, float), np.asarray(r2, float)
     called = (slope >= slope_range[0]) & (slope <= slope_range[1]) & np.nan_to_num(r2 >= min_r2, nan=False)
     if peaks is not None:
         peaks, train_peaks = np.asarray(peaks, float), np.asarray(train_peaks, float)
-        specific = (train_peaks > 0) & (peaks >= min_peak_ratio * train_peaks)
+        specific = train_answered(train_peaks, sizes) & (peaks >= min_peak_ratio * train_peaks)
         called &= specific.all(1)
     return called
 
@@ -195,7 +219,7 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
     check_protocol(periods, n_flashes, flash_frames, intensity, window, pre)
     respond = as_responder(system, protocol="omitted_stimulus_response")
     periods = np.asarray(periods, int)
-    latencies, peaks, train_peaks, traces = [], [], [], []
+    latencies, peaks, train_peaks, traces, sizes = [], [], [], [], []
     for period in periods:
         movie, last, omitted = stimuli.flash_train(int(period), n_flashes, flash_frames, intensity, pre=pre,
                                                    post=period + window + 10)
@@ -210,14 +234,15 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
         flashes = [last - k * period for k in (3, 2, 1)]
         train_peaks.append(np.mean([response[:, t:t + period].max(1) for t in flashes], 0))
         traces.append(rates[:, last - 3 * period - 10:stop])
+        sizes.append(size)
     latencies = np.stack(latencies, 1).astype(float)
-    peaks, train_peaks = np.stack(peaks, 1), np.stack(train_peaks, 1)
+    peaks, train_peaks, sizes = np.stack(peaks, 1), np.stack(train_peaks, 1), np.stack(sizes, 1)
     slope, intercept, r2 = fit_line(periods, latencies)
     settings = {"periods": periods.tolist(), "n_flashes": n_flashes, "flash_frames": flash_frames, "intensity": intensity,
                 "window": window, "pre": pre, "latency": "centroid", "slope_range": list(SLOPE_RANGE),
                 "min_r2": MIN_R2, "min_peak_ratio": MIN_PEAK_RATIO, "call_version": CALL_VERSION}
-    return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2, osr_call(slope, r2, peaks, train_peaks),
-                     traces, settings)
+    return OSRResult(periods, latencies, peaks, train_peaks, slope, intercept, r2,
+                     osr_call(slope, r2, peaks, train_peaks, sizes=sizes), traces, settings, sizes)
 
 
 def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = None, title: str = ""):

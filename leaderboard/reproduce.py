@@ -44,6 +44,10 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: provenance says beyond its settings (``fit_provenance``: how it was come by, which differs by design, e.g. cached
 #: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
 UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
+#: settings in words that describe another setting compared itself: ``layer_choice``, how ``layer`` was chosen (its words
+#: for a model off the released map changed on 2026-12-05: :data:`leaderboard.zoo.FALLBACK_LAYER`). A difference in
+#: them is a note, as a setting one of the two records lacks is, not a failure
+DESCRIPTIVE_SETTINGS = ("settings.layer_choice",)
 MISSING = "(missing)"
 #: the checksums of a benchmark's data: the responses (``data_sha256``), the images a neural benchmark's model read
 #: (``stimuli_sha256``) and imagenet.val's files (``images_sha256``); a rerun that differs in one is on other data
@@ -349,14 +353,18 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     """``(compared, unpaired)``: ``(path, stored, rerun)`` of every leaf of the two records' settings (nested
     dictionaries and lists walked, :data:`UNCOMPARED_SETTINGS` left out); ``unpaired`` holds the settings of a
     score that only one of the two records has (a setting that a later version added, or no longer records: a
-    note, so that older records stay reproducible), ``compared`` all others. The settings of a ``zoo dynamics`` or
-    ``zoo compare`` record are its results: any one missing on one side is compared (as None)."""
+    note, so that older records stay reproducible) and those of :data:`DESCRIPTIVE_SETTINGS` that differ, ``compared``
+    all others. The settings of a ``zoo dynamics`` or ``zoo compare`` record are its results: any one missing on one
+    side is compared (as None)."""
     then, now = (dict(leaves(record.settings or {}, "settings")) for record in (old, new))
     analysis = old.benchmark.split(".", 1)[0] in ANALYSES
     compared, unpaired = [], []
     for name in sorted(set(then) | set(now)):
         if (name in then) != (name in now) and not analysis and not name.endswith("]"):
             unpaired.append((name, then.get(name, MISSING), now.get(name, MISSING)))
+        elif name in DESCRIPTIVE_SETTINGS and not analysis:
+            if then[name] != now[name]:
+                unpaired.append((name, then[name], now[name]))
         else:
             compared.append((name, then.get(name), now.get(name)))
     return Walked(compared, unpaired)

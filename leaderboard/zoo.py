@@ -393,6 +393,26 @@ def region_layer(model, region: str) -> str:
     return names[-1] if region == "IT" or len(names) < 2 else names[-2]
 
 
+#: a score's ``layer_choice`` (its settings) where the layer is the model's own for the region (its layer of that name,
+#: the released ConvRNN map's last), where the model has none (:func:`region_layer`'s fallback, which
+#: :func:`chosen_layers_note` announces), and where the caller named it
+MAP_LAYER = "fixed (last layer of the region's map)"
+FALLBACK_LAYER = "fixed (no layer of the region's map: the model's last layer for IT, the one before it otherwise)"
+NAMED_LAYER = "named by the caller"
+
+
+def layer_choice(model, region: str, layer: str, layers: Optional[Dict[str, str]] = None) -> str:
+    """How :func:`score_model` came to score ``layer`` for ``region`` (:data:`MAP_LAYER`, :data:`FALLBACK_LAYER`,
+    :data:`NAMED_LAYER`): rgc_resnet18's and a plugin's ConvRNN's records had said the map's last layer of a map that
+    has none of their layers."""
+    from neurozoo.benchmarks.neural import committed_layers
+
+    committed = committed_layers(model, region)
+    if (layers or {}).get(region) or (committed and layer not in committed):
+        return NAMED_LAYER
+    return MAP_LAYER if committed else FALLBACK_LAYER
+
+
 def chosen_layers_note(name: str, model, regions: Sequence[str]) -> Optional[str]:
     """The line ``zoo run`` prints for a ``model`` that commits no layer to some of the ``regions`` it is scored on (a
     ConvRNN off the released map: ``rgc_resnet18``, a plugin's): the layers :func:`region_layer` picks for them, which
@@ -497,8 +517,8 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
         work_begins()
     image_size = list(benchmark.stimuli.images.shape[-2:])
     # the options extracted with, as zoo score's records keep them (the benchmark's {} was recorded: a default one)
-    settings = {"layer": layer, "layer_choice": "fixed (last layer of the region's map)", "image_size": image_size,
-                "max_features": options["max_features"],
+    settings = {"layer": layer, "layer_choice": layer_choice(model, benchmark.region, layer, layers),
+                "image_size": image_size, "max_features": options["max_features"],
                 "extraction": extraction_settings({**benchmark.extraction, **extraction}, model), **provenance}
     return score_splits(benchmark, features[layer], spec, name, settings, started, device)
 

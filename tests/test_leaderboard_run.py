@@ -391,8 +391,13 @@ def test_zoo_run_says_which_layers_it_scores_of_a_model_off_the_map(tmp_path, pl
         "layers: rgc_resnet18 commits no layer to V4 (none named so, none on the released ConvRNN layer map): zoo run "
         "scores layer3 for V4 (the last layer for IT, the one before it otherwise) and has no option to choose "
         "others; zoo score rgc_resnet18 BENCHMARK --layers A,B scores the layers named"]
-    scored = {record.model.split()[0]: record.settings["layer"] for record in LeaderboardDB(db_url).records()}
+    records = LeaderboardDB(db_url).records()
+    scored = {record.model.split()[0]: record.settings["layer"] for record in records}
     assert scored == {"rgc_resnet18": "layer3", "feedforward_intermediate": "conv6"}  # the layer named is the one scored
+    # and the records say how it was chosen: rgc_resnet18's said "last layer of the region's map", of a map it is not on
+    assert {record.model.split()[0]: record.settings["layer_choice"] for record in records} == {
+        "rgc_resnet18": "fixed (no layer of the region's map: the model's last layer for IT, the one before it otherwise)",
+        "feedforward_intermediate": "fixed (last layer of the region's map)"}
 
 
 def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):

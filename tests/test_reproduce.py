@@ -930,6 +930,30 @@ def test_a_heldout_record_holding_a_feve_the_rule_now_leaves_null_names_the_rule
     assert "FEVE" not in out and out.splitlines()[-1].endswith("numbers beyond it)")
 
 
+def test_a_records_layer_choice_in_other_words_is_a_note_and_its_layer_is_compared(tmp_path, capsys, monkeypatch):
+    """zoo run's records of a model off the released layer map (rgc_resnet18) said "fixed (last layer of the region's
+    map)"; they say how the layer was chosen now (leaderboard.zoo.FALLBACK_LAYER). layer_choice describes the layer,
+    which is compared itself: a record in the old words reproduces, with a note, and one of another layer does not."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+    from neurozoo.leaderboard.zoo import FALLBACK_LAYER, MAP_LAYER
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ResultsStore(db).add(ScoreRecord(model="rgc_resnet18", benchmark=NEURAL, value=0.5, seed=0, data_sha256="0" * 64,
+                                     settings={"rerun": {"command": "zoo run"}, "layer": "layer3",
+                                               "layer_choice": MAP_LAYER}))
+    [stored] = ResultsStore(db).records()
+    now = dataclasses.replace(stored, settings={**stored.settings, "layer_choice": FALLBACK_LAYER})
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: now)
+    capsys.readouterr()
+    assert _zoo("reproduce", stored.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert f"  differs: settings.layer_choice: stored {MAP_LAYER!r}, rerun {FALLBACK_LAYER!r}" in out, out
+    now.settings["layer"] = "layer4"
+    assert _zoo("reproduce", stored.id, "--db", db) == 1
+    assert "settings.layer" in capsys.readouterr().out
+
+
 @pytest.mark.parametrize("option", [{"layers": ["conv1"]}, {"max_features": 20}, {"cache": False}])
 def test_the_retina_benchmarks_python_score_refuses_the_neural_benchmarks_options(tiny_benchmarks, monkeypatch,
                                                                                    option):

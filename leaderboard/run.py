@@ -77,8 +77,8 @@ def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
         how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
     return (f"stopped{how} with {done} of {job_count(len(ids))} done and stored ({done - done_before} in this "
-            f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to continue (finished "
-            f"results are reused)")
+            f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to "
+            f"continue (finished results are reused)")
 
 
 def spec_name(spec) -> str:

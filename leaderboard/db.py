@@ -41,7 +41,7 @@ import os
 import secrets
 import socket
 from datetime import datetime, timedelta, timezone
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
 from sqlalchemy import (JSON, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, and_, func,
                         or_, select, text, update)
@@ -437,20 +437,26 @@ class LeaderboardDB(ResultsStore):
 
     # ------------------------------------------------------------------------------------------ submissions
     def add_submission(self, name: str, folder: str, sha256: str, meta: dict, user: Optional[str],
-                       jobs: Iterable[Dict[str, Any]], legacy_sha256: Optional[str] = None) -> int:
+                       jobs: Iterable[Dict[str, Any]], legacy_sha256: Optional[str] = None,
+                       store_files: Optional[Callable[[], None]] = None) -> int:
         """Store a submission and queue its jobs in one transaction; returns the submission id. The name must
         be new or already the user's (:class:`leaderboard.submission.NameTaken` otherwise). ``sha256``: the files'
         :func:`~leaderboard.submission.tree_sha256` in its current format; ``legacy_sha256``: in format 1, which
-        the rows stored before the current format hold (:meth:`_refuse_identical`)."""
+        the rows stored before the current format hold (:meth:`_refuse_identical`). ``store_files``: puts the files
+        in ``folder`` (:func:`~leaderboard.submission.keep`), called once the checks passed and the rows are
+        written, before they are committed: never for a refused submission, and a worker that sees the jobs finds
+        the folder. A commit failing after it (the connection lost) leaves that folder, whole: a concurrent submission
+        of the same files, held at its insert until this transaction ends, may find it and take it as its own."""
         from sqlalchemy.exc import IntegrityError
 
+        jobs = list(jobs)  # read again by the second try
         try:
-            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256)
+            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256, store_files)
         except IntegrityError:
             # a concurrent submission of the name (in any spelling) or of the same files committed first, after
             # this one's checks: run again, the checks see it now and refuse as they would have (NameTaken,
             # AlreadySubmitted), or pass (the same user's name) and the submission is stored
-            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256)
+            return self._add_submission(name, folder, sha256, meta, user, jobs, legacy_sha256, store_files)
 
     def _claim_name(self, session: Session, name: str, user: Optional[str]) -> None:
         """Refuse a name that is not ``user``'s (:meth:`_check_name`); record ``user`` as its owner when it is new,
@@ -522,7 +528,7 @@ class LeaderboardDB(ResultsStore):
                                    f"{earlier.sha256[:12]}, status {earlier.status}); change the files to submit "
                                    f"again{retry}")
 
-    def _add_submission(self, name, folder, sha256, meta, user, jobs, legacy_sha256) -> int:
+    def _add_submission(self, name, folder, sha256, meta, user, jobs, legacy_sha256, store_files=None) -> int:
         with Session(self.engine) as session, session.begin():
             self._begin_writing(session)
             if user is not None and self._user_id(session, user) is None:
@@ -536,6 +542,9 @@ class LeaderboardDB(ResultsStore):
             session.flush()
             for job in jobs:
                 self._enqueue(session, job["model"], job["benchmark"], job["spec"], submission_id=row.id)
+            session.flush()  # a conflict with a concurrent submission raises here, before the files are stored
+            if store_files is not None:
+                store_files()
             return row.id
 
     def submission(self, submission_id: int) -> Optional[Dict[str, Any]]:

@@ -37,7 +37,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     released = release_dead_workers(db)
     jobs = db.jobs(ids=ids)
     done_before = sum(j["status"] == "done" for j in jobs)
-    echo(f"zoo run: {len(ids)} jobs ({done_before} already done, reused), database {db.shown_url}")
+    echo(f"zoo run: {job_count(len(ids))} ({done_before} already done, reused), database {db.shown_url}")
     if released:
         echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
     for note in skipped:
@@ -59,6 +59,11 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
 
 
+def job_count(count: int) -> str:
+    """'1 job', '2 jobs': zoo run printed '1 jobs'."""
+    return f"{count} job{'' if count == 1 else 's'}"
+
+
 def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     """What an interrupted run leaves: how many of its jobs are done (stored whole), the checkpoint of a retina fit
     stopped part-way, and how to continue."""
@@ -75,9 +80,9 @@ def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     else:
         how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
-    return (f"stopped{how} with {done} of {len(ids)} jobs done and stored ({done - done_before} in this run){failures}"
-            f"{fit}; the others are queued and no report was written: rerun the same command to continue (finished "
-            f"results are reused)")
+    return (f"stopped{how} with {done} of {job_count(len(ids))} done and stored ({done - done_before} in this "
+            f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to "
+            f"continue (finished results are reused)")
 
 
 def spec_name(spec) -> str:

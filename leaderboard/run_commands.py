@@ -123,7 +123,7 @@ def _split(value):
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
-    from neurozoo.leaderboard.run import RunInterrupted, run_zoo
+    from neurozoo.leaderboard.run import RunInterrupted, job_count, run_zoo
 
     checkpoints = {}
     for item in args.checkpoint:
@@ -148,8 +148,10 @@ def _run(args) -> int:
         if result is None:
             raise
         # a SIGTERM after the last job (as the report was written): acted on as the deferral ended, all being done
-        print(f"zoo run: interrupted; {error} after all {len(result['ids'])} jobs were done and stored and the report "
-              f"written ({result['report']}): nothing was lost", file=sys.stderr)
+        count = len(result["ids"])
+        print(f"zoo run: interrupted; {error} after {'its' if count == 1 else 'all'} {job_count(count)} "
+              f"{'was' if count == 1 else 'were'} done and stored and the report written ({result['report']}): "
+              "nothing was lost", file=sys.stderr)
         return 130
     return 1 if result["failed"] else 0
 

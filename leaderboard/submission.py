@@ -28,8 +28,9 @@ import stat
 import tarfile
 import zipfile
 import zlib
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, Iterator, List, Optional, Tuple
 
 from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.errors import UserFacingError, did_you_mean, yaml_problem
@@ -758,10 +759,14 @@ def _holds(path: Path, text: bytes, chunk: int = 1 << 20) -> bool:
     return False
 
 
-def prepare(source: Path, store: Path) -> Dict[str, Any]:
-    """Unpack and validate ``source``; keep it under ``store/<sha256>``; returns {meta, folder, sha256,
-    sha256_format, legacy_sha256}: the files' :func:`tree_sha256`, its format, and their digest in format 1, which the
-    refusal of an identical submission compares with the rows stored before format 2."""
+@contextmanager
+def staged(source: Path, store: Path) -> Iterator[Dict[str, Any]]:
+    """Unpack and validate ``source`` into a staging folder of ``store`` (the same filesystem: :func:`keep`'s one
+    rename); yields {meta, folder, sha256, sha256_format, legacy_sha256, staged}: ``folder``, where :func:`keep` puts
+    the files (``store/<sha256>``); the files' :func:`tree_sha256`, its format, and their digest in format 1, which
+    the refusal of an identical submission compares with the rows stored before format 2; ``staged``, the files now.
+    The staging folder goes as the block ends, however it ends: a refused submission (its name another's, the same
+    files submitted before) left its folder in the store for good, a disk filled by anyone with a token."""
     store = Path(store)
     store.mkdir(parents=True, exist_ok=True)
     # named with this process's host and pid: a submission killed while unpacked (SIGKILL) left its folder in the
@@ -770,15 +775,30 @@ def prepare(source: Path, store: Path) -> Dict[str, Any]:
         root = unpack(Path(source), Path(scratch) / "unpacked")
         meta, _requirements = validate(root, Path(source))
         digest, legacy = tree_sha256(root), tree_sha256(root, LEGACY_TREE_FORMAT)
-        folder = store / digest[:32]
-        if not folder.exists():
-            try:  # one rename: a process killed here leaves the whole folder or none (a copy left a partial one)
-                os.rename(root, folder)
-            except OSError:
-                if not folder.is_dir():  # else another process stored the same files first
-                    raise
-    return {"meta": meta, "folder": str(folder), "sha256": digest, "sha256_format": TREE_FORMAT,
-            "legacy_sha256": legacy}
+        yield {"meta": meta, "folder": str(store / digest[:32]), "sha256": digest, "sha256_format": TREE_FORMAT,
+               "legacy_sha256": legacy, "staged": root}
+
+
+def keep(prepared: Dict[str, Any]) -> None:
+    """Move the staged files (:func:`staged`) to their folder in the store, unless it holds them already: the same
+    files (one digest) of an earlier submission, never replaced. One rename: a process killed here leaves the whole
+    folder or none (a copy left a partial one)."""
+    folder = Path(prepared["folder"])
+    if not folder.exists():
+        try:
+            os.rename(prepared["staged"], folder)
+        except OSError:
+            if not folder.is_dir():  # else another process stored the same files first
+                raise
+
+
+def prepare(source: Path, store: Path) -> Dict[str, Any]:
+    """Unpack, validate and keep ``source`` under ``store/<sha256>`` (:func:`staged`, :func:`keep`); returns
+    {meta, folder, sha256, sha256_format, legacy_sha256}. :func:`submit` keeps the files only once the database
+    has accepted them."""
+    with staged(source, store) as prepared:
+        keep(prepared)
+    return {key: value for key, value in prepared.items() if key != "staged"}
 
 
 def submission_specs(prepared: Dict[str, Any], max_features: int = 200) -> List[Dict[str, Any]]:
@@ -833,8 +853,13 @@ def check_not_builtin(name: str) -> None:
 
 def submit(db, source: Path, store: Path, user: Optional[str] = None) -> int:
     """Validate ``source`` and queue one job per benchmark; returns the submission id. A model name belongs
-    to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model."""
-    prepared = prepare(source, store)
-    check_not_builtin(prepared["meta"]["name"])
-    return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
-                             user, submission_specs(prepared), legacy_sha256=prepared["legacy_sha256"])
+    to the user who first submitted it (:class:`NameTaken` for anyone else) and never to a built-in model. The store
+    gains the files' folder only when the submission is accepted (:func:`staged`, :meth:`LeaderboardDB.add_submission`'s
+    ``store_files``)."""
+    with staged(source, store) as prepared:
+        check_not_builtin(prepared["meta"]["name"])
+        # the files move to their folder inside the database's transaction, after its checks and inserts: a refused
+        # or failed submission leaves the store as it was, and no worker sees a queued job before its folder
+        return db.add_submission(prepared["meta"]["name"], prepared["folder"], prepared["sha256"], prepared["meta"],
+                                 user, submission_specs(prepared), legacy_sha256=prepared["legacy_sha256"],
+                                 store_files=lambda: keep(prepared))

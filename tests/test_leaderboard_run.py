@@ -160,7 +160,7 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
 
     code, out = zoo_run_here(db_url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
     assert code == 0, out
-    assert "1 jobs (1 already done, reused)" in out
+    assert "zoo run: 1 job (1 already done, reused)" in out
     after = db.query()
     assert list(after["id"]) == list(scores["id"])  # nothing recomputed, nothing lost
     db.dispose()
@@ -238,7 +238,7 @@ def test_zoo_run_given_sigterm_in_a_jobs_setup_hands_it_back_at_once_and_resumes
         patch.setattr(zoo, "build_model", signalled)
         code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
     assert (code, built) == (130, []), out
-    assert ("zoo run: interrupted; stopped (signal 15) with 0 of 1 jobs done and stored (0 in this run); the others "
+    assert ("zoo run: interrupted; stopped (signal 15) with 0 of 1 job done and stored (0 in this run); the others "
             "are queued and no report was written: rerun the same command to continue (finished results are reused)"
             in out.splitlines()), out
     db = LeaderboardDB(url)
@@ -279,7 +279,7 @@ def test_zoo_run_given_sigterm_as_its_report_is_written_says_that_everything_was
     code, out = zoo_run_here(url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
     assert code == 130, out
     assert out.splitlines()[-1] == (
-        "zoo run: interrupted; signal 15 after all 1 jobs were done and stored and the report written "
+        "zoo run: interrupted; signal 15 after its 1 job was done and stored and the report written "
         f"({tmp_path / 'report' / 'index.html'}): nothing was lost")
     assert [job["status"] for job in LeaderboardDB(url).jobs()] == [DONE]
 
@@ -309,7 +309,7 @@ def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resume
             assert main(argv) == 130
         [checkpoint] = (tmp_path / "fits").glob("ln-whitenoise-*/checkpoint.pt")
         assert capsys.readouterr().err.splitlines()[-1] == (
-            f"zoo run: interrupted; stopped (signal 15) with 0 of 1 jobs done and stored (0 in this run); the job "
+            f"zoo run: interrupted; stopped (signal 15) with 0 of 1 job done and stored (0 in this run); the job "
             f"being scored was handed back, its fit's 1 of at most 2 epochs kept in {checkpoint} for the rerun to "
             f"resume; the others are queued and no report was written: rerun the same command to continue (finished "
             f"results are reused)")

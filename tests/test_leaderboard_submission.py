@@ -515,6 +515,7 @@ def test_two_identical_submissions_at_the_same_instant_make_one(tmp_path, db, mo
     [created] = [outcome for outcome in outcomes if isinstance(outcome, int)]
     [refused] = [outcome for outcome in outcomes if not isinstance(outcome, int)]
     assert created == first and isinstance(refused, AlreadySubmitted), outcomes
+    assert [path.name for path in (tmp_path / "store").iterdir()] == [Path(db.submission(first)["folder"]).name]
 
 
 def test_the_unique_index_refuses_an_identical_submission_the_check_missed(tmp_path, db, monkeypatch):
@@ -1162,3 +1163,49 @@ def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_server
     assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
     assert main(["work", *options, "--retry-submission", "99"]) == 2
     assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err
+
+
+def _listing(store: Path) -> list:
+    return sorted(str(path.relative_to(store)) for path in store.rglob("*"))
+
+
+def test_a_refused_or_failed_submission_leaves_the_store_as_it_was(tmp_path, db, monkeypatch):
+    """A submission was unpacked into the store under its digest before the database decided: each refusal (the
+    name another user's, a look-alike of it, a built-in model's, the same files again) and each error on the way left
+    its folder there for good, a disk filled by anyone with a token. The files move in only once accepted, and a
+    refused twin of an accepted submission (the same files, one folder) leaves that folder alone."""
+    from neurozoo.leaderboard.submission import AlreadySubmitted, NameTaken, changed_since_submitted
+
+    store = tmp_path / "store"
+    accepted = db.submission(submit(db, make_submission(tmp_path / "alice", name="shared-name", weights=False), store,
+                                    user="alice"))
+    before = _listing(store)
+    assert [name for name in before if "/" not in name] == [Path(accepted["folder"]).name]
+    refusals = [(AlreadySubmitted, "identical to submission", "alice", tmp_path / "alice"),
+                (NameTaken, "belongs to user 'alice'", "bob", tmp_path / "alice"),  # the same files: one folder
+                (NameTaken, "belongs to user 'alice'", "bob",
+                 make_submission(tmp_path / "bob-1", name="shared-name", weights=False, description="v2")),
+                (NameTaken, "looks like 'shared-name'", "bob",
+                 make_submission(tmp_path / "bob-2", name="SHARED_NARNE", weights=False)),
+                (NameTaken, "built-in model of the zoo", "bob",
+                 make_submission(tmp_path / "bob-3", name="rgc_intermediate", weights=False))]
+    for refused, reason, user, source in refusals:
+        with pytest.raises(refused, match=reason):
+            submit(db, source, store, user=user)
+        assert _listing(store) == before, reason
+    source = make_submission(tmp_path / "bob-4", name="bobs-net", weights=False)
+    for error in (RuntimeError("the database went away"), KeyboardInterrupt()):  # after the checks, before commit
+        def fail(*args, **kwargs):
+            raise error
+        with monkeypatch.context() as patched:
+            patched.setattr(LeaderboardDB, "_enqueue", fail)
+            with pytest.raises(type(error)):
+                submit(db, source, store, user="bob")
+        assert _listing(store) == before, error
+    assert [s["id"] for s in db.submissions()] == [accepted["id"]]
+    assert changed_since_submitted(Path(accepted["folder"]), accepted["sha256"]) is None
+    stored = db.submission(submit(db, source, store, user="bob"))  # accepted: where the workers look for it
+    assert _listing(store) == sorted(before + [Path(stored["folder"]).name] + [
+        f"{Path(stored['folder']).name}/{name}" for name in ("metadata.yaml", "model.py")])
+    assert changed_since_submitted(Path(stored["folder"]), stored["sha256"]) is None
+    assert [job["spec"]["folder"] for job in stored["jobs"]] == [stored["folder"]]

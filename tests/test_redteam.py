@@ -1847,6 +1847,9 @@ def test_a_model_name_belongs_to_its_first_submitter(board, tmp_path):
     corrupt = client.post("/api/submissions", content=b"PK\x03\x04garbage", headers={"Authorization": f"Bearer {bob}"})
     assert corrupt.status_code == 422
     assert [s["user"] for s in board.submissions()] == ["alice", "alice"]
+    # the refused uploads left no folder in the store (bob's 'Shared-Name' did): only the accepted submissions' files
+    assert sorted(path.name for path in (tmp_path / "subs").iterdir()) == \
+        sorted(Path(s["folder"]).name for s in board.submissions())
 
 
 IMITATIONS = {"rgc-intermediate": "rgc_intermediate", "RGC.Intermediate": "rgc_intermediate",

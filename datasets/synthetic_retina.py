@@ -516,7 +516,7 @@ GRATING_MOTION_CONDITIONS = {"global": 0.3, "differential": 0.3, "object": 0.3, 
 def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, radius: float = 12.0,
                    bar_width: int = 4, contrast: float = 0.3, speed: float = 1.0, smoothness: float = 20.0,
                    spread: float = 8.0) -> dict:
-    """The OMS probe's stimulus family (:func:`retina.phenomena.stimuli.object_motion`: a disc of ``radius`` px and its
+    """The OMS probe's stimulus family (:func:`datasets.retina_stimuli.object_motion`: a disc of ``radius`` px and its
     background, each a square-wave grating of ``bar_width`` px bars at ``contrast``, jittered along x with the
     probe's ``speed`` and ``smoothness``) in ``segment``-frame pieces, each with its own draw: the condition (global,
     differential, object-only motion or none, :data:`GRATING_MOTION_CONDITIONS`), the disc's centre (uniform within
@@ -529,7 +529,7 @@ def grating_motion(n_frames: int, rng: np.random.Generator, segment: int = 200, 
     Returns ``movie`` ``(T, 50, 50)`` float32 (intensities +-``contrast``, as the probe's, not rescaled) and per frame
     its segment's ``condition`` (index into the conditions' order), ``centre`` (y, x), ``seed``, ``phase`` and
     ``background_sign``."""
-    from neurozoo.retina.phenomena.stimuli import object_motion
+    from neurozoo.datasets.retina_stimuli import object_motion
 
     names = list(GRATING_MOTION_CONDITIONS)
     weights = np.array(list(GRATING_MOTION_CONDITIONS.values()))

@@ -29,7 +29,7 @@ import torch
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.termination import SafePoint
 from neurozoo.retina.attribution import integrated_gradients, layer_activation, rank_units
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.osr import PERIODS, omitted_stimulus_response
 from neurozoo.retina.phenomena.responder import as_responder
 from neurozoo.retina.metrics import correlation

@@ -373,7 +373,7 @@ def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
 
 
 def run_probe_oms(args) -> int:
-    from neurozoo.retina.phenomena import stimuli
+    from neurozoo.datasets import retina_stimuli as stimuli
     from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivity, plot_oms
 
     circuit, settings = _oms_protocol(args)

@@ -353,7 +353,7 @@ def _notebook_osr_movie(period, size=50):
 def test_our_flashes_and_windows_make_the_osr_notebooks_stimulus(period):
     """``stimuli.flashes`` at the notebook's onsets is its movie; ``movie_windows`` its 100 windows ``x_[i:i+40]``."""
     from neurozoo.datasets.retina_h5 import movie_windows
-    from neurozoo.retina.phenomena.stimuli import flashes
+    from neurozoo.datasets.retina_stimuli import flashes
 
     theirs = _notebook_osr_movie(period)
     ours = flashes((89 - np.arange(0, 90, period))[::-1], 140)

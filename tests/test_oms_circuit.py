@@ -71,7 +71,7 @@ def test_the_oms_recording_is_its_own_kind_and_the_default_recordings_keep_their
 
 
 def test_the_balanced_protocols_movies_exchange_the_paths_and_invert_the_background_only():
-    from neurozoo.retina.phenomena.stimuli import object_motion
+    from neurozoo.datasets.retina_stimuli import object_motion
 
     plain = object_motion("differential", 60, (25.0, 25.0), 12.0, seed=3)
     swapped = object_motion("differential", 60, (25.0, 25.0), 12.0, seed=3, swap_paths=True)

@@ -6,7 +6,7 @@ import hashlib
 import numpy as np
 
 from neurozoo.datasets.synthetic_retina import FRAME_SIZE, GRATING_MOTION_CONDITIONS, grating_motion
-from neurozoo.retina.phenomena.stimuli import object_motion
+from neurozoo.datasets.retina_stimuli import object_motion
 
 SMALL = {"n_train": 300, "n_test": 100, "n_repeats": 2}
 CONDITIONS = list(GRATING_MOTION_CONDITIONS)

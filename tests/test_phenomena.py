@@ -3,8 +3,9 @@ import numpy as np
 import pytest
 import torch
 
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena import (as_responder, latency_coding, motion_anticipation, motion_reversal, paired_flash,
-                              reversing_grating, step_response, stimuli)
+                              reversing_grating, step_response)
 
 
 def delay_model(d=3, xs=(20,), signs=(1,), baseline=1.0):

@@ -7,7 +7,8 @@ from scipy import signal
 
 from neurozoo.datasets.errors import SpecError
 from neurozoo.datasets.synthetic_retina import CircuitParams, GroundTruthRetina, default_retina
-from neurozoo.retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity, stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
+from neurozoo.retina.phenomena import contrast_adaptation, fit_exponential, object_motion_sensitivity
 
 KERNEL = np.array([0.0, 0.3, 1.0, 0.6, 0.1, -0.3, -0.4, -0.2])
 LAGS = np.arange(40)

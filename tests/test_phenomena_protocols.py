@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 
 
 def ref_flash(duration, delay, nsamples, intensity):

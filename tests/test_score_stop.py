@@ -335,7 +335,7 @@ import atexit, os, signal, sys, time
 from neurozoo import benchmarks
 from neurozoo.benchmarks import phenomena
 from neurozoo.retina import mechanism
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.leaderboard.cli import main
 
 stage, units, signalled = sys.argv[1], [], []

@@ -11,7 +11,7 @@ from scipy import ndimage, signal
 
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.datasets.errors import SpecError, check_integer, check_number
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.analyses import check_movie, check_settings
 from neurozoo.retina.phenomena.responder import N_FRAMES, as_responder
 

@@ -8,7 +8,7 @@ from typing import Dict, Sequence
 import numpy as np
 
 from neurozoo.datasets.errors import SpecError, check_integer, check_number
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.responder import as_responder
 
 

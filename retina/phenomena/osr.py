@@ -38,7 +38,7 @@ from typing import Dict, List, Optional, Sequence
 import numpy as np
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.retina.phenomena import stimuli
+from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
 

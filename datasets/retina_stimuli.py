@@ -1,5 +1,7 @@
-"""Stimulus generators for the in-silico experiments. Movies are ``(T, 50, 50)`` float32 in contrast units
-(0 = grey background, white noise has sd 1), 10 ms frames; x is the last (column) axis."""
+"""Stimulus generators for the retina's in-silico experiments (``retina.phenomena``), and for the embedded recordings
+made of their stimuli (``datasets.synthetic_retina``: ``embedded:oms-gratingmotion`` records the OMS probe's family,
+which is why they sit in the data layer). Movies are ``(T, 50, 50)`` float32 in contrast units (0 = grey background,
+white noise has sd 1), 10 ms frames; x is the last (column) axis."""
 from __future__ import annotations
 
 from typing import Optional, Sequence, Tuple

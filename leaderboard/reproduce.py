@@ -28,7 +28,6 @@ from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
 from neurozoo.datasets.cli_args import non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
-from neurozoo.leaderboard.submission import TREE_FORMATS
 
 if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, numpy) load when a command runs
     from neurozoo.benchmarks.records import ScoreRecord
@@ -143,6 +142,8 @@ def checked(record: ScoreRecord, how) -> None:
         if spec.get("checkpoint") is not None:
             require(spec, {"checkpoint": (dict,)}, f"{where}.spec")
             require(spec["checkpoint"], CHECKPOINT_FIELDS, f"{where}.spec.checkpoint")
+        from neurozoo.leaderboard.submission import TREE_FORMATS  # (here: the intake's imports load numpy)
+
         if spec["family"] == "submission" and spec.get("sha256_format") not in (None, *TREE_FORMATS):
             raise DataError(f"{where}.spec.sha256_format: expected one of {', '.join(map(str, TREE_FORMATS))} (or "
                             f"none, format 1), found {spec['sha256_format']!r:.80}")

@@ -766,8 +766,10 @@ def staged(source: Path, store: Path) -> Iterator[Dict[str, Any]]:
     the files (``store/<sha256>``); the files' :func:`tree_sha256`, its format, and their digest in format 1, which
     the refusal of an identical submission compares with the rows stored before format 2; ``staged``, the files now.
     The staging folder goes as the block ends, however it ends: a refused submission (its name another's, the same
-    files submitted before) left its folder in the store for good, a disk filled by anyone with a token."""
-    store = Path(store)
+    files submitted before) left its folder in the store for good, a disk filled by anyone with a token. ``folder`` is
+    absolute: the database keeps it for a worker run from any folder (``zoo submit --store subs`` had recorded
+    ``subs/<sha256>``, found by no ``zoo work`` run elsewhere)."""
+    store = Path(os.path.abspath(store))
     store.mkdir(parents=True, exist_ok=True)
     # named with this process's host and pid: a submission killed while unpacked (SIGKILL) left its folder in the
     # store for good; the next one removes it, never a live one's (datasets.cache.owned_temporary_folder)

@@ -1209,3 +1209,19 @@ def test_a_refused_or_failed_submission_leaves_the_store_as_it_was(tmp_path, db,
         f"{Path(stored['folder']).name}/{name}" for name in ("metadata.yaml", "model.py")])
     assert changed_since_submitted(Path(stored["folder"]), stored["sha256"]) is None
     assert [job["spec"]["folder"] for job in stored["jobs"]] == [stored["folder"]]
+
+
+def test_a_relative_store_is_recorded_as_an_absolute_folder(tmp_path, db, monkeypatch):
+    """``zoo submit --store subs`` recorded the folder as ``subs/<digest>``, relative to where the operator ran it:
+    ``zoo work`` run from any other folder found no such folder (every job failed, "the submission's stored folder
+    is gone"), and the sandbox hid the store by that name resolved from the worker's folder, another one."""
+    from neurozoo.leaderboard.submission import changed_since_submitted
+
+    (tmp_path / "operator").mkdir()
+    (tmp_path / "worker").mkdir()
+    monkeypatch.chdir(tmp_path / "operator")
+    row = db.submission(submit(db, make_submission(tmp_path / "sub", weights=False), Path("subs")))
+    monkeypatch.chdir(tmp_path / "worker")
+    assert Path(row["folder"]).parent == tmp_path / "operator" / "subs"
+    assert all(job["spec"]["folder"] == row["folder"] for job in row["jobs"])
+    assert changed_since_submitted(Path(row["folder"]), row["sha256"]) is None

@@ -365,20 +365,24 @@ def tree_sha256(root: Path, version: int = TREE_FORMAT) -> str:
     before it) joined each path and its file's hex sha256 with no separator, so the boundary between a path and the
     digest before it could move: ``{w, x}`` and ``{w<sha256 of w>x}``, the file ``x``'s contents under the longer
     name, gave one digest (one folder in the store: the second submission was scored with the first one's files)."""
-    files = sorted(p for p in root.rglob("*") if p.is_file())
-    if version == LEGACY_TREE_FORMAT:
-        digest = hashlib.sha256()
-        for path in files:
-            digest.update(str(path.relative_to(root)).encode())
-            digest.update(sha256_file(path).encode())
-        return digest.hexdigest()
-    if version != TREE_FORMAT:
-        raise ValueError(f"tree_sha256: no digest format {version!r} (known: {', '.join(map(str, TREE_FORMATS))})")
-    digest = hashlib.sha256(TREE_DOMAIN)
-    for path in files:
-        name = path.relative_to(root).as_posix().encode()
-        digest.update(len(name).to_bytes(8, "big") + name + bytes.fromhex(sha256_file(path)))
-    return digest.hexdigest()
+    return tree_sha256s(root, (version,))[version]
+
+
+def tree_sha256s(root: Path, versions=TREE_FORMATS) -> Dict[int, str]:
+    """:func:`tree_sha256` in each format of ``versions``, each file read once (the intake's two digests had read a
+    512 MiB submission twice)."""
+    unknown = [version for version in versions if version not in TREE_FORMATS]
+    if unknown:
+        raise ValueError(f"tree_sha256: no digest format {unknown[0]!r} (known: {', '.join(map(str, TREE_FORMATS))})")
+    digests = {LEGACY_TREE_FORMAT: hashlib.sha256(), TREE_FORMAT: hashlib.sha256(TREE_DOMAIN)}
+    for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        relative, contents = path.relative_to(root), sha256_file(path)
+        if LEGACY_TREE_FORMAT in versions:
+            digests[LEGACY_TREE_FORMAT].update(str(relative).encode() + contents.encode())
+        if TREE_FORMAT in versions:
+            name = relative.as_posix().encode()
+            digests[TREE_FORMAT].update(len(name).to_bytes(8, "big") + name + bytes.fromhex(contents))
+    return {version: digests[version].hexdigest() for version in versions}
 
 
 def tree_format(stored: Optional[Dict[str, Any]]) -> int:
@@ -776,7 +780,8 @@ def staged(source: Path, store: Path) -> Iterator[Dict[str, Any]]:
     with owned_temporary_folder(".unpacking-", store) as scratch:
         root = unpack(Path(source), Path(scratch) / "unpacked")
         meta, _requirements = validate(root, Path(source))
-        digest, legacy = tree_sha256(root), tree_sha256(root, LEGACY_TREE_FORMAT)
+        digests = tree_sha256s(root)
+        digest, legacy = digests[TREE_FORMAT], digests[LEGACY_TREE_FORMAT]
         yield {"meta": meta, "folder": str(store / digest[:32]), "sha256": digest, "sha256_format": TREE_FORMAT,
                "legacy_sha256": legacy, "staged": root}
 

@@ -1225,3 +1225,24 @@ def test_a_relative_store_is_recorded_as_an_absolute_folder(tmp_path, db, monkey
     assert Path(row["folder"]).parent == tmp_path / "operator" / "subs"
     assert all(job["spec"]["folder"] == row["folder"] for job in row["jobs"])
     assert changed_since_submitted(Path(row["folder"]), row["sha256"]) is None
+
+
+def test_the_intake_reads_each_file_once_for_both_digest_formats(tmp_path, db, monkeypatch):
+    """The intake computes the files' digest in format 2 and in format 1 (compared with the rows stored before
+    format 2): each was a pass over every file, so a 512 MiB submission was read and hashed twice. One pass gives
+    both, the same digests as each format's own."""
+    from neurozoo.leaderboard import submission as intake
+    from neurozoo.leaderboard.submission import LEGACY_TREE_FORMAT, tree_sha256
+
+    folder = make_submission(tmp_path / "sub", weights=False)  # the weights' declared sha256 is checked apart
+    (folder / "data").mkdir()
+    (folder / "data" / "extra.bin").write_bytes(b"x" * 1000)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    hashed = []
+    real = intake.sha256_file
+    monkeypatch.setattr(intake, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    row = db.submission(submit(db, folder, tmp_path / "store"))
+    assert sorted(hashed) == sorted(p.name for p in files)  # once each
+    monkeypatch.setattr(intake, "sha256_file", real)
+    stored = Path(row["folder"])
+    assert row["sha256"] == tree_sha256(stored) != tree_sha256(stored, LEGACY_TREE_FORMAT)

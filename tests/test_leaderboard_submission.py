@@ -1246,3 +1246,30 @@ def test_the_intake_reads_each_file_once_for_both_digest_formats(tmp_path, db, m
     monkeypatch.setattr(intake, "sha256_file", real)
     stored = Path(row["folder"])
     assert row["sha256"] == tree_sha256(stored) != tree_sha256(stored, LEGACY_TREE_FORMAT)
+
+
+def test_the_shown_character_rule_looks_up_only_characters_outside_printable_ascii(monkeypatch):
+    """The pages hold every submission's authors, licence and description to the intake's character rule
+    (unshown_characters) each time the ranking is built: it looked up the Unicode category of every character, 3 ms
+    for a row at the intake's limits (a 5000-character description, 50 authors of 200), seconds for a board of a
+    thousand submissions. Printable ASCII is never unshown nor a combining mark: only the characters outside it are
+    looked up, with the same findings."""
+    import unicodedata
+
+    from neurozoo.leaderboard.submission import STACKED_MARK, UNSHOWN_CHARACTER, shown_text, unshown_characters
+
+    text = "plain words " * 400 + "Eve\u202egnp \x1b[31m caf\u00e9 a" + "\u0301" * 10 + " b" + "\u0301" * 8 + "\n\tend"
+    start = len("plain words " * 400)
+    marks = text.index("\u0301")
+    outside = [c for c in text if not " " <= c <= "~"]
+    looked_up = []
+    category = unicodedata.category
+    monkeypatch.setattr(unicodedata, "category", lambda c: looked_up.append(c) or category(c))
+    found = unshown_characters(text, "\n\t")
+    assert sorted(looked_up) == sorted(outside) and len(outside) == 23
+    assert found == [(start + 3, UNSHOWN_CHARACTER), (start + 8, UNSHOWN_CHARACTER), (marks + 8, STACKED_MARK),
+                     (marks + 9, STACKED_MARK)]  # the second run, 8 marks, is within the cap
+    assert unshown_characters(text) == sorted(found + [(len(text) - 5, UNSHOWN_CHARACTER),
+                                                       (len(text) - 4, UNSHOWN_CHARACTER)])
+    assert shown_text(text, "\n\t")[start:] == ("Eve\\u202egnp \\x1b[31m caf\u00e9 a" + "\u0301" * 8 + "\\u0301" * 2
+                                                + " b" + "\u0301" * 8 + "\n\tend")

@@ -280,11 +280,30 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
         bound.append(path)
     for host, inside in read_only.items():
         argv += ["--ro-bind", str(host), inside]
-    for secret in [*hidden_paths(), *(Path(os.path.realpath(folder)) for folder in hidden)]:
-        if any(secret.is_relative_to(b) for b in bound) and secret.is_dir():
-            # read-only too: a writable tmpfs of no size cap, which the watchdog does not count, as bwrap's root was
-            argv += ["--tmpfs", str(secret), "--remount-ro", str(secret)]
+    for covered in covered_paths([*hidden_paths(), *map(Path, hidden)], bound):
+        # read-only too: a writable tmpfs of no size cap, which the watchdog does not count, as bwrap's root was
+        argv += ["--tmpfs", str(covered), "--remount-ro", str(covered)]
     return argv + list(READ_ONLY_ROOT)
+
+
+def covered_paths(secrets: Sequence[Path], bound: Sequence[Path]) -> List[Path]:
+    """Where, inside the sandbox, each folder of ``secrets`` that lies inside a folder of ``bound`` shows: under the
+    bound folder's name, which bwrap mounts its target at. Both are compared resolved: a bound folder named through a
+    link (a virtual environment ``/opt/env`` linked to ``/data/env``) holds ``/data/env/store`` at ``/opt/env/store``,
+    and a hidden folder compared by its resolved path with the bound folders' names as given was never inside one,
+    left uncovered, seen whole by the job. A folder inside another one covered is left out: the other's empty,
+    read-only tmpfs hides it already, and has no folder to mount a second one on (bwrap failed to start the job)."""
+    inside = set()
+    for secret in {Path(os.path.realpath(s)) for s in secrets}:
+        for folder in bound:
+            real = Path(os.path.realpath(folder))
+            if secret.is_relative_to(real) and secret.is_dir():
+                inside.add(Path(folder) / secret.relative_to(real))
+    covered = []
+    for path in sorted(inside, key=lambda p: len(p.parts)):
+        if not any(path.is_relative_to(outer) for outer in covered):
+            covered.append(path)
+    return covered
 
 
 def sandbox_environment(threads: int = 1, python_path: str = "") -> Dict[str, str]:

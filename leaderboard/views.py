@@ -84,12 +84,17 @@ def public_metadata(meta: Optional[Dict[str, Any]]) -> Optional[Dict[str, Any]]:
 
     if not meta:
         return None
-    authors = [shown_text(clipped(str(a), AUTHOR_CHARS)) for a in list(meta.get("authors") or [])[:MAX_AUTHORS + 1]]
+    # clipped as stored, then escaped: clipping the escaped text cut an escape in two
+    stored = [clipped(str(a), AUTHOR_CHARS) for a in list(meta.get("authors") or [])[:MAX_AUTHORS + 1]]
+    authors = [shown_text(author) for author in stored]
     if len(authors) > MAX_AUTHORS:
         authors[MAX_AUTHORS:] = ["\u2026"]
-    licence = shown_text(clipped(str(meta.get("licence") or ""), TEXT_LIMITS["licence"]))
-    first = clipped(authors[0], SHORT_AUTHOR_CHARS) + (" et al." if len(authors) > 1 else "") if authors else ""
-    short = " ".join(part for part in (first, f"({clipped(licence, SHORT_LICENCE_CHARS)})" if licence else "") if part)
+    stored_licence = clipped(str(meta.get("licence") or ""), TEXT_LIMITS["licence"])
+    licence = shown_text(stored_licence)
+    first = (shown_text(clipped(stored[0], SHORT_AUTHOR_CHARS)) + (" et al." if len(authors) > 1 else "")
+             if authors else "")
+    short = " ".join(part for part in (first, f"({shown_text(clipped(stored_licence, SHORT_LICENCE_CHARS))})"
+                                       if licence else "") if part)
     return {"authors": authors, "licence": licence, "short": short, "submission": meta.get("submission"),
             "description": shown_text(clipped(str(meta.get("description") or ""), TEXT_LIMITS["description"]),
                                       MULTILINE)}

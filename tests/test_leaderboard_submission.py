@@ -1209,3 +1209,67 @@ def test_a_refused_or_failed_submission_leaves_the_store_as_it_was(tmp_path, db,
         f"{Path(stored['folder']).name}/{name}" for name in ("metadata.yaml", "model.py")])
     assert changed_since_submitted(Path(stored["folder"]), stored["sha256"]) is None
     assert [job["spec"]["folder"] for job in stored["jobs"]] == [stored["folder"]]
+
+
+def test_a_relative_store_is_recorded_as_an_absolute_folder(tmp_path, db, monkeypatch):
+    """``zoo submit --store subs`` recorded the folder as ``subs/<digest>``, relative to where the operator ran it:
+    ``zoo work`` run from any other folder found no such folder (every job failed, "the submission's stored folder
+    is gone"), and the sandbox hid the store by that name resolved from the worker's folder, another one."""
+    from neurozoo.leaderboard.submission import changed_since_submitted
+
+    (tmp_path / "operator").mkdir()
+    (tmp_path / "worker").mkdir()
+    monkeypatch.chdir(tmp_path / "operator")
+    row = db.submission(submit(db, make_submission(tmp_path / "sub", weights=False), Path("subs")))
+    monkeypatch.chdir(tmp_path / "worker")
+    assert Path(row["folder"]).parent == tmp_path / "operator" / "subs"
+    assert all(job["spec"]["folder"] == row["folder"] for job in row["jobs"])
+    assert changed_since_submitted(Path(row["folder"]), row["sha256"]) is None
+
+
+def test_the_intake_reads_each_file_once_for_both_digest_formats(tmp_path, db, monkeypatch):
+    """The intake computes the files' digest in format 2 and in format 1 (compared with the rows stored before
+    format 2): each was a pass over every file, so a 512 MiB submission was read and hashed twice. One pass gives
+    both, the same digests as each format's own."""
+    from neurozoo.leaderboard import submission as intake
+    from neurozoo.leaderboard.submission import LEGACY_TREE_FORMAT, tree_sha256
+
+    folder = make_submission(tmp_path / "sub", weights=False)  # the weights' declared sha256 is checked apart
+    (folder / "data").mkdir()
+    (folder / "data" / "extra.bin").write_bytes(b"x" * 1000)
+    files = sorted(p for p in folder.rglob("*") if p.is_file())
+    hashed = []
+    real = intake.sha256_file
+    monkeypatch.setattr(intake, "sha256_file", lambda path: hashed.append(Path(path).name) or real(path))
+    row = db.submission(submit(db, folder, tmp_path / "store"))
+    assert sorted(hashed) == sorted(p.name for p in files)  # once each
+    monkeypatch.setattr(intake, "sha256_file", real)
+    stored = Path(row["folder"])
+    assert row["sha256"] == tree_sha256(stored) != tree_sha256(stored, LEGACY_TREE_FORMAT)
+
+
+def test_the_shown_character_rule_looks_up_only_characters_outside_printable_ascii(monkeypatch):
+    """The pages hold every submission's authors, licence and description to the intake's character rule
+    (unshown_characters) each time the ranking is built: it looked up the Unicode category of every character, 3 ms
+    for a row at the intake's limits (a 5000-character description, 50 authors of 200), seconds for a board of a
+    thousand submissions. Printable ASCII is never unshown nor a combining mark: only the characters outside it are
+    looked up, with the same findings."""
+    import unicodedata
+
+    from neurozoo.leaderboard.submission import STACKED_MARK, UNSHOWN_CHARACTER, shown_text, unshown_characters
+
+    text = "plain words " * 400 + "Eve\u202egnp \x1b[31m caf\u00e9 a" + "\u0301" * 10 + " b" + "\u0301" * 8 + "\n\tend"
+    start = len("plain words " * 400)
+    marks = text.index("\u0301")
+    outside = [c for c in text if not " " <= c <= "~"]
+    looked_up = []
+    category = unicodedata.category
+    monkeypatch.setattr(unicodedata, "category", lambda c: looked_up.append(c) or category(c))
+    found = unshown_characters(text, "\n\t")
+    assert sorted(looked_up) == sorted(outside) and len(outside) == 23
+    assert found == [(start + 3, UNSHOWN_CHARACTER), (start + 8, UNSHOWN_CHARACTER), (marks + 8, STACKED_MARK),
+                     (marks + 9, STACKED_MARK)]  # the second run, 8 marks, is within the cap
+    assert unshown_characters(text) == sorted(found + [(len(text) - 5, UNSHOWN_CHARACTER),
+                                                       (len(text) - 4, UNSHOWN_CHARACTER)])
+    assert shown_text(text, "\n\t")[start:] == ("Eve\\u202egnp \\x1b[31m caf\u00e9 a" + "\u0301" * 8 + "\\u0301" * 2
+                                                + " b" + "\u0301" * 8 + "\n\tend")

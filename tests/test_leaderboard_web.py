@@ -1557,3 +1557,18 @@ def test_a_models_page_shows_its_rank_and_rank_group_as_the_ranking_does(db, cli
         assert time.monotonic() < deadline, "beta's page never showed its new rank"
         time.sleep(0.1)
     assert "Rank <strong>1</strong> of 2" in page("delta")
+
+
+def test_the_rankings_short_authors_and_licence_never_cut_an_escape():
+    """The ranking's cell ("first author et al. (licence)") clipped the author and the licence after their unshown
+    characters were escaped (public_metadata): an author of 39 characters holding a right-to-left override showed as
+    "AAA...\\u..." (the escape cut, what it stood for lost), a licence likewise. They are clipped as stored, then
+    escaped whole."""
+    from neurozoo.leaderboard.views import SHORT_AUTHOR_CHARS, SHORT_LICENCE_CHARS, public_metadata
+
+    author = "A" * (SHORT_AUTHOR_CHARS - 3) + "\u202eB"
+    licence = "X" * (SHORT_LICENCE_CHARS - 5) + "\u200b" + "Y" * 10
+    shown = public_metadata({"authors": [author, "C"], "licence": licence, "description": "d"})
+    assert shown["authors"][0] == "A" * (SHORT_AUTHOR_CHARS - 3) + "\\u202eB"
+    assert shown["short"] == ("A" * (SHORT_AUTHOR_CHARS - 3) + "\\u202eB et al. (" + "X" * (SHORT_LICENCE_CHARS - 5)
+                              + "\\u200b" + "YYY\u2026)")

@@ -447,6 +447,52 @@ def test_the_tmpfs_covering_a_hidden_folder_inside_a_bound_one_is_read_only(monk
     assert not (secret / "written").exists()
 
 
+@needs_sandbox
+@pytest.mark.parametrize("spelled", ["through the link", "resolved"])
+def test_a_hidden_folder_under_a_bound_folder_reached_through_a_link_is_covered(monkeypatch, tmp_path, spelled):
+    """A bound folder is mounted at the path it is named by, a link's target under the link's name (a virtual
+    environment ``/opt/env`` linked to ``/data/env``); a hidden folder was compared by its resolved path with the bound
+    folders' names as given, so a store in that environment (``/data/env/store``, or ``/opt/env/store`` as the operator
+    named it) was never inside one, left uncovered, and the job listed every submission at ``/opt/env/store``."""
+    from neurozoo.leaderboard import sandbox
+
+    real = tmp_path / "real"
+    (real / "store" / "other").mkdir(parents=True)
+    (real / "store" / "other" / "model.py").write_text("secret")
+    link = tmp_path / "env"
+    link.symlink_to(real, target_is_directory=True)
+    store = link / "store" if spelled == "through the link" else real / "store"
+    bound = sandbox.environment_paths()
+    monkeypatch.setattr(sandbox, "environment_paths", lambda: [*bound, link])
+    probe = "import os, sys; print('holds', sorted(os.listdir(sys.argv[1])), flush=True)"
+    outcome = sandbox.run([sys.executable, "-c", probe, str(link / "store")], hidden=[str(store)],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert "holds []" in console, console  # covered where the job sees it: under the link's name
+
+
+@needs_sandbox
+def test_a_store_inside_a_hidden_folder_inside_a_bound_one_lets_the_job_start(monkeypatch, tmp_path):
+    """The default store ($NEUROZOO_HOME/submissions), hidden itself since the store is, lies inside
+    $NEUROZOO_HOME, hidden too: where that lay inside a bound folder, bwrap covered $NEUROZOO_HOME with an empty
+    read-only tmpfs, then had no folder in it to mount the store's on, and every job failed to start."""
+    from neurozoo.leaderboard import sandbox
+
+    environment = tmp_path / "env"
+    home = environment / "home"
+    (home / "submissions" / "other").mkdir(parents=True)
+    bound = sandbox.environment_paths()
+    monkeypatch.setattr(sandbox, "environment_paths", lambda: [*bound, environment])
+    monkeypatch.setattr(sandbox, "hidden_paths", lambda: [home])
+    probe = "import os, sys; print('holds', sorted(os.listdir(sys.argv[1])), flush=True)"
+    outcome = sandbox.run([sys.executable, "-c", probe, str(home)], hidden=[str(home / "submissions")],
+                          limits=Limits(memory_bytes=256 * 2 ** 20, wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert "holds []" in console, console
+
+
 MANY_FOLDERS = """
 import os, sys, time
 for i in range(200000):  # empty: no data block, only the kernel's inode and name for each

@@ -6,7 +6,8 @@ periods 6-16 frames; latency = centroid of the response after the last flash; a 
 slope of latency against period is within 1 +- 0.25 with R^2 >= 0.8 and the post-omission peak is at least
 twice the train's per-flash peak at every period (a cell the train evoked nothing in shows no OSR: call
 version 2; a rise at float32 rounding level, not above 1e-6 of the cell's rate, has no latency: call version 3; nor
-does a train's per-flash peak at that level count as a response to it: call version 4; recorded in the settings). The
+does a train's per-flash peak at that level count as a response to it: call version 4; that floor is relative alone,
+without version 4's absolute 1e-12 spikes/s beside it: call version 5; recorded in the settings). The
 same analysis runs on the circuit that generated the recording, whose six ON-OFF cells show the OSR by construction (a
 summed, high-threshold rectified ON pathway vetoed by a rectified OFF pathway through a depressing amacrine synapse;
 :mod:`datasets.synthetic_retina`).
@@ -61,7 +62,7 @@ BENCHMARKS.add("retina_embedded.osr", OSRBenchmark,
                            "OSR call and latency-vs-period slope match per ground-truth OSR cell", family="retina",
                # version: retina.phenomena.osr.CALL_VERSION (not imported: scipy at zoo start); scale None: no ceiling,
                # not averaged with ceiled scores (leaderboard.aggregate)
-               region="phenomena", version=4, embedded=True, scale=None)
+               region="phenomena", version=5, embedded=True, scale=None)
 
 
 @dataclass
@@ -108,5 +109,6 @@ BENCHMARKS.add("retina_embedded.osr-mechanism", OSRMechanismBenchmark,
                            "units (integrated gradients after the omission) the ground truth's ON and OFF pathways",
                # version 2: the reduced model's OSR under call version 4 (a latency or a train's peak at float32
                # rounding level is no response; unversioned (1) before, under call version 2), which can change raw
-               # and the per-cell reduced_osr and reduced_slope (not the score, from the ranking alone)
-               family="retina", region="phenomena", version=2, embedded=True, scale=None)
+               # and the per-cell reduced_osr and reduced_slope (not the score, from the ranking alone); 3: under call
+               # version 5 (the latency's floor relative alone, without an absolute 1e-12 spikes/s)
+               family="retina", region="phenomena", version=3, embedded=True, scale=None)

@@ -10,10 +10,12 @@ the same stimuli:
 * contrast adaptation: white noise switching between sd 0.3 and 1.0 every 200 frames, 12 cycles (the
   ``zoo probe adaptation`` defaults); index = ``adaptation_index``: the mean rate in frames 40-70 after the switch
   up vs the block's last 30 frames, whose stimulus replays theirs, so that a model without memory beyond its
-  40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 3 in the settings; version 1, frames 10-40 vs the
+  40-frame window (LN, GLM, BN-CNN) scores 0 (``index_version`` 4 in the settings; version 1, frames 10-40 vs the
   block's second half, gave such models up to 0.145: :func:`retina.phenomena.contrast_adaptation`; version 3 keeps
   version 2's windows and gives a cell without a rate above rounding level in them, a silent cell, no index where
-  version 2 read 0: its per-cell ``model_index`` is null, its score 0 as before);
+  version 2 read 0: its per-cell ``model_index`` is null, its score 0 as before; version 4 gives an index whose
+  windows differ by rounding alone 0, where version 3 divided the rounding: a per-cell ``model_index`` of -2e-8 is
+  0);
 * OMS (``protocol_version`` 2): a jittered grating disc (radius 12 px, 4-px bars, contrast 0.3) centred on each cell's
   receptive field, global vs differential jitter, 400 frames per movie (the first 100 settle); index = ``oms_index``,
   each condition's response the mean over four movies (``balanced``: both jitter paths in each role, the background's
@@ -87,7 +89,7 @@ from neurozoo.datasets.termination import SafePoint
 
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
 # contrast_adaptation refuses any other, so the two cannot drift apart unnoticed
-ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0, "index_version": 3}
+ADAPTATION = {"low": 0.3, "high": 1.0, "block": 200, "cycles": 12, "seed": 0, "index_version": 4}
 # protocol_version 2: the balanced protocol on the object-motion circuit's cells (embedded:oms-whitenoise; version 1:
 # the default circuit's ON and OFF cells, one movie per condition: a known false positive); _oms refuses any other
 OMS = {"n_frames": 400, "radius": 12.0, "seed": 0, "min_response": 1.0, "protocol_version": 2}
@@ -297,7 +299,8 @@ def registered_version(settings: dict) -> int:
     measure's (``index_version`` / ``protocol_version`` in its settings, 1 where it has none) and the score's
     (:data:`SCORE_VERSION`). Summed rather than replacing the measure's versions, which keep their meaning in the
     settings (index version 2 is the replayed windows whatever the score's version): paired flash and OMS 3 (measure
-    2, score 2), contrast adaptation 4 (index version 3: a silent cell's index is undefined), frequency doubling 3
+    2, score 2), contrast adaptation 5 (index version 4: a silent cell's index is undefined, one of windows that
+    differ by rounding alone 0), frequency doubling 3
     (index version 2: F2 or F1 at rounding level gives no index; unversioned before the score's version 2)."""
     measure = next((settings[key] for key in ("index_version", "protocol_version") if key in settings), 1)
     return measure + SCORE_VERSION - 1

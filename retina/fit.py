@@ -470,7 +470,10 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
     """Response-weighted mean window minus the mean window, per cell: ``(C, n_frames, H, W)``.
 
     One matrix product: a ``(C * n_frames, T)`` weight matrix (the responses shifted by each lag)
-    times the movie ``(T, H * W)``."""
+    times the movie ``(T, H * W)``. The weights are divided by their sum whatever its scale (a cell without a
+    positive sum, which has no STA, by 1e-9 as before): a floor of 1e-9 on every sum had shrunk the STA of a cell
+    at rates below about 1e-13 spikes/s (``contrast_gain_control`` measured the adapting test cell at 1e-16 of its
+    rates with a gain ratio of -0.41 for its 0.42)."""
     T, H, W = movie.shape
     C = target.shape[0]
     t = torch.as_tensor(targets, dtype=torch.long)
@@ -478,7 +481,8 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
     weights = torch.zeros(C, n_frames, T)
     for lag in range(n_frames):
         weights[:, lag, t - n_frames + 1 + lag] = y
-    total = y.sum(1).clamp_min(1e-9)
+    total = y.sum(1)
+    total = torch.where(total > 0, total, torch.full_like(total, 1e-9))
     sta = (weights.view(C * n_frames, T) @ movie.reshape(T, H * W)).view(C, n_frames, H, W) / total[:, None, None, None]
     return sta - movie.mean(0)
 

@@ -445,14 +445,14 @@ def test_a_benchmarks_new_version_gives_its_jobs_new_keys_and_unversioned_ones_k
     # the registered versions are the measures' own (written out in the registrations, not imported), plus the
     # phenomenon scores' own changes (score version 2: rounding noise has no sign; benchmarks.phenomena)
     assert SCORE_VERSION == 2
-    assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION + SCORE_VERSION - 1 == 4
-    assert versions["retina_embedded.osr"] == CALL_VERSION == 4
+    assert versions["retina_embedded.contrast-adaptation"] == INDEX_VERSION + SCORE_VERSION - 1 == 5
+    assert versions["retina_embedded.osr"] == CALL_VERSION == 5
     assert versions["retina_embedded.paired-flash"] == PAIRED_FLASH["protocol_version"] + SCORE_VERSION - 1 == 3
     assert versions["retina_embedded.oms"] == OMS["protocol_version"] + SCORE_VERSION - 1 == 3
     assert (versions["retina_embedded.frequency-doubling"] == FREQUENCY_DOUBLING["index_version"] + SCORE_VERSION - 1
             == 3)
-    # the OSR call versions 3 and 4 (rounding is no response) changed its reduced models' calls: unversioned before
-    assert versions["retina_embedded.osr-mechanism"] == 2
+    # the OSR call versions 3-5 (rounding is no response) changed its reduced models' calls: unversioned before
+    assert versions["retina_embedded.osr-mechanism"] == 3
     assert versions["retina_embedded.whitenoise-heldout"] is None and versions["ventral_embedded.V4-temporal"] is None
     assert all("benchmark_version" not in spec for spec in before.values() if versions[spec["benchmark"]] is None)
     adaptation = before[("ln", "retina_embedded.contrast-adaptation")]

@@ -118,7 +118,7 @@ def test_a_rise_after_a_train_the_cell_never_answered_is_no_osr(tmp_path):
     assert result.is_osr.tolist() == [False, False]
     truth = omitted_stimulus_response(_omission_detector(delay=4), periods=periods)
     assert truth.is_osr.tolist() == [True, False] and truth.peak_ratio[0] == pytest.approx(10.0)
-    assert result.settings["call_version"] == 4
+    assert result.settings["call_version"] == 5
     assert np.isnan(result.peak_ratio[0]).all() and result.peak_ratio[1] == pytest.approx(1.0)
     summary = result.summary()
     assert "train's per-flash peak is <= 0" in summary["peak_ratio_undefined"]
@@ -210,7 +210,22 @@ def test_a_train_answered_at_rounding_level_evoked_nothing():
         assert real.summary()["peak_ratio_undefined"] is None
     silent = omitted_stimulus_response(lambda movie: np.zeros((1, len(movie)), np.float32), periods=periods)
     assert not silent.is_osr[0] and np.isnan(silent.peak_ratio).all()
-    assert rounding.settings["call_version"] == 4
+    assert rounding.settings["call_version"] == 5
+
+
+def test_a_real_response_at_rates_below_1e_6_spikes_per_second_is_timed():
+    """Call version 4 timed a rise above ROUNDING_FLOOR times the cell's largest rate and above 1e-12 spikes/s: the
+    OSR cell scaled by 1e-14 (rates of 1e-13 to 2e-13 spikes/s, its rise after the omission 1e-13, half its largest
+    rate) had no latency, no slope and no OSR. The floor is relative alone (call version 5): it is timed and called
+    as unscaled; at that scale too a train answered by rounding alone (8e-7 of the rate) is no response."""
+    periods = (6, 8, 10, 12)
+    unscaled = omitted_stimulus_response(_answering_the_train_by(1.0), periods=periods)
+    tiny = omitted_stimulus_response(_answering_the_train_by(1.0, 1e-14), periods=periods)
+    assert (tiny.peaks < 1e-12).all() and unscaled.is_osr.tolist() == [True]
+    np.testing.assert_allclose(tiny.latencies, unscaled.latencies, rtol=0, atol=1e-9)
+    assert tiny.slope[0] == pytest.approx(unscaled.slope[0]) and tiny.is_osr.tolist() == [True]
+    rounding = omitted_stimulus_response(_answering_the_train_by(8e-7, 1e-14), periods=periods)
+    assert not rounding.is_osr[0] and tiny.settings["call_version"] == 5
 
 
 def _summary_of_a_responsive_train():

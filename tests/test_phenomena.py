@@ -271,6 +271,29 @@ def test_motion_analyses_resolve_responses_relative_to_the_rate():
     assert small["latency"][0] == pytest.approx(unscaled["latency"][0], abs=1e-9)
 
 
+def test_response_times_have_no_absolute_floor():
+    """The response centroid (``_centroid_time``: the flashed bars' latencies, the moving bar's peak, the reversal's
+    latency, the OSR's) kept a floor of 1e-12 spikes/s beside the relative one, and without ``size`` used it alone: a
+    real response 1e-4 of a cell at 1e-9 spikes/s (1e-13) had no flash latency, no anticipation and no reversal
+    latency. ``size`` is required and the floor relative alone: the unscaled cell's numbers."""
+    from neurozoo.retina.phenomena.analyses import _centroid_time
+
+    cell = delay_model(d=5, xs=(24,), baseline=0.0)
+    unscaled, tiny = (motion_anticipation(small_response(cell, scale=scale)) for scale in (1.0, 1e-9))
+    assert tiny["flash_latency"][0] == pytest.approx(unscaled["flash_latency"][0], abs=1e-9)
+    assert tiny["flash_latency"][0] == pytest.approx(5, abs=0.01)
+    assert tiny["anticipation"][0] == pytest.approx(unscaled["anticipation"][0], abs=1e-9)
+    reversing = delay_model(d=3, xs=(15,), baseline=0.0)
+    unscaled, tiny = (motion_reversal(small_response(reversing, scale=scale)) for scale in (1.0, 1e-9))
+    assert np.isfinite(unscaled["latency"][0]) and tiny["latency"][0] == pytest.approx(unscaled["latency"][0], abs=1e-9)
+    assert tiny["index"][0] == pytest.approx(unscaled["index"][0], rel=1e-6)
+    trace = 1e-13 * np.array([[0.0, 0.0, 1.0, 2.0, 1.0, 0.0]])
+    assert _centroid_time(trace, 0, 6, [2e-13], baseline=0.0)[0] == pytest.approx(3.0)
+    assert np.isnan(_centroid_time(np.zeros((1, 6)), 0, 6, [0.0], baseline=0.0)[0])
+    with pytest.raises(TypeError):
+        _centroid_time(trace, 0, 6, baseline=0.0)  # size is required: no absolute fallback
+
+
 def test_torch_models_are_aligned_frame_by_frame():
     class LastFrameCentre(torch.nn.Module):  # rate = the newest frame's centre pixel
         def forward(self, x):

@@ -117,7 +117,7 @@ def test_a_fixed_ln_cell_with_a_saturating_nonlinearity_scores_no_adaptation(tru
     assert np.isnan(result["tau_high"]).all() and np.isnan(result["tau_low"]).all()
     assert agreement(result["adaptation_index"][:6], truth["adaptation_index"][:6])["value"] < 1e-9
     assert result["settings"] == {"early": [40, 70], "late": [170, 200], "replay": [1, 70], "memory": 40,
-                                  "index_version": 3}
+                                  "index_version": 4}
     # a torch LN model goes through the responder's 39 grey frames of padding: its window is the same 40 frames.
     # Its filter is the same (an ON and an OFF cell), its softplus convex (bias -2) or nearly linear (bias 2):
     # version 1 scored them -0.237 and 0.089
@@ -199,12 +199,40 @@ def test_a_silent_cell_has_no_adaptation_index_and_a_small_one_keeps_its_own():
         assert result["recovery_index"][i] == pytest.approx(known["recovery_index"][0], rel=1e-9)
         assert result["tau_high"][i] == known["tau_high"][0] and result["reason"][i] == ""
     assert abs(result["adaptation_index"][3]) < 1e-7 and result["reason"][3] == ""
-    assert list(known["reason"]) == [""] and result["settings"]["index_version"] == 3
+    assert list(known["reason"]) == [""] and result["settings"]["index_version"] == 4
     # zoo probe adaptation prints the reason where it printed nan, as zoo probe oms does
     from neurozoo.retina.probe_cli import index_or_reason
 
     assert [index_or_reason(result, "adaptation_index", i) for i in (0, 1)] == [
         "n/a (no rate above rounding level in the windows (a silent cell))", f"{known['adaptation_index'][0]:5.2f}"]
+
+
+def test_an_index_of_windows_that_differ_by_rounding_alone_is_0():
+    """Index version 3 divided whatever the two windows' rates differed by, rounding too: a cell at 10.1 spikes/s
+    whose rate drifts within each block by a few float32 steps (``sign`` 4e-7 of it: rounding that differs between
+    the replayed windows, as a model's summing in another order at another position of the movie) had an index of
+    -1.3e-7 or 1.3e-7 (2.6e-6 spikes/s between its windows), printed by zoo probe adaptation as -0.00 and 0.00 (a
+    fitted BN-CNN's twelve: -2e-8 to 3e-8). Windows whose rates differ by no more than ROUNDING_FLOOR times the
+    cell's largest rate (above_rounding) give 0, no adaptation. The adapting cell scaled by 1e-6 keeps its index,
+    and a silent cell has none."""
+    known = contrast_adaptation(_adapting_cell, cycles=3)
+
+    def cells(movie):
+        drift = (np.arange(len(movie)) % 200) / 200
+        rounding = [10.1 * (1 + sign * 4e-7 * drift) for sign in (1.0, -1.0)]
+        return np.stack(rounding + [1e-6 * _adapting_cell(movie)[0], np.zeros(len(movie))])
+
+    result = contrast_adaptation(cells, cycles=3)
+    differences = result["early_high"][:2] - result["late_high"][:2]
+    assert differences.tolist() == pytest.approx([-2.626e-6, 2.626e-6], rel=1e-6)  # not above 1e-6 of 10.1
+    assert result["adaptation_index"][:2].tolist() == [0.0] * 2 and result["recovery_index"][:2].tolist() == [0.0] * 2
+    assert list(result["reason"][:3]) == [""] * 3 and np.isnan(result["tau_high"][:2]).all()
+    assert result["adaptation_index"][2] == pytest.approx(known["adaptation_index"][0], rel=1e-9)
+    assert result["recovery_index"][2] == pytest.approx(known["recovery_index"][0], rel=1e-9)
+    assert np.isnan(result["adaptation_index"][3]) and result["reason"][3].endswith("(a silent cell)")
+    from neurozoo.retina.probe_cli import index_or_reason
+
+    assert [index_or_reason(result, "adaptation_index", i) for i in range(2)] == [" 0.00"] * 2  # was -0.00, 0.00
 
 
 def test_object_motion_sensitivity_needs_the_amacrine_surround():
@@ -303,12 +331,14 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     record = json.loads((out / "adaptation.json").read_text())
     truth, model = record["truth_adaptation"], record["model_adaptation"]
     assert len(model["adaptation_index"]) == 12 and record["settings"]["block"] == 140
-    assert record["settings"]["index_version"] == 3
+    assert record["settings"]["index_version"] == 4
     # the ON and OFF cells adapt (3 cycles: a noisy estimate; 0.03-0.10). In 140-frame blocks the late window
     # (frames 110-140) comes early for the ON-OFF cells' slow ON summation, and two of them read negative; the
     # 200-frame test above checks them.
     assert np.median(np.array(truth["adaptation_index"])[:6]) > 0.05
-    assert max(abs(v) for v in model["adaptation_index"]) < 1e-6  # an LN model (linear filter + softplus) cannot
+    # an LN model (linear filter + softplus) cannot adapt: its windows' rates differ by float32 rounding alone, an
+    # index of 0 (index version 4; version 3 divided the rounding, printed as -0.00)
+    assert model["adaptation_index"] == [0.0] * 12 and model["recovery_index"] == [0.0] * 12
     # ... so it has no adaptation time constant: printed for 11 of its index-0 cells as 10-40 ms, beside the truth's
     assert model["tau_high"] == [None] * 12 and model["tau_low"] == [None] * 12
     assert sum(v is not None for v in truth["tau_high"]) >= 6
@@ -318,6 +348,7 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert printed[1].endswith(f"median of {adapting}/12 adapting cells)); across cells r = n/a (the model's or the "
                                "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
+    assert [line.split("index model")[1].split()[0] for line in printed[2:14]] == ["0.00"] * 12
     assert (out / "adaptation.png").read_bytes()[:4] == b"\x89PNG"
 
     # protocol version 1 (the retired one, kept for the record): the default circuit's 12 cells, --frames

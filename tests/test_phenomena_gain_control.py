@@ -168,6 +168,35 @@ def test_a_cell_moved_only_by_float32_rounding_is_no_response_not_adapting():
     assert real["reason"][0] == "" and abs(real["gain_ratio"][0] - 1) < 0.05 and not real["adapting"][0]
 
 
+def test_gain_control_floors_are_relative_to_the_cells_rates():
+    """The range of the rates and ``gain_low`` had absolute floors of 1e-9 spikes/s, the STA's sum of rates one of
+    1e-9: the adapting cell at 1e-12 of its rates (a range of 4e-11 spikes/s) was 'no response', at 4e-11 of them (a
+    range of 1.5e-9, a gain of 7.5e-10) 'flat at low contrast', at 1e-16 (rates summing to 1e-11: its STA shrunk
+    1e-2 times, the window means' correction not) a gain ratio of -0.41 and peaks at 13.1 frames. The floors are
+    relative to the cell's rates now (above_rounding): the cell scaled by 1e-6 to 1e-16 gives the unscaled cell's
+    numbers; a float32 cell moved by rounding alone and a silent cell give none, with a reason."""
+    adapting = GainControlCell()
+    kernel = np.exp(-np.arange(10) / 3.0) * np.sin(np.arange(10) / 2)
+    scales = (1.0, 1e-6, 4e-11, 1e-12, 1e-16)
+
+    def cells(movie):
+        rates = adapting(movie)[0]
+        drive = signal.lfilter(kernel, 1.0, movie[:, 24:27, 24:27].mean((1, 2))).astype(np.float32)
+        rounding = np.float32(10.1) + np.float32(3e-6) * drive  # a few float32 steps apart: rounding alone
+        return np.stack([scale * rates for scale in scales] + [rounding, np.zeros(len(movie))])
+
+    result = contrast_gain_control(cells, frames=3200)
+    assert list(result["reason"]) == [""] * 5 + ["no response (low contrast)"] * 2
+    assert result["gain_ratio"][0] == pytest.approx(expected_ratio(adapting), rel=0.15) and result["adapting"][0]
+    for i, scale in enumerate(scales):
+        assert result["gain_ratio"][i] == pytest.approx(result["gain_ratio"][0], rel=1e-5), scale
+        assert result["gain_low"][i] == pytest.approx(scale * result["gain_low"][0], rel=1e-5), scale
+        assert result["latency_low"][i] == pytest.approx(result["latency_low"][0], abs=1e-4), scale
+        assert result["latency_high"][i] == pytest.approx(result["latency_high"][0], abs=1e-4), scale
+        assert result["adapting"][i], scale
+    assert np.isnan(result["gain_ratio"][5:]).all() and not result["adapting"][5:].any()
+
+
 def test_bad_contrasts_and_short_runs_are_refused():
     with pytest.raises(SpecError, match="need 0 < low < high"):
         contrast_gain_control(GainControlCell(), low=1.0, high=0.3)

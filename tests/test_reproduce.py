@@ -845,14 +845,15 @@ def test_a_record_of_another_benchmark_version_is_named_beside_the_numbers():
     from neurozoo.leaderboard.reproduce import protocol_notes
 
     spec = {"family": "retina", "model": "ln", "benchmark": "retina_embedded.contrast-adaptation"}
-    assert protocol_notes({"spec": {**spec, "benchmark_version": 4}}) == []  # index version 3, score version 2
+    assert protocol_notes({"spec": {**spec, "benchmark_version": 5}}) == []  # index version 4, score version 2
     assert protocol_notes({"spec": spec}) == [
-        "spec.benchmark_version: stored none, this code's 4 (retina_embedded.contrast-adaptation's measure has "
+        "spec.benchmark_version: stored none, this code's 5 (retina_embedded.contrast-adaptation's measure has "
         "changed since the record)"]
     # the rounding floor's versions (2026-12-05): a record scored before each is named, not only its numbers
-    for benchmark, before, now in [("retina_embedded.contrast-adaptation", 3, 4), ("retina_embedded.osr", 3, 4),
-                                   ("retina_embedded.frequency-doubling", 2, 3),
-                                   ("retina_embedded.osr-mechanism", None, 2)]:
+    for benchmark, before, now in [("retina_embedded.contrast-adaptation", 3, 5),
+                                   ("retina_embedded.contrast-adaptation", 4, 5), ("retina_embedded.osr", 3, 5),
+                                   ("retina_embedded.osr", 4, 5), ("retina_embedded.frequency-doubling", 2, 3),
+                                   ("retina_embedded.osr-mechanism", None, 3), ("retina_embedded.osr-mechanism", 2, 3)]:
         stored = {**spec, "benchmark": benchmark, **({} if before is None else {"benchmark_version": before})}
         assert protocol_notes({"spec": stored}) == [
             f"spec.benchmark_version: stored {'none' if before is None else before}, this code's {now} ({benchmark}'s "

@@ -56,7 +56,10 @@ def _index(a, b):
 # scored -0.34 to 0.07 there, and the LN, two-subunit and GLM fits 0.08-0.11 on retina_embedded.contrast-adaptation.
 # 3: version 2's windows; an index whose two windows' rates are at rounding level (not above ROUNDING_FLOOR times the
 # cell's largest rate: a silent cell) is undefined (NaN, with a reason), where version 2 read 0 (no adaptation)
-INDEX_VERSION = 3
+# 4: an index whose two windows' rates differ by rounding alone (their difference not above ROUNDING_FLOOR times the
+# cell's largest rate) is 0, no adaptation; version 3 divided the rounding (a fitted BN-CNN's -2e-8, which
+# zoo probe adaptation printed as -0.00)
+INDEX_VERSION = 4
 #: an index (a dimensionless ratio of rates: ``adaptation_index``, ``oms_index``, 1 - a paired flash's recovery,
 #: log2 F2/F1) within this of 0 is 0 up to float32 rounding and has no sign. A system whose index is 0 by construction
 #: (no memory beyond its window: the replayed windows, the second flash beyond it) computes the two rates it compares
@@ -123,7 +126,9 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     * each index is undefined (NaN) where its denominator is not above :data:`ROUNDING_FLOOR` times the cell's
       largest rate (:func:`above_rounding`): no rate in either window, or rounding alone (a silent cell; index
       version 3: version 2 divided by a 1e-12 floor and read 0, no adaptation, for a cell with no response to
-      adapt); ``reason`` says why per cell (else "");
+      adapt); ``reason`` says why per cell (else ""); an index whose windows' rates differ by no more than that
+      (rounding alone) is 0, no adaptation (index version 4: version 3 divided the rounding, a fitted BN-CNN's
+      indices -2e-8 to 3e-8);
     * ``tau_high``: time constant (frames) of the decay, an exponential fitted from the peak of the (``smooth``-
       frame boxcar smoothed) trace within ``early`` to the end of the block; ``tau_low``: the same for the
       recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved, and
@@ -137,7 +142,8 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     if index_version != INDEX_VERSION:
         raise SpecError(f"contrast_adaptation: index_version={index_version} is not computed by this code (version "
                         f"{INDEX_VERSION}; version 1's windows scored fixed LN cells as adapting, version 2 gave a "
-                        "silent cell an index of 0: docs/retina.md)")
+                        "silent cell an index of 0, version 3 a cell without adaptation one of rounding: "
+                        "docs/retina.md)")
     check_settings("contrast_adaptation", frames={"block": block, "checker": checker, "smooth": smooth,
                                                   "memory": memory}, positive={"low": low, "high": high})
     if check_integer(cycles, "contrast_adaptation: cycles", least=2, error=SpecError) and not low < high:
@@ -174,9 +180,9 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
             tau, amplitude, _ = fit_exponential(smoothed[start:])
             out[i] = tau if sign * amplitude > 0 else np.nan
     size = np.abs(rates).max(1)  # each cell's largest rate: windows' rates not above 1e-6 of it may be rounding
-    adaptation = np.where(above_rounding(np.abs(early_high) + np.abs(late_high), size),
-                          _index(early_high, late_high), np.nan)
-    recovery = np.where(above_rounding(np.abs(late_low) + np.abs(early_low), size), _index(late_low, early_low), np.nan)
+    adaptation, recovery = (np.where(above_rounding(np.abs(a) + np.abs(b), size),
+                                     np.where(above_rounding(np.abs(a - b), size), _index(a, b), 0.0), np.nan)
+                            for a, b in ((early_high, late_high), (late_low, early_low)))
     reason = np.full(n_cells, "", dtype=object)
     reason[np.isnan(recovery)] = "no rate above rounding level in the low block's windows: no recovery index"
     reason[np.isnan(adaptation)] = "no rate above rounding level in the high block's windows: no adaptation index"
@@ -319,12 +325,15 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     cells: ``MIN_PEAK_SHIFT_FRAMES``).
 
     Per cell NaN with ``reason`` where nothing is resolved: ``no response`` (rates constant over the run, up to
-    rounding: a range not above :data:`ROUNDING_FLOOR` times the largest rate, or 1e-9; a float32 linear cell moved by
-    3e-7 of its rate, its rates a few float32 steps apart, had been called adapting, gain ratio -2.0, with a floor of
-    1e-9 of the rate),
+    rounding: a range not above :data:`ROUNDING_FLOOR` times the largest rate, :func:`above_rounding`; a float32
+    linear cell moved by 3e-7 of its rate, its rates a few float32 steps apart, had been called adapting, gain ratio
+    -2.0, with a floor of 1e-9 of the rate),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
-    (fewer than 3 shared bins, or no slope at low contrast)."""
+    (fewer than 3 shared bins, or no slope at low contrast: the fitted line's rise over the shared bins not above
+    :data:`ROUNDING_FLOOR` times the low-contrast run's largest rate). Every floor is relative to the cell's rates, so
+    a cell's numbers do not depend on their scale: the absolute floors of 1e-9 spikes/s on the rates' range and on
+    ``gain_low`` had called a cell at rates below 1e-9 spikes/s unresponsive or flat, whatever its response."""
     import torch
 
     from neurozoo.retina.fit import spike_triggered_average
@@ -356,7 +365,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
-            if np.ptp(r) <= max(1e-9, ROUNDING_FLOOR * np.abs(r).max()):  # rounding alone (1e-9 of it before)
+            if not above_rounding(np.ptp(r), np.abs(r).max()):  # constant up to rounding (or silent): no response
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
@@ -379,7 +388,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
             continue
         for name in runs:
             out[f"gain_{name}"][i] = np.polyfit(centres[shared], out[f"nonlinearity_{name}"][i][shared], 1)[0]
-        if abs(out["gain_low"][i]) <= 1e-9:
+        # the low-contrast line's rise over the shared bins, at rounding level of the run's largest rate: flat
+        low_rates = runs["low"][2][i, targets]
+        if not above_rounding(abs(out["gain_low"][i]) * np.ptp(centres[shared]), np.abs(low_rates).max()):
             reason[i] = "nonlinearity not resolved (flat at low contrast)"
             out["gain_low"][i] = out["gain_high"][i] = np.nan
     out["gain_ratio"] = out["gain_high"] / out["gain_low"]

@@ -43,26 +43,26 @@ def _baseline(rates, onset, n=20):
     return rates[:, max(0, onset - n):onset].mean(1)
 
 
-def _centroid_time(trace: np.ndarray, lo: int, hi: int, baseline: float = None, size=None) -> np.ndarray:
+def _centroid_time(trace: np.ndarray, lo: int, hi: int, size, baseline: float = None) -> np.ndarray:
     """Time of a response peak, robust to plateaus: mean time of the samples above half the window's maximum
     (floor = the window's minimum), per row. NaN for a row without a response: a flat window, or (``baseline``
     given: the trace's level with no response, e.g. 0 for a trace minus its baseline) a window that never rises
     above ``baseline``. Such a row had been given the window's middle, a made-up latency (a silent cell then
-    showed an OSR slope of 0.50 with R^2 1.00). ``size`` (per row: the largest rate the trace was computed from)
-    makes "flat" and "never rises" relative: not above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times it
-    (``above_rounding``), where a float32 cell's response may be rounding alone (else not above 1e-12)."""
+    showed an OSR slope of 0.50 with R^2 1.00). "Flat" and "never rises" are relative to ``size`` (per row: the
+    largest rate the trace was computed from): not above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times it
+    (``above_rounding``), where a float32 cell's response may be rounding alone. ``size`` is required: the absolute
+    floor of 1e-12 spikes/s kept beside it had left a real response of a cell at rates below 1e-6 spikes/s untimed
+    (OSR call version 5)."""
+    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
+
     part = trace[:, lo:hi]
     floor = part.min(1, keepdims=True)
     peak = part.max(1, keepdims=True)
     height = peak - floor
-    resolution = 1e-12
-    if size is not None:
-        from neurozoo.retina.phenomena.adaptation import ROUNDING_FLOOR  # (adaptation imports this module)
-
-        resolution = np.maximum(resolution, ROUNDING_FLOOR * np.asarray(size, float))[:, None]
-    silent = (height <= resolution)[:, 0]
+    size = np.asarray(size, float)[:, None]
+    silent = ~above_rounding(height, size)[:, 0]
     if baseline is not None:
-        silent |= (peak <= baseline + resolution)[:, 0]
+        silent |= ~above_rounding(peak - baseline, size)[:, 0]
     weights = np.where(part - floor >= 0.5 * height, part - floor, 0.0)
     weights[silent] = 1.0
     times = lo + (weights * np.arange(part.shape[1])).sum(1) / weights.sum(1)
@@ -288,7 +288,7 @@ def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post
         cell_size = np.abs(rates).max(1)
         size = np.maximum(size, cell_size)
         amplitudes.append(dev[:, pre:pre + post].max(1))
-        latencies.append(_centroid_time(dev, pre, pre + post, baseline=0.0, size=cell_size) - pre
+        latencies.append(_centroid_time(dev, pre, pre + post, cell_size, baseline=0.0) - pre
                          - (flash_frames - 1) / 2)
     amplitudes, latencies = np.stack(amplitudes, 1), np.stack(latencies, 1)
     positions = np.asarray(positions, float)
@@ -363,7 +363,7 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     diff = r_rev - r_ctl
     size = np.maximum(np.abs(r_rev).max(1), np.abs(r_ctl).max(1))  # each cell's largest rate
     response = diff[:, t_rev:t_rev + window].max(1)
-    latency = _centroid_time(diff, t_rev, t_rev + window, baseline=0.0, size=size) - t_rev
+    latency = _centroid_time(diff, t_rev, t_rev + window, size, baseline=0.0) - t_rev
     drive = r_ctl.max(1) - _baseline(r_ctl, 40)
     driven = above_rounding(drive, size)
     return {"reversal_frame": t_rev, "reversal_response": response, "latency": latency,

@@ -10,7 +10,8 @@ is resolved). Per cell and period:
   omitted flash was due (the mean time of the samples above half the window's maximum, robust to plateaus);
   NaN where the response never rises above the baseline there, or only by rounding (not above
   ``ROUNDING_FLOOR`` (1e-6) times the cell's largest rate: a float32 cell whose rate the flashes move by less had
-  been timed by its rounding) (nothing to time; the cell's slope and R^2 are then NaN and it shows no OSR);
+  been timed by its rounding; call version 5: version 4 kept an absolute floor of 1e-12 beside it) (nothing to
+  time; the cell's slope and R^2 are then NaN and it shows no OSR);
   ``latencies`` are measured from the last flash's onset, ``omission_latencies`` from the omitted flash;
 * ``peaks``: the response's maximum in that window; ``train_peaks``: the mean over the three flashes before
   the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``, undefined
@@ -55,7 +56,9 @@ MIN_PEAK_RATIO = 2.0
 # 4: a train whose per-flash peak is not above ROUNDING_FLOOR times the cell's largest rate evoked nothing (no OSR,
 # no peak ratio); version 3 asked train_peaks > 0, which rounding passes: a float32 cell whose flashes moved its rate
 # by one float32 step and which rose after the omission was called OSR, with a peak ratio of 1e7
-CALL_VERSION = 4
+# 5: the latency's rounding floor is relative alone; version 4 kept 1e-12 spikes/s beside it (at least), so a real rise
+# of a cell whose largest rate is below 1e-6 spikes/s could go untimed (its latency, slope, R^2 and call)
+CALL_VERSION = 5
 
 
 @dataclass
@@ -229,7 +232,7 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
         response = rates - rates[:, :pre].mean(1, keepdims=True)
         stop = omitted + window
         size = np.abs(rates[:, :stop]).max(1)  # a rise not above 1e-6 of it may be float32 rounding: no response
-        latencies.append(_centroid_time(response, last, stop, baseline=0.0, size=size) - last)
+        latencies.append(_centroid_time(response, last, stop, size, baseline=0.0) - last)
         peaks.append(response[:, last:stop].max(1))
         flashes = [last - k * period for k in (3, 2, 1)]
         train_peaks.append(np.mean([response[:, t:t + period].max(1) for t in flashes], 0))

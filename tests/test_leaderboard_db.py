@@ -892,7 +892,7 @@ def test_a_score_of_an_older_benchmark_version_is_never_ranked_beside_current_on
     from neurozoo.retina.fit import FIT_PROTOCOL
 
     bench = "retina_embedded.contrast-adaptation"
-    now = benchmark_version(bench)["benchmark_version"]  # 3: index version 2, score version 2
+    now = benchmark_version(bench)["benchmark_version"]  # index version + score version - 1 (phenomena.registered_version)
     before = f"scored under version {now - 1}"
 
     def scored(model, value, **changes):

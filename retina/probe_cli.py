@@ -338,9 +338,10 @@ def _oms_protocol(args):
 
         args.kind = args.kind or KIND["oms"]
         if args.kind not in OMS_KINDS:
+            others = " and ".join(f"embedded:{kind}" for kind in OMS_KINDS if kind != KIND["oms"])
             raise UserFacingError(f"--kind {args.kind}: protocol version 2 (retina_embedded.oms's) probes the "
-                                  f"object-motion circuit, whose recording is embedded:{KIND['oms']} (leave --kind "
-                                  "out); --protocol-version 1 probes the default circuit's")
+                                  f"object-motion circuit, whose recordings are embedded:{KIND['oms']} (the default: "
+                                  f"leave --kind out), {others}; --protocol-version 1 probes the default circuit's")
         given = [f"--{name}" for name in ("frames", "radius") if getattr(args, name) is not None]
         if given:
             raise UserFacingError(f"{' and '.join(given)}: protocol version 2 runs retina_embedded.oms's settings "

@@ -414,7 +414,12 @@ def test_probe_oms_runs_the_benchmarks_protocol_version_2_on_the_object_motion_c
     assert capsys.readouterr().err == ("zoo probe: error: --frames: protocol version 2 runs retina_embedded.oms's "
                                        "settings (400 frames, radius 12 px); they apply to --protocol-version 1\n")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--kind", "whitenoise", "--out", str(out)]) == 2
-    assert "--kind whitenoise: protocol version 2" in capsys.readouterr().err
+    # every object-motion recording is a --kind of version 2 (oms-naturalscene, oms-gratingmotion too): the refusal
+    # named oms-whitenoise alone, as if leaving --kind out were the only way
+    assert capsys.readouterr().err == (
+        "zoo probe: error: --kind whitenoise: protocol version 2 (retina_embedded.oms's) probes the object-motion "
+        "circuit, whose recordings are embedded:oms-whitenoise (the default: leave --kind out), "
+        "embedded:oms-naturalscene and embedded:oms-gratingmotion; --protocol-version 1 probes the default circuit's\n")
 
 
 def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, monkeypatch):

@@ -301,9 +301,10 @@ def run_probe_adaptation(args) -> int:
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
-          f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
-          f"{tau_summary(truth['tau_high'])}); across cells r = {_r_or_why(comparison['pearson_r'])}")
+    model_tau, truth_tau = (tau_summary(result["tau_high"], result["adaptation_index"]) for result in (fitted, truth))
+    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, {model_tau} (ground "
+          f"truth {nanmedian(truth['adaptation_index']):.2f}, {truth_tau}); across cells r = "
+          f"{_r_or_why(comparison['pearson_r'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
               f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
@@ -318,7 +319,8 @@ def _r_or_why(r: float) -> str:
 
 
 def _ms(tau_frames: float) -> str:
-    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt)."""
+    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt, or its decay is not
+    resolved: its index, printed beside it, says which)."""
     import math
 
     return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"

@@ -314,6 +314,19 @@ def test_balanced_oms_responses_are_the_means_over_the_four_movies_of_each_condi
     assert result["oms_index"][0] == pytest.approx(9 / 13, abs=1e-12)
 
 
+def test_tau_summary_counts_an_adapting_cell_whose_decay_is_not_resolved_among_the_adapting():
+    """The ground truth's cell11 adapts (index 0.27) without a resolved time constant: the summary had counted the
+    cells with a tau as the adapting ones ("median of 11/12 adapting cells"), one adapting cell left out."""
+    from neurozoo.retina.phenomena.adaptation import tau_summary
+
+    nan = float("nan")
+    assert tau_summary([2.0, nan, 4.0, nan], [0.3, 0.27, 0.1, 0.0]) == (
+        "tau 30 ms (median of 2 of the 3/4 adapting cells; 1 without a resolved decay)")
+    assert tau_summary([2.0, nan, 4.0, nan], [0.3, 0.0, 0.1, nan]) == "tau 30 ms (median of 2/4 adapting cells)"
+    assert tau_summary([nan, nan], [0.2, 5e-7]) == "tau: no decay resolved in the 1/2 adapting cells"
+    assert tau_summary([nan, nan], [0.0, nan]) == "tau: no adapting cell of 2"
+
+
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     import json
 
@@ -321,6 +334,7 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
 
     from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina.fit import create_model
+    from neurozoo.retina.phenomena.adaptation import tau_summary
 
     torch.manual_seed(0)
     weights = tmp_path / "model.pt"
@@ -343,9 +357,9 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert model["tau_high"] == [None] * 12 and model["tau_low"] == [None] * 12
     assert sum(v is not None for v in truth["tau_high"]) >= 6
     printed = capsys.readouterr().out.splitlines()
-    adapting = sum(v is not None for v in truth["tau_high"])
+    truth_tau = tau_summary(truth["tau_high"], truth["adaptation_index"])
     assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth ")
-    assert printed[1].endswith(f"median of {adapting}/12 adapting cells)); across cells r = n/a (the model's or the "
+    assert printed[1].endswith(f"{truth_tau}); across cells r = n/a (the model's or the "
                                "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
     assert [line.split("index model")[1].split()[0] for line in printed[2:14]] == ["0.00"] * 12

@@ -601,7 +601,8 @@ def test_a_held_out_score_of_weights_without_a_recorded_training_stimulus_says_s
     assert zoo(["score", "ln", "retina_embedded.naturalscene-heldout", "--checkpoint", str(weights), "--db", db,
                 "--out", str(tmp_path / "out")]) == 0
     assert (f"note: {weights}: the training stimulus of these weights is unknown (no summary.json beside weights.pt "
-            "(zoo fit --out writes one): taken by its cell count for a fit to the embedded recordings (12 cells, the "
+            "(zoo fit writes one into --out, or into the fit cache's folder for --data embedded:KIND): taken by its "
+            "cell count for a fit to the embedded recordings (12 cells, the "
             "embedded circuit's 12)); the held-out score of retina_embedded.naturalscene-heldout assumes they were "
             "fitted on embedded:naturalscene, the stimulus it scores") in capsys.readouterr().err
     [record] = ResultsStore(db).records()
@@ -640,8 +641,8 @@ def test_probe_without_summary_json_says_it_went_by_the_cell_count(tmp_path, cap
     out = tmp_path / "probe"
     assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        f"{weights}: no summary.json beside weights.pt (zoo fit --out writes one): taken by its cell count for a fit "
-        f"to {verdict}")
+        f"{weights}: no summary.json beside weights.pt (zoo fit writes one into --out, or into the fit cache's folder "
+        f"for --data embedded:KIND): taken by its cell count for a fit to {verdict}")
     record = json.loads((out / "osr.json").read_text())
     assert record["provenance"]["fitted_to"]["rule"] == "cell count"
     assert ("truth_osr" in record) == (n_cells == 12)

@@ -302,9 +302,13 @@ def run_probe_adaptation(args) -> int:
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
     model_tau, truth_tau = (tau_summary(result["tau_high"], result["adaptation_index"]) for result in (fitted, truth))
-    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, {model_tau} (ground "
-          f"truth {nanmedian(truth['adaptation_index']):.2f}, {truth_tau}); across cells r = "
-          f"{_r_or_why(comparison['pearson_r'])}")
+    median = nanmedian(fitted["adaptation_index"])
+    # every index undefined (a silent model: NaN where the high block's windows are at rounding level) printed "nan"
+    index = (f"adaptation index median {median:.2f}" if median == median else
+             "no adaptation index: no cell has a rate above rounding level in the high block's windows")
+    print(f"{args.model}: {index}, {model_tau} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
+          f"{truth_tau}); across cells r = "
+          f"{_r_or_why(comparison['pearson_r'], fitted['adaptation_index'], truth['adaptation_index'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
               f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
@@ -313,9 +317,16 @@ def run_probe_adaptation(args) -> int:
     return 0
 
 
-def _r_or_why(r: float) -> str:
-    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither)."""
-    return f"{r:.2f}" if r == r else "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
+def _r_or_why(r: float, model, truth) -> str:
+    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither): fewer than 3 cells
+    with an index in both (a silent model's are undefined), or indices the same in every cell."""
+    import numpy as np
+
+    if r == r:
+        return f"{r:.2f}"
+    if (np.isfinite(np.asarray(model, float)) & np.isfinite(np.asarray(truth, float))).sum() < 3:
+        return "n/a (fewer than 3 cells have an index in both)"
+    return "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
 def _ms(tau_frames: float) -> str:

@@ -327,6 +327,27 @@ def test_tau_summary_counts_an_adapting_cell_whose_decay_is_not_resolved_among_t
     assert tau_summary([nan, nan], [0.0, nan]) == "tau: no adapting cell of 2"
 
 
+def test_probe_adaptation_of_a_silent_model_says_it_has_no_index_rather_than_median_nan(tmp_path, capsys):
+    """An LN model whose cells never fire (bias -200: softplus 0 in float32) has no index in any cell: the summary
+    printed "adaptation index median nan" and "r = n/a (the model's or the truth's index is the same in every cell)",
+    a reason that is not this one."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    state = create_model("ln", n_cells=12).state_dict()
+    state["bias"].fill_(-200.0)
+    weights = tmp_path / "silent.pt"
+    torch.save(state, weights)
+    assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--out", str(tmp_path / "probe"),
+                "--block", "140", "--cycles", "4", "--quiet"]) == 0
+    summary = capsys.readouterr().out.splitlines()[1]
+    assert summary.startswith("ln: no adaptation index: no cell has a rate above rounding level in the high block's windows, "
+                              "tau: no adapting cell of 12 (ground truth ")
+    assert summary.endswith("; across cells r = n/a (fewer than 3 cells have an index in both)")
+
+
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     import json
 

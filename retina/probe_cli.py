@@ -274,8 +274,11 @@ def run_probe_osr(args) -> int:
     print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells; ground truth: "
           f"{int(truth.is_osr.sum())}/{len(truth.is_osr)}; score {comparison['value']:.3f}")
     for row in comparison["cells"]:
-        print(f"  {cell_name(row['cell'])}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
-              f"truth {row['truth_slope']:5.2f}  OSR {'yes' if row['model_osr'] else 'no'}")
+        # a cell without a latency has no slope nor R^2 (the figure's "no response to time"): printed "nan (R^2 0.00)"
+        slope = (f"{row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f})" if row["model_slope"] == row["model_slope"]
+                 else "   n/a (no response to time)")
+        print(f"  {cell_name(row['cell'])}: slope model {slope} truth {row['truth_slope']:5.2f}  "
+              f"OSR {'yes' if row['model_osr'] else 'no'}")
     print(f"wrote {Path(figure).resolve()} and {(args.out / 'osr.json').resolve()}")
     return 0
 

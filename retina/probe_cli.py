@@ -465,9 +465,13 @@ def run_probe_gain_control(args) -> int:
                                          "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
                                          "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
                                          "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: gain ratio high/low median {nanmedian(fitted['gain_ratio']):.2f}, adapting in "
-          f"{int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells (ground truth "
-          f"{nanmedian(truth['gain_ratio']):.2f}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
+    # a system with no resolved ratio in any cell (a short run, a silent model) printed "median nan"
+    unresolved = "no cell's gain ratio resolved (per cell below: why)"
+    model_median, truth_median = nanmedian(fitted["gain_ratio"]), nanmedian(truth["gain_ratio"])
+    model_ratio = f"gain ratio high/low median {model_median:.2f}" if model_median == model_median else unresolved
+    truth_ratio = f" {truth_median:.2f}" if truth_median == truth_median else f": {unresolved}"
+    print(f"{args.model}: {model_ratio}, adapting in {int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells "
+          f"(ground truth{truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")

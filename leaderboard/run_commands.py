@@ -374,6 +374,8 @@ def _submission_status(args) -> int:
         detail = f"public-split score {public.value:.4f}" if public is not None else (job["error"] or "")
         if job["outdated"]:
             detail += f" (outdated, not ranked: {job['outdated']})"
-        print(f"  {job['benchmark']}: {job['status']} {detail}")
+        # an error of several lines (a model process's console) indented under its job, not at the listing's margin
+        detail = detail.replace("\n", "\n    ")
+        print(f"  {job['benchmark']}: {job['status']} {detail}".rstrip())
     print("(the leaderboard ranks the hidden split; its scores are not shown to submitters)")
     return 0

@@ -135,8 +135,9 @@ def run_model(images, request: Dict[str, Any], folder: Path, limits: Limits, san
     if outcome.returncode != 0:
         code = outcome.returncode
         why = f"killed by signal {-code}" if code < 0 else f"exit status {code}"
-        raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}\n"
-                           f"{console}".strip(), public=f"the submission's model process failed ({why})")
+        below = "" if console.strip() == last else f"\n{console}"  # a one-line error alone: shown twice
+        raise ScoringError(f"the submission's model process failed ({why}){': ' + last if last else ''}{below}"
+                           .strip(), public=f"the submission's model process failed ({why})")
     return read_arrays(outcome.result, len(layers), len(images), request["max_features"], len(request["bins"]))
 
 

@@ -316,7 +316,10 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
              f"{'the embedded recordings' if by_count['circuit_cells'] else 'your own recording'} ({n_cells} cells, "
              f"{'the' if by_count['circuit_cells'] else 'not the'} embedded circuit's {circuit_cells})")
     if not summary.is_file():
-        return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit --out writes one): {taken}"}
+        # zoo fit --data embedded:KIND without --out writes it into the fit cache's folder, whose weights zoo probe
+        # --fit-embedded and zoo score leave without one: naming --out alone sent such a user to fit again
+        return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit writes one into --out, or "
+                                      f"into the fit cache's folder for --data embedded:KIND): {taken}"}
     try:
         record = json.loads(summary.read_text())
         provenance = record.get("provenance") or {}

@@ -274,8 +274,11 @@ def run_probe_osr(args) -> int:
     print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells; ground truth: "
           f"{int(truth.is_osr.sum())}/{len(truth.is_osr)}; score {comparison['value']:.3f}")
     for row in comparison["cells"]:
-        print(f"  {cell_name(row['cell'])}: slope model {row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f}) "
-              f"truth {row['truth_slope']:5.2f}  OSR {'yes' if row['model_osr'] else 'no'}")
+        # a cell without a latency has no slope nor R^2 (the figure's "no response to time"): printed "nan (R^2 0.00)"
+        slope = (f"{row['model_slope']:6.2f} (R^2 {row['model_r2']:.2f})" if row["model_slope"] == row["model_slope"]
+                 else "   n/a (no response to time)")
+        print(f"  {cell_name(row['cell'])}: slope model {slope} truth {row['truth_slope']:5.2f}  "
+              f"OSR {'yes' if row['model_osr'] else 'no'}")
     print(f"wrote {Path(figure).resolve()} and {(args.out / 'osr.json').resolve()}")
     return 0
 
@@ -301,9 +304,14 @@ def run_probe_adaptation(args) -> int:
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: adaptation index median {nanmedian(fitted['adaptation_index']):.2f}, "
-          f"{tau_summary(fitted['tau_high'])} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
-          f"{tau_summary(truth['tau_high'])}); across cells r = {_r_or_why(comparison['pearson_r'])}")
+    model_tau, truth_tau = (tau_summary(result["tau_high"], result["adaptation_index"]) for result in (fitted, truth))
+    median = nanmedian(fitted["adaptation_index"])
+    # every index undefined (a silent model: NaN where the high block's windows are at rounding level) printed "nan"
+    index = (f"adaptation index median {median:.2f}" if median == median else
+             "no adaptation index: no cell has a rate above rounding level in the high block's windows")
+    print(f"{args.model}: {index}, {model_tau} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
+          f"{truth_tau}); across cells r = "
+          f"{_r_or_why(comparison['pearson_r'], fitted['adaptation_index'], truth['adaptation_index'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
               f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
@@ -312,13 +320,21 @@ def run_probe_adaptation(args) -> int:
     return 0
 
 
-def _r_or_why(r: float) -> str:
-    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither)."""
-    return f"{r:.2f}" if r == r else "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
+def _r_or_why(r: float, model, truth) -> str:
+    """``compare_indices``'s r across cells, or why there is none (a printed ``nan`` said neither): fewer than 3 cells
+    with an index in both (a silent model's are undefined), or indices the same in every cell."""
+    import numpy as np
+
+    if r == r:
+        return f"{r:.2f}"
+    if (np.isfinite(np.asarray(model, float)) & np.isfinite(np.asarray(truth, float))).sum() < 3:
+        return "n/a (fewer than 3 cells have an index in both)"
+    return "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
 def _ms(tau_frames: float) -> str:
-    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt)."""
+    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt, or its decay is not
+    resolved: its index, printed beside it, says which)."""
     import math
 
     return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"
@@ -338,9 +354,10 @@ def _oms_protocol(args):
 
         args.kind = args.kind or KIND["oms"]
         if args.kind not in OMS_KINDS:
+            others = " and ".join(f"embedded:{kind}" for kind in OMS_KINDS if kind != KIND["oms"])
             raise UserFacingError(f"--kind {args.kind}: protocol version 2 (retina_embedded.oms's) probes the "
-                                  f"object-motion circuit, whose recording is embedded:{KIND['oms']} (leave --kind "
-                                  "out); --protocol-version 1 probes the default circuit's")
+                                  f"object-motion circuit, whose recordings are embedded:{KIND['oms']} (the default: "
+                                  f"leave --kind out), {others}; --protocol-version 1 probes the default circuit's")
         given = [f"--{name}" for name in ("frames", "radius") if getattr(args, name) is not None]
         if given:
             raise UserFacingError(f"{' and '.join(given)}: protocol version 2 runs retina_embedded.oms's settings "
@@ -448,9 +465,13 @@ def run_probe_gain_control(args) -> int:
                                          "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
                                          "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
                                          "comparison": comparison, "provenance": info, "figure": str(figure)})
-    print(f"{args.model}: gain ratio high/low median {nanmedian(fitted['gain_ratio']):.2f}, adapting in "
-          f"{int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells (ground truth "
-          f"{nanmedian(truth['gain_ratio']):.2f}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
+    # a system with no resolved ratio in any cell (a short run, a silent model) printed "median nan"
+    unresolved = "no cell's gain ratio resolved (per cell below: why)"
+    model_median, truth_median = nanmedian(fitted["gain_ratio"]), nanmedian(truth["gain_ratio"])
+    model_ratio = f"gain ratio high/low median {model_median:.2f}" if model_median == model_median else unresolved
+    truth_ratio = f" {truth_median:.2f}" if truth_median == truth_median else f": {unresolved}"
+    print(f"{args.model}: {model_ratio}, adapting in {int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells "
+          f"(ground truth{truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")

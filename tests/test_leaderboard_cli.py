@@ -465,6 +465,23 @@ def test_a_commands_warnings_are_one_line_named_after_the_command(monkeypatch, c
     assert shown == ["zoo data: warning: w\n"] and warnings.formatwarning is before  # Python's own again after it
 
 
+def test_zoo_submission_indents_a_job_errors_continuation_lines(tmp_path, capsys):
+    """A job's error of several lines (a failed model process: its error line, then its console) went on at column 0,
+    read as lines of the listing rather than of that job's error; an empty detail left a trailing space."""
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    db = LeaderboardDB(url)
+    sid = db.add_submission("sub", "/store/x", "0" * 64, {}, None, [{"model": "sub", "benchmark": "b", "spec": {}},
+                                                                   {"model": "sub", "benchmark": "c", "spec": {}}])
+    job = db.claim("w", max_attempts=1)
+    assert db.fail(job["id"], "w", "ScoringError: failed: error: no layer\nerror: no layer\n  wrapped",
+                   lease_token=job["lease_token"])
+    db.dispose()
+    assert main(["submission", str(sid), "--db", url]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[1:5] == ["  b: failed ScoringError: failed: error: no layer", "    error: no layer", "      wrapped",
+                        "  c: queued"]
+
+
 def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record(tmp_path, capsys):
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     db = LeaderboardDB(url)
@@ -483,13 +500,13 @@ def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record
     out = capsys.readouterr().out.splitlines()
     assert out[:2] == [f"submission {sid}: withdrawn, 1 queued or running job(s) cancelled",
                        f"submission {sid} sub ({'0' * 12}): withdrawn"]
-    assert out[2].startswith("  withdraw by op at ") and out[2].endswith(": licence") and out[3] == "  b: withdrawn "
+    assert out[2].startswith("  withdraw by op at ") and out[2].endswith(": licence") and out[3] == "  b: withdrawn"
     assert main(["work", "--retry-submission", str(sid), "--db", url, "--no-progress"]) == 2
     assert f"submission {sid} is withdrawn (zoo submission {sid} --restore first)" in capsys.readouterr().err
     assert main(["submission", str(sid), "--restore", "--by", "op", "--db", url]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out[0] == f"submission {sid}: restored, 1 job(s) queued again" and out[1].endswith("): queued")
-    assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued "
+    assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued"
 
 
 @pytest.mark.parametrize("name, says", [

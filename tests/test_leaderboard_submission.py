@@ -1059,6 +1059,23 @@ def test_a_recurrent_submission_without_a_time_mapping_fails_with_the_hint_shown
     assert "create_model returns (model, {'cell': [70, 6, 5]})" in whole, whole  # lbtest.V4's 3 bins, 70-100 ms
 
 
+def test_a_one_line_model_process_error_is_shown_once(tmp_path, db, monkeypatch):
+    """A model process whose whole console is its one-line error (a layer that is not there) had that line shown twice,
+    as the summary and again as the console below it (`zoo submission ID`: the job's error line, then the same line)."""
+    from neurozoo.leaderboard.sandbox import Limits
+    from neurozoo.leaderboard.submission import submission_specs
+    from neurozoo.leaderboard.worker import model_features
+    from neurozoo.leaderboard.zoo import ScoringError
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    folder = make_submission(tmp_path / "sub", weights=False, layers={"V4": "conv9"})
+    spec = submission_specs(prepare(folder, tmp_path / "store"))[0]["spec"]
+    with pytest.raises(ScoringError) as error:  # our own test model: run without the sandbox
+        model_features(benchmarks.load("lbtest.V4"), spec, "conv9", Limits(wall_s=120), sandbox=False)
+    assert str(error.value) == ("the submission's model process failed (exit status 1): error: model has no layer "
+                                "'conv9'; did you mean 'conv2', 'conv1'? (its top-level modules: conv1, relu, conv2)")
+
+
 def test_zoo_submit_checks_passed_line_gives_a_command_that_runs_as_copied(tmp_path, monkeypatch, capsys):
     """A folder with a space ("my subs/mynet") was shown as `zoo submit my subs/mynet`: copied, that submits "my"."""
     import shlex

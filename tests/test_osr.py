@@ -601,7 +601,8 @@ def test_a_held_out_score_of_weights_without_a_recorded_training_stimulus_says_s
     assert zoo(["score", "ln", "retina_embedded.naturalscene-heldout", "--checkpoint", str(weights), "--db", db,
                 "--out", str(tmp_path / "out")]) == 0
     assert (f"note: {weights}: the training stimulus of these weights is unknown (no summary.json beside weights.pt "
-            "(zoo fit --out writes one): taken by its cell count for a fit to the embedded recordings (12 cells, the "
+            "(zoo fit writes one into --out, or into the fit cache's folder for --data embedded:KIND): taken by its "
+            "cell count for a fit to the embedded recordings (12 cells, the "
             "embedded circuit's 12)); the held-out score of retina_embedded.naturalscene-heldout assumes they were "
             "fitted on embedded:naturalscene, the stimulus it scores") in capsys.readouterr().err
     [record] = ResultsStore(db).records()
@@ -640,11 +641,30 @@ def test_probe_without_summary_json_says_it_went_by_the_cell_count(tmp_path, cap
     out = tmp_path / "probe"
     assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(out), "--periods", "6", "10", "14"]) == 0
     assert capsys.readouterr().out.splitlines()[0] == (
-        f"{weights}: no summary.json beside weights.pt (zoo fit --out writes one): taken by its cell count for a fit "
-        f"to {verdict}")
+        f"{weights}: no summary.json beside weights.pt (zoo fit writes one into --out, or into the fit cache's folder "
+        f"for --data embedded:KIND): taken by its cell count for a fit to {verdict}")
     record = json.loads((out / "osr.json").read_text())
     assert record["provenance"]["fitted_to"]["rule"] == "cell count"
     assert ("truth_osr" in record) == (n_cells == 12)
+
+def test_probe_osr_of_a_silent_model_says_it_has_no_slope_rather_than_nan(tmp_path, capsys):
+    """A silent model cell has no latency and so no slope (UNDEFINED_LATENCY): zoo probe osr printed "slope model
+    nan (R^2 0.00)", a NaN and an R^2 it does not have; the figure's legend said "no response to time"."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    state = create_model("ln", n_cells=12).state_dict()
+    state["bias"].fill_(-200.0)  # softplus(-200) is 0 in float32: no cell ever fires
+    weights = tmp_path / "silent.pt"
+    torch.save(state, weights)
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(weights), "--out", str(tmp_path / "probe"),
+                "--periods", "6", "10", "14"]) == 0
+    cells = [line for line in capsys.readouterr().out.splitlines() if line.startswith("  cell")]
+    assert cells and all(" slope model    n/a (no response to time) truth " in line for line in cells), cells
+    assert all(line.endswith("OSR no") for line in cells)
+
 
 def test_probe_osr_cli_with_checkpoint(tmp_path, capsys):
     import torch

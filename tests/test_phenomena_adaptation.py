@@ -314,6 +314,40 @@ def test_balanced_oms_responses_are_the_means_over_the_four_movies_of_each_condi
     assert result["oms_index"][0] == pytest.approx(9 / 13, abs=1e-12)
 
 
+def test_tau_summary_counts_an_adapting_cell_whose_decay_is_not_resolved_among_the_adapting():
+    """The ground truth's cell11 adapts (index 0.27) without a resolved time constant: the summary had counted the
+    cells with a tau as the adapting ones ("median of 11/12 adapting cells"), one adapting cell left out."""
+    from neurozoo.retina.phenomena.adaptation import tau_summary
+
+    nan = float("nan")
+    assert tau_summary([2.0, nan, 4.0, nan], [0.3, 0.27, 0.1, 0.0]) == (
+        "tau 30 ms (median of 2 of the 3/4 adapting cells; 1 without a resolved decay)")
+    assert tau_summary([2.0, nan, 4.0, nan], [0.3, 0.0, 0.1, nan]) == "tau 30 ms (median of 2/4 adapting cells)"
+    assert tau_summary([nan, nan], [0.2, 5e-7]) == "tau: no decay resolved in the 1/2 adapting cells"
+    assert tau_summary([nan, nan], [0.0, nan]) == "tau: no adapting cell of 2"
+
+
+def test_probe_adaptation_of_a_silent_model_says_it_has_no_index_rather_than_median_nan(tmp_path, capsys):
+    """An LN model whose cells never fire (bias -200: softplus 0 in float32) has no index in any cell: the summary
+    printed "adaptation index median nan" and "r = n/a (the model's or the truth's index is the same in every cell)",
+    a reason that is not this one."""
+    import torch
+
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import create_model
+
+    state = create_model("ln", n_cells=12).state_dict()
+    state["bias"].fill_(-200.0)
+    weights = tmp_path / "silent.pt"
+    torch.save(state, weights)
+    assert zoo(["probe", "adaptation", "ln", "--checkpoint", str(weights), "--out", str(tmp_path / "probe"),
+                "--block", "140", "--cycles", "4", "--quiet"]) == 0
+    summary = capsys.readouterr().out.splitlines()[1]
+    assert summary.startswith("ln: no adaptation index: no cell has a rate above rounding level in the high block's windows, "
+                              "tau: no adapting cell of 12 (ground truth ")
+    assert summary.endswith("; across cells r = n/a (fewer than 3 cells have an index in both)")
+
+
 def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     import json
 
@@ -321,6 +355,7 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
 
     from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina.fit import create_model
+    from neurozoo.retina.phenomena.adaptation import tau_summary
 
     torch.manual_seed(0)
     weights = tmp_path / "model.pt"
@@ -343,9 +378,9 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert model["tau_high"] == [None] * 12 and model["tau_low"] == [None] * 12
     assert sum(v is not None for v in truth["tau_high"]) >= 6
     printed = capsys.readouterr().out.splitlines()
-    adapting = sum(v is not None for v in truth["tau_high"])
+    truth_tau = tau_summary(truth["tau_high"], truth["adaptation_index"])
     assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth ")
-    assert printed[1].endswith(f"median of {adapting}/12 adapting cells)); across cells r = n/a (the model's or the "
+    assert printed[1].endswith(f"{truth_tau}); across cells r = n/a (the model's or the "
                                "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
     assert [line.split("index model")[1].split()[0] for line in printed[2:14]] == ["0.00"] * 12
@@ -414,7 +449,12 @@ def test_probe_oms_runs_the_benchmarks_protocol_version_2_on_the_object_motion_c
     assert capsys.readouterr().err == ("zoo probe: error: --frames: protocol version 2 runs retina_embedded.oms's "
                                        "settings (400 frames, radius 12 px); they apply to --protocol-version 1\n")
     assert zoo(["probe", "oms", "ln", "--checkpoint", str(six), "--kind", "whitenoise", "--out", str(out)]) == 2
-    assert "--kind whitenoise: protocol version 2" in capsys.readouterr().err
+    # every object-motion recording is a --kind of version 2 (oms-naturalscene, oms-gratingmotion too): the refusal
+    # named oms-whitenoise alone, as if leaving --kind out were the only way
+    assert capsys.readouterr().err == (
+        "zoo probe: error: --kind whitenoise: protocol version 2 (retina_embedded.oms's) probes the object-motion "
+        "circuit, whose recordings are embedded:oms-whitenoise (the default: leave --kind out), "
+        "embedded:oms-naturalscene and embedded:oms-gratingmotion; --protocol-version 1 probes the default circuit's\n")
 
 
 def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, monkeypatch):

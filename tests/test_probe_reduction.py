@@ -83,7 +83,8 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
      "--cells: 'cell13' is not a cell of {data} (12 cells: cell01 to cell12, or their numbers 1 to 12)"),
     (["--checkpoint", "{folder}/model.pt"], "--data: which recording {folder}/model.pt was fitted to is read from "
      "the summary.json that zoo fit --out writes beside it, and there is none to read (no summary.json beside "
-     "model.pt (zoo fit --out writes one)): give the recording with --data (a deep-retina HDF5 file, or "
+     "model.pt (zoo fit writes one into --out, or into the fit cache's folder for --data embedded:KIND)): give the "
+     "recording with --data (a deep-retina HDF5 file, or "
      "embedded:whitenoise / embedded:naturalscene)"),
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--frames", "500"],
      "--frames 500: {data}: test/stimulus has 81 windows of 40 frames from --start 0"),

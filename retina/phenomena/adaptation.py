@@ -470,13 +470,22 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
             "oms_index": np.where(reason == "", _index(responses["differential"], responses["global"]), np.nan)}
 
 
-def tau_summary(tau_high) -> str:
-    """The median time constant of the adapting cells (those with a ``tau_high``), in ms, and how many they are."""
+def tau_summary(tau_high, adaptation_index) -> str:
+    """The median time constant of the adapting cells (index above :data:`MIN_TAU_INDEX`), in ms, over those whose
+    decay is resolved (a ``tau_high``), and how many they are. An adapting cell can have none (the exponential's
+    time constant at its grid's end: the ground truth's cell11, index 0.27), which the count of cells with a tau
+    alone had left out of the adapting cells."""
     tau = np.asarray(tau_high, float)
-    adapting = int(np.isfinite(tau).sum())
+    adapting = int((np.nan_to_num(np.asarray(adaptation_index, float), nan=0.0) > MIN_TAU_INDEX).sum())
+    resolved = int(np.isfinite(tau).sum())
     if not adapting:
         return f"tau: no adapting cell of {len(tau)}"
-    return f"tau {10 * nanmedian(tau):.0f} ms (median of {adapting}/{len(tau)} adapting cells)"
+    if not resolved:
+        return f"tau: no decay resolved in the {adapting}/{len(tau)} adapting cells"
+    if resolved == adapting:
+        return f"tau {10 * nanmedian(tau):.0f} ms (median of {adapting}/{len(tau)} adapting cells)"
+    return (f"tau {10 * nanmedian(tau):.0f} ms (median of {resolved} of the {adapting}/{len(tau)} adapting cells; "
+            f"{adapting - resolved} without a resolved decay)")
 
 
 def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 10):
@@ -494,7 +503,7 @@ def adaptation_figure(results: Dict[str, Dict], title: str = "", smooth: int = 1
         ax.plot([], [], "k-", lw=0.8, label="after switch to high")
         ax.plot([], [], "k:", lw=0.8, label="after switch to low")
         ax.set_title(f"{name}: median index {nanmedian(result['adaptation_index']):.2f}\n"
-                     f"{tau_summary(result['tau_high'])}", fontsize=9)
+                     f"{tau_summary(result['tau_high'], result['adaptation_index'])}", fontsize=9)
         ax.set_xlabel("time after contrast switch (ms)")
         legend_below(ax)
     axes[0].set_ylabel("rate (spikes/s)")

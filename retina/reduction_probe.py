@@ -104,7 +104,7 @@ def fitted_recording_path(checkpoint, fitted_to: dict):
     if fitted_to["rule"] != "summary.json":
         why = fitted_to["reason"].split(": taken")[0]  # no summary.json, or an unreadable one, and why
         raise UserFacingError(f"--data: which recording {checkpoint} was fitted to is read from the summary.json that "
-                              f"zoo fit --out writes beside it, and there is none to read ({why}): give the recording "
+                              f"zoo fit writes beside it, and there is none to read ({why}): give the recording "
                               "with --data (a deep-retina HDF5 file, or embedded:whitenoise / embedded:naturalscene)")
     candidates = [Path(name) for name in (fitted_to["data_absolute"], fitted_to["data"]) if name]
     path = next((candidate for candidate in candidates if candidate.is_file()), None)

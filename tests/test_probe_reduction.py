@@ -82,7 +82,7 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--cells", "cell13"],
      "--cells: 'cell13' is not a cell of {data} (12 cells: cell01 to cell12, or their numbers 1 to 12)"),
     (["--checkpoint", "{folder}/model.pt"], "--data: which recording {folder}/model.pt was fitted to is read from "
-     "the summary.json that zoo fit --out writes beside it, and there is none to read (no summary.json beside "
+     "the summary.json that zoo fit writes beside it, and there is none to read (no summary.json beside "
      "model.pt (zoo fit writes one into --out, or into the fit cache's folder for --data embedded:KIND)): give the "
      "recording with --data (a deep-retina HDF5 file, or "
      "embedded:whitenoise / embedded:naturalscene)"),

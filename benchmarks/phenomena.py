@@ -43,7 +43,7 @@ the same stimuli:
   (nonlinear subunits), negative for a nearly linear receptive field, so the sign term of the score is the doubling
   call (F2/F1 itself is never negative, and a linear model's 0.35 would earn a third of the credit). ON and OFF
   cells (the ON-OFF cells carry the OSR circuit). Undefined (NaN, scored 0) where F2 or F1 is at rounding level
-  (:func:`retina.phenomena.adaptation.above_rounding`; ``index_version`` 2 in the settings): a linear cell, whose F2
+  (:func:`retina.phenomena.rounding.above_rounding`; ``index_version`` 2 in the settings): a linear cell, whose F2
   is float rounding, had been given log2 of the ratio's 1e-12 floor, -39.9, and a full-wave LN cell, whose F1 is,
   52.5-53.0 (``raw`` 1, now 0).
 
@@ -58,7 +58,7 @@ Score: mean over the cells whose ground-truth index is defined (finite) of
 ``same_sign * clip(1 - |model - truth| / |truth|, 0, 1)``; a cell whose model index is undefined (no motion
 response) counts 0. 1 = every cell's index reproduced exactly; 0 = no cell with the truth's sign within 100 %
 of its size. ``raw``: fraction of those cells whose model index has the truth's sign. A model index within 1e-6
-of 0 has no sign (:data:`retina.phenomena.adaptation.ROUNDING_FLOOR`: a model whose index is 0 by construction gets a
+of 0 has no sign (:data:`retina.phenomena.rounding.ROUNDING_FLOOR`: a model whose index is 0 by construction gets a
 few float32 eps; a fitted model's smallest real index measured is 2.5e-5, the circuit's 0.022) and counts as not
 matching, in ``raw`` and in the score: ``score_version`` 2 in the settings; version 1 counted the sign of rounding
 noise (the BN-CNN's paired-flash raw 0.83, its score ~0). Per-cell rows (cell, model index, truth index, agreement)
@@ -104,7 +104,7 @@ FREQUENCY_DOUBLING = {"bar_width": 8, "half_period": 25, "n_reversals": 10, "ind
 
 # The score's own version (how indices are compared, :func:`agreement`), recorded in every score's settings
 # (``score_version``) and part of each benchmark's registered version (below). 2: a model index within
-# retina.phenomena.adaptation.ROUNDING_FLOOR (1e-6) of 0 has no sign, so it matches no truth; version 1 counted the
+# retina.phenomena.rounding.ROUNDING_FLOOR (1e-6) of 0 has no sign, so it matches no truth; version 1 counted the
 # sign of float32 rounding noise in ``raw`` (the BN-CNN's paired flash: raw 0.83 at a score of ~0)
 SCORE_VERSION = 2
 

@@ -10,6 +10,7 @@ import numpy as np
 from neurozoo.datasets.errors import SpecError, check_integer, check_number
 from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena.rounding import above_rounding
 
 
 def check_settings(analysis: str, frames: Dict[str, int] = {}, contrasts: Dict[str, float] = {},
@@ -49,12 +50,10 @@ def _centroid_time(trace: np.ndarray, lo: int, hi: int, size, baseline: float = 
     given: the trace's level with no response, e.g. 0 for a trace minus its baseline) a window that never rises
     above ``baseline``. Such a row had been given the window's middle, a made-up latency (a silent cell then
     showed an OSR slope of 0.50 with R^2 1.00). "Flat" and "never rises" are relative to ``size`` (per row: the
-    largest rate the trace was computed from): not above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times it
+    largest rate the trace was computed from): not above :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times it
     (``above_rounding``), where a float32 cell's response may be rounding alone. ``size`` is required: the absolute
     floor of 1e-12 spikes/s kept beside it had left a real response of a cell at rates below 1e-6 spikes/s untimed
     (OSR call version 5)."""
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     part = trace[:, lo:hi]
     floor = part.min(1, keepdims=True)
     peak = part.max(1, keepdims=True)
@@ -74,7 +73,7 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
     """Full-field step: onset/offset peak latencies and amplitudes, sustained level and transience index ``(peak -
     sustained) / (peak - baseline)`` (1: fully transient, 0: sustained). A latency (and the transience, with the
     onset's) is NaN where its window never rises above the pre-step baseline by more than
-    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``: a float32
+    :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``: a float32
     cell's rounding had been timed, and a real response below 1e-9 spikes/s not; the floor was 1e-9 spikes/s).
     ``window`` at most ``duration`` and ``post`` (the onset's window ran into the offset response), ``duration`` at
     least 20 frames (the sustained level is the step's last 20)."""
@@ -92,8 +91,6 @@ def step_response(system, intensity: float = 1.0, pre: int = 60, duration: int =
     sustained = rates[:, pre + duration - 20:pre + duration].mean(1)
     peak = on.max(1)
     gain = peak - baseline
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     # a window that never rises above the baseline (or by rounding alone) has no peak to time (argmax would say 0)
     size = np.abs(rates).max(1)
     rises, falls_back = above_rounding(gain, size), above_rounding(off.max(1) - baseline, size)
@@ -112,7 +109,7 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     ``min_response``, in the rates' units). Elsewhere ``recovery`` is NaN: a cell the flash silences has a first
     response bounded by its baseline (rates cannot fall below 0), and the ratio measured whatever the second flash
     changed instead (the circuit's ON cells gave 4-61). Nor is a rise at rounding level driven (not above
-    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate: ``above_rounding``): with
+    :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times the cell's largest rate: ``above_rounding``): with
     ``min_response`` 0 a cell that does not answer the flash at all had been driven by its rounding (a rise of
     1.8e-15 on a rate of 10.1) and given a recovery of 0, a depression of 1."""
     check_settings("paired_flash", frames={"flash_frames": flash_frames, "window": window, "pre": pre},
@@ -125,8 +122,6 @@ def paired_flash(system, gaps: Sequence[int] = (4, 8, 16, 32, 64), flash_frames:
     respond = as_responder(system, protocol="paired_flash")
     post = int(gaps.max()) + window + 10
     single = respond(stimuli.flashes([pre], pre + post + int(gaps.max()), flash_frames, intensity), probe="one flash")
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     deviation = single[:, pre:pre + window] - _baseline(single, pre)[:, None]
     first = np.abs(deviation).max(1)
     rise = deviation.max(1)
@@ -155,7 +150,7 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
     least-squares slope against log2 |intensity| of the ``latency`` chosen (``"threshold"``: the threshold latency
     where defined, else the peak latency, NaN with fewer than 2 of either; ``"centroid"``: the centroid latency, NaN
     with fewer than 2 defined); ``falls``: slope < 0. A threshold crossing and a peak are of a response above the
-    baseline by more than :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate
+    baseline by more than :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times the cell's largest rate
     (``above_rounding``; elsewhere NaN): a float32 cell the flashes move by rounding alone had been timed by it, and
     the threshold's absolute floor of 1e-9 moved the crossings of a cell whose response is that small (a real response
     at a scale of 1e-9 spikes/s). The centroid's ``rate_floor`` stays in spikes/s, the reference's rule. Dark flashes
@@ -178,8 +173,6 @@ def latency_coding(system, intensities: Sequence[float] = (0.5, 1.0, 2.0, 4.0), 
                         probe=f"a flash of intensity {value:g}")
         traces.append(rates - _baseline(rates, pre)[:, None])
         raw.append(rates)
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     size = np.abs(np.stack(raw, 1)).max((1, 2))[:, None, None]  # each cell's largest rate, over every flash
     traces = np.stack(traces, 1)[:, :, pre:pre + window]  # (cells, intensities, window)
     resolved = above_rounding(traces, size)
@@ -223,8 +216,8 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
       65-66: ``fratio = F2 / F1``, ``fratio.mean(axis=1)``). A phase where F1 is small (near the null position)
       makes it large; one where F1 is at rounding level (below) is left out of the mean (its ratio divides by noise).
 
-    An amplitude is resolved where it is above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's
-    largest rate over the analysed cycles (:func:`retina.phenomena.adaptation.above_rounding`): below that it may
+    An amplitude is resolved where it is above :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times the cell's
+    largest rate over the analysed cycles (:func:`retina.phenomena.rounding.above_rounding`): below that it may
     be float32 rounding alone. ``f2_f1`` is NaN, with ``reason`` per cell (else ""), where F2 is resolved at no phase
     (a linear cell: F2 is rounding, and a float64 one's 8e-17 against an F1 of 4.2 had given log2(F2/F1) = -39.9),
     where F1 is resolved at none, or neither (no response)."""
@@ -246,8 +239,6 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
     check_movie("reversing_grating", 50 + half_period * n_reversals)
     respond = as_responder(system, protocol="reversing_grating")
     period, pre = 2 * half_period, 50
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     f1, f2, size = [], [], 0.0
     for phase in phases:
         rates = respond(stimuli.reversing_grating(bar_width, phase, half_period, n_reversals, contrast, pre),
@@ -275,11 +266,9 @@ def reversing_grating(system, bar_width: int = 8, phases: Sequence[float] = (0.0
 def _rf_centres(respond, positions, width, intensity, flash_frames, pre=40, post=40):
     """Each cell's receptive-field centre (the amplitude-weighted position of the flashed bars that drive it to at
     least half its largest response), flash latency and amplitudes. No centre (NaN) for a cell no bar drives above
-    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times its largest rate (``above_rounding``; the floor was
+    :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times its largest rate (``above_rounding``; the floor was
     1e-6 spikes/s: a float32 cell at 100 spikes/s was given a centre from its rounding, a real response of a cell at
     1e-6 of that scale none)."""
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     amplitudes, latencies, size = [], [], 0.0
     for x in positions:
         rates = respond(stimuli.flashed_bar(x, width, intensity, flash_frames, pre, post),
@@ -346,7 +335,7 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     never rises above 0); ``index``: the
     reversal response relative to the cell's peak response to the continuing bar (NaN for a cell the continuing
     bar does not drive: a ratio to zero is not an index). "Above 0" and "drives" mean by more than
-    :data:`retina.phenomena.adaptation.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``; the
+    :data:`retina.phenomena.rounding.ROUNDING_FLOOR` times the cell's largest rate (``above_rounding``; the
     floors were 1e-12 and 1e-9 spikes/s: a float32 cell's rounding got an index and a latency, a real response at a
     scale of 1e-9 spikes/s none)."""
     check_settings("motion_reversal", frames={"window": window}, contrasts={"intensity": intensity},
@@ -358,8 +347,6 @@ def motion_reversal(system, reverse_at: float = 25.0, speed: float = 1.0, width:
     movie, _, t_rev = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=True)
     control, _, _ = stimuli.reversing_bar(reverse_at, speed, width, intensity, reverse=False)
     r_rev, r_ctl = respond(movie, probe="the reversing bar"), respond(control, probe="the continuing bar")
-    from neurozoo.retina.phenomena.adaptation import above_rounding  # (adaptation imports this module)
-
     diff = r_rev - r_ctl
     size = np.maximum(np.abs(r_rev).max(1), np.abs(r_ctl).max(1))  # each cell's largest rate
     response = diff[:, t_rev:t_rev + window].max(1)

@@ -17,7 +17,7 @@ is resolved). Per cell and period:
   the last one of each flash's peak (maximum within its period); ``peak_ratio = peaks / train_peaks``, undefined
   (NaN; ``null`` in JSON, with the reason in the summary) where the train evoked nothing above baseline: where
   ``train_peaks`` is not above ``ROUNDING_FLOOR`` times the cell's largest rate (``sizes``;
-  :func:`retina.phenomena.adaptation.above_rounding`), so at most rounding (dividing by a floor had reported ratios
+  :func:`retina.phenomena.rounding.above_rounding`), so at most rounding (dividing by a floor had reported ratios
   of ~1e10 there; call version 4: version 3 asked only ``train_peaks > 0``, which a float32 cell's rounding passes).
 
 A cell shows an OSR when the least-squares slope of latency (from the last flash) against period is within 1 +- 0.25
@@ -42,6 +42,7 @@ from neurozoo.datasets.cell_names import cell_name
 from neurozoo.datasets import retina_stimuli as stimuli
 from neurozoo.retina.phenomena.analyses import _centroid_time
 from neurozoo.retina.phenomena.responder import as_responder
+from neurozoo.retina.phenomena.rounding import above_rounding
 
 PERIODS = (6, 8, 10, 12, 14, 16)
 MAX_PERIOD = 100
@@ -114,11 +115,9 @@ UNDEFINED_LATENCY = ("NaN (null) latency where the response never rose above the
 
 
 def train_answered(train_peaks, sizes=None) -> np.ndarray:
-    """The flash train evoked a response: ``train_peaks`` above :data:`retina.phenomena.adaptation.ROUNDING_FLOOR`
-    times ``sizes``, the cell's largest rate (:func:`~retina.phenomena.adaptation.above_rounding`: a smaller peak may
+    """The flash train evoked a response: ``train_peaks`` above :data:`retina.phenomena.rounding.ROUNDING_FLOOR`
+    times ``sizes``, the cell's largest rate (:func:`~retina.phenomena.rounding.above_rounding`: a smaller peak may
     be float32 rounding alone), or, without ``sizes``, above 0."""
-    from neurozoo.retina.phenomena.adaptation import above_rounding
-
     train_peaks = np.asarray(train_peaks, float)
     return train_peaks > 0 if sizes is None else above_rounding(train_peaks, sizes)
 

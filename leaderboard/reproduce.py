@@ -522,6 +522,13 @@ def feve_rule_change(ruled, pairs: List[Tuple[str, Any, Any]], tolerance: float)
             "explainable variance, which have none since (note above)")
 
 
+def why_it_differs(old: ScoreRecord, new: ScoreRecord, pairs: List[Tuple[str, Any, Any]], tolerance: float) -> str:
+    """What a "NOT reproduced" verdict adds, the known changes its differences follow from: the score's version, the
+    measure's, the FEVE rule (each "" where it does not apply)."""
+    return (score_version_change(old, new) + measure_version_change(old, new)
+            + feve_rule_change(record_feve_rule(old, new), pairs, tolerance))
+
+
 def record_feve_rule(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     """The names (as :func:`differences` gives them) of the FEVEs a record holds and its rerun does not, under
     :data:`FEVE_RULE`."""
@@ -682,18 +689,15 @@ def _run_reproduce(args) -> int:
         print(f"NOT reproduced: record {record.id}'s {fields} {'is' if len(named) == 1 else 'are'} not the rerun's"
               + (" (the benchmark's data has changed since it was scored)" if data else "")
               + (", whatever the numbers" if largest <= args.tolerance else
-                 f"; largest difference of the numbers {largest:.3g}") + score_version_change(record, new)
-              + measure_version_change(record, new)
-              + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
+                 f"; largest difference of the numbers {largest:.3g}")
+              + why_it_differs(record, new, pairs, args.tolerance))
         return 1
     if largest <= args.tolerance:
         settings = sum(name.startswith("settings") for name, _, _ in pairs)
         print(f"reproduced: {within_tolerance(largest, args.tolerance)} (value, error, ceiling, raw and "
               f"{len(record.per_bin or [])} per-bin rows" + (f", {settings} numbers of the settings)" if settings else ")"))
         return 0
-    print(beyond_tolerance(pairs, largest, args.tolerance) + score_version_change(record, new)
-          + measure_version_change(record, new)
-          + feve_rule_change(record_feve_rule(record, new), pairs, args.tolerance))
+    print(beyond_tolerance(pairs, largest, args.tolerance) + why_it_differs(record, new, pairs, args.tolerance))
     return 1
 
 

@@ -66,8 +66,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "two images of each benchmark, nothing queued (exit status 0 or 1).")
     p.add_argument("path", type=Path)
     p.add_argument("--check", action="store_true",
-                   help="only check: intake as the server does it, then the model's features on two images of each "
-                        "benchmark in the sandbox; no database, nothing queued or uploaded")
+                   help="only check: intake as the server does it, the files compared with the database's "
+                        "submissions (--db, or the default one where it exists) as zoo submit compares them, then the "
+                        "model's features on two images of each benchmark in the sandbox; nothing stored, queued or "
+                        "uploaded")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
     p.add_argument("--db", help=DB_HELP)
@@ -266,7 +268,9 @@ def _submit(args) -> int:
 def _check_submission(args) -> int:
     import shlex
 
+    from neurozoo.benchmarks.records import missing_sqlite_file
     from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
     from neurozoo.leaderboard.submission_check import check
     from neurozoo.leaderboard.zoo import ScoringError
@@ -275,8 +279,11 @@ def _check_submission(args) -> int:
     if problem:
         print(f"sandbox: {problem}")
     sandbox = True if not problem else (False if args.unsafe_no_sandbox else None)
+    # the database zoo submit would store it in, where there is one (a SQLite file not there holds no submission, and
+    # the check creates none): the same files under the same name were said to be queued, which zoo submit refuses
+    db = None if missing_sqlite_file(args.db) else LeaderboardDB(args.db)
     try:
-        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True))
+        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True), db=db)
     except (UserFacingError, ScoringError) as error:
         print(f"check failed: {error}")
         return 1

@@ -21,6 +21,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
             max_features: int = 200, checkpoints: Optional[Dict[str, str]] = None, report: Optional[Path] = None,
             lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print,
             fit_epochs: Optional[int] = None) -> Dict:
+    from neurozoo.datasets.text_table import counted
     from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.render import write_report
     from neurozoo.leaderboard.scorer import release_dead_workers, work
@@ -37,9 +38,9 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     released = release_dead_workers(db)
     jobs = db.jobs(ids=ids)
     done_before = sum(j["status"] == "done" for j in jobs)
-    echo(f"zoo run: {job_count(len(ids))} ({done_before} already done, reused), database {db.shown_url}")
+    echo(f"zoo run: {counted(len(ids), 'job')} ({done_before} already done, reused), database {db.shown_url}")
     if released:
-        echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
+        echo(f"resuming {counted(len(released), 'job')} left running by a scorer that died: {released}")
     for note in skipped:
         echo(f"skipped: {note}")
     for note in layer_notes:
@@ -59,14 +60,10 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
 
 
-def job_count(count: int) -> str:
-    """'1 job', '2 jobs': zoo run printed '1 jobs'."""
-    return f"{count} job{'' if count == 1 else 's'}"
-
-
 def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     """What an interrupted run leaves: how many of its jobs are done (stored whole), the checkpoint of a retina fit
     stopped part-way, and how to continue."""
+    from neurozoo.datasets.text_table import counted
     from neurozoo.leaderboard.db import DONE, FAILED
     from neurozoo.retina.fit import FitInterrupted
 
@@ -80,7 +77,7 @@ def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     else:
         how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
-    return (f"stopped{how} with {done} of {job_count(len(ids))} done and stored ({done - done_before} in this "
+    return (f"stopped{how} with {done} of {counted(len(ids), 'job')} done and stored ({done - done_before} in this "
             f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to "
             f"continue (finished results are reused)")
 

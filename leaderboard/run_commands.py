@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.text_table import counted
 
 DB_HELP = "SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)"
 
@@ -125,7 +126,7 @@ def _split(value):
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
-    from neurozoo.leaderboard.run import RunInterrupted, job_count, run_zoo
+    from neurozoo.leaderboard.run import RunInterrupted, run_zoo
 
     checkpoints = {}
     for item in args.checkpoint:
@@ -151,7 +152,7 @@ def _run(args) -> int:
             raise
         # a SIGTERM after the last job (as the report was written): acted on as the deferral ended, all being done
         count = len(result["ids"])
-        print(f"zoo run: interrupted; {error} after {'its' if count == 1 else 'all'} {job_count(count)} "
+        print(f"zoo run: interrupted; {error} after {'its' if count == 1 else 'all'} {counted(count, 'job')} "
               f"{'was' if count == 1 else 'were'} done and stored and the report written ({result['report']}): "
               "nothing was lost", file=sys.stderr)
         return 130
@@ -231,7 +232,7 @@ def _token_revoke(args) -> int:
     if not count:
         raise UserFacingError("no live token of user " + repr(args.user) if args.user
                               else "no live token matches (unknown or already revoked)")
-    print(f"revoked {count} token{'s' if count > 1 else ''}" + (f" of {args.user}" if args.user else ""))
+    print(f"revoked {counted(count, 'token')}" + (f" of {args.user}" if args.user else ""))
     return 0
 
 
@@ -261,7 +262,7 @@ def _submit(args) -> int:
     db = LeaderboardDB(args.db)
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
     row = db.submission(submission_id)
-    print(f"submission {submission_id} ({row['name']}): {len(row['jobs'])} job(s) queued; run `zoo work` to score")
+    print(f"submission {submission_id} ({row['name']}): {counted(len(row['jobs']), 'job')} queued; run `zoo work` to score")
     return 0
 
 
@@ -310,11 +311,11 @@ def _work(args) -> int:
                 f"no submission {submission_id} in {db.shown_url}" if row is None else
                 f"submission {submission_id} is withdrawn (zoo submission {submission_id} --restore first)"))
         count = db.requeue_failed([job["id"] for job in row["jobs"]])
-        print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
+        print(f"zoo work: submission {submission_id} ({row['name']}): {counted(count, 'failed job')} queued again",
               file=sys.stderr)
     if args.rescore_outdated:
         rescored = db.rescore_outdated()
-        print(f"zoo work: {len(rescored)} outdated submission job(s) queued under their benchmarks' current version"
+        print(f"zoo work: {counted(len(rescored), 'outdated submission job')} queued under their benchmarks' current version"
               + (f": {rescored}" if rescored else ""), file=sys.stderr)
     jobs = db.jobs()
     if not jobs:
@@ -331,7 +332,7 @@ def _work(args) -> int:
                   file=sys.stderr)
     released = release_dead_workers(db)
     if released:  # as zoo run says it
-        print(f"zoo work: resuming {len(released)} job(s) left running by a worker that died: {released}",
+        print(f"zoo work: resuming {counted(len(released), 'job')} left running by a worker that died: {released}",
               file=sys.stderr)
     if args.nice:
         import os
@@ -365,10 +366,10 @@ def _submission_status(args) -> int:
     db = LeaderboardDB(args.db)
     if args.withdraw:
         cancelled = db.withdraw_submission(args.id, args.reason, args.by or getpass.getuser())
-        print(f"submission {args.id}: withdrawn, {cancelled} queued or running job(s) cancelled")
+        print(f"submission {args.id}: withdrawn, {counted(cancelled, 'queued or running job')} cancelled")
     elif args.restore:
         queued = db.restore_submission(args.id, args.by or getpass.getuser(), args.reason)
-        print(f"submission {args.id}: restored, {queued} job(s) queued again")
+        print(f"submission {args.id}: restored, {counted(queued, 'job')} queued again")
     row = db.submission(args.id)
     if row is None:
         raise UserFacingError(f"no submission {args.id} in {db.shown_url}")

@@ -27,6 +27,7 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
     :class:`~db.LeaderboardDB` whose submissions the files are compared with, as ``zoo submit`` compares them
     (:meth:`~db.LeaderboardDB.refuse_identical`: :class:`~submission.AlreadySubmitted`); None, none."""
     from neurozoo.datasets.cache import owned_temporary_folder
+    from neurozoo.datasets.text_table import counted
     from neurozoo.leaderboard.submission import (LEGACY_TREE_FORMAT, REQUIREMENTS, TREE_FORMAT, check_not_builtin,
                                                  submission_specs, tree_sha256s, unpack, validate)
 
@@ -36,7 +37,7 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
         root = unpack(Path(source), scratch / "unpacked")
         meta, requirements = validate(root, Path(source))
         check_not_builtin(meta["name"])
-        say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "
+        say(f"intake: ok: {meta['name']}, {counted(len(meta['benchmarks']), 'benchmark')}: {', '.join(meta['benchmarks'])}; "
             f"layers {', '.join(f'{region} {layer}' for region, layer in meta['layers'].items())}"
             f"{'; weights ' + meta['weights']['file'] + ' (sha256 matches)' if meta.get('weights') else ''}")
         if requirements is not None:

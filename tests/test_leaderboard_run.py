@@ -138,7 +138,7 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
     # the killed scorer had to be a process; the runs after it are the same code in this one
     code, out = zoo_run_here(db_url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
     assert code == 0, out
-    assert "resuming 1 job(s)" in out
+    assert "resuming 1 job left running" in out
     job = db.job(job["id"])
     assert job["status"] == DONE and job["attempts"] == 2
     scores = db.query()

@@ -1108,7 +1108,7 @@ def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_p
     (folder / "requirements.txt").write_text("numpy\n")
     assert main(["submit", "--check", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "intake: ok: net-ok, 1 benchmark(s): lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
+    assert out[0] == "intake: ok: net-ok, 1 benchmark: lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
     assert out[1].startswith("requirements.txt: ok: numpy (installed ")
     images = benchmarks.load("lbtest.V4").stimuli.images[:2]
     assert out[2] == (f"dry run: lbtest.V4: ok on 2 images (3, 32, 32) with values from {float(images.min()):.2f} to "
@@ -1147,7 +1147,7 @@ def test_zoo_submit_check_reads_requirements_once_and_says_what_each_resolved_to
         reads.clear()
         lines = []
         check(folder, None, Limits(), lines.append)
-        assert lines[0].startswith("intake: ok: net-ok, 1 benchmark(s)") and lines[1].startswith(said), lines
+        assert lines[0].startswith("intake: ok: net-ok, 1 benchmark: ") and lines[1].startswith(said), lines
         assert len(lines) == (2 if requirements is None else 3) and lines[-1].startswith(skipped)
         assert reads == ([] if requirements is None else ["requirements.txt"])
 
@@ -1217,7 +1217,7 @@ def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_server
     options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
     assert main(["work", *options, "--retry-submission", str(sid)]) == 1
     assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
-    assert f"zoo work: submission {sid} (net-ok): 1 failed job(s) queued again" in capsys.readouterr().err
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in capsys.readouterr().err
     assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
     assert main(["work", *options, "--retry-submission", "99"]) == 2
     assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

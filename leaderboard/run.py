@@ -9,7 +9,7 @@ stopped fit resumed from its checkpoint)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -50,7 +50,10 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
                       progress=progress)
     except KeyboardInterrupt as error:  # the scorer has handed the job it was scoring back to the queue
         raise RunInterrupted(_kept(db, ids, done_before, error)) from None
-    failed = [j for j in db.jobs(ids=ids) if j["status"] == "failed"]
+    jobs = db.jobs(ids=ids)
+    for note in scored_layers_notes(db, jobs):
+        echo(f"layers: {note}")
+    failed = [j for j in jobs if j["status"] == "failed"]
     for job in failed:
         echo(f"FAILED {job['model']} on {job['benchmark']}: {job['error']}")
     report = Path(report) if report else Path(db_path_folder(db.url)) / "leaderboard_report"
@@ -58,6 +61,27 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     echo(format_ranking(db))
     echo(f"report: {index}")
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
+
+
+def scored_layers_notes(db, jobs) -> List[str]:
+    """The ``layers:`` lines (:func:`leaderboard.zoo.layers_note`) of the models whose layers were not known before
+    scoring, a ConvRNN that cannot be built on the meta device (a plugin's: ``zoo_specs`` commits it to no layer, and
+    it got no line): the layers its done jobs scored where ``zoo run`` chose them (``layer_choice``
+    :data:`~leaderboard.zoo.FALLBACK_LAYER`), read from their records' settings, so the model is not built again."""
+    from neurozoo.leaderboard.aggregate import benchmark_region
+    from neurozoo.leaderboard.db import DONE
+    from neurozoo.leaderboard.zoo import FALLBACK_LAYER, layers_note
+
+    chosen: Dict[str, Dict[str, str]] = {}
+    for job in jobs:
+        spec = job["spec"]
+        if spec.get("family") != "convrnn" or "layer" in spec or job["status"] != DONE:
+            continue
+        record = db.score_for_job(job)
+        settings = (record.settings or {}) if record is not None else {}
+        if settings.get("layer_choice") == FALLBACK_LAYER:
+            chosen.setdefault(spec["model"], {}).setdefault(benchmark_region(spec["benchmark"]), settings["layer"])
+    return [layers_note(model, list(regions.items())) for model, regions in chosen.items()]
 
 
 def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:

@@ -190,7 +190,7 @@ def list_records(args) -> int:
 
     from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.datasets.text_table import format_table
+    from neurozoo.datasets.text_table import counted, format_table
 
     # opening a store creates it: a --db path misspelt here was left behind as a new, empty store, listed as 0 records
     if args.db and missing_sqlite_file(args.db):
@@ -211,7 +211,7 @@ def list_records(args) -> int:
         print(format_table(("record", "scored (UTC)", "model", "benchmark", "value")
                            + (("stimuli",) if any(halves) else ()), rows))
     command = "zoo reproduce RECORD" + ("" if store.url == default_url() else f" --db {shlex.quote(store.shown_url)}")
-    print(f"{len(records)} record{'' if len(records) == 1 else 's'} in {store.shown_url}; {command} scores one again")
+    print(f"{counted(len(records), 'record')} in {store.shown_url}; {command} scores one again")
     if not records and args.model:  # `--records glm` matched none of 'glm (deep-retina objective)' without a word
         named = sorted({record.model for record in store.records(None, args.benchmark)
                         if record.model.startswith(args.model) and record.model != args.model})

@@ -1,7 +1,19 @@
-"""Plain-text tables for the ``zoo`` commands' output (``zoo list``, ``zoo info``, the leaderboard ranking)."""
+"""Plain-text tables for the ``zoo`` commands' output (``zoo list``, ``zoo info``, the leaderboard ranking), and the
+counted nouns of their lines (:func:`counted`)."""
 from __future__ import annotations
 
 from typing import Iterable, Sequence
+
+
+def plural(count: int, noun: str) -> str:
+    """``noun`` as ``count`` of it is said: 'job' for 1, 'jobs' for 0 or 2 (a regular plural, an 's' added)."""
+    return noun if count == 1 else noun + "s"
+
+
+def counted(count: int, noun: str) -> str:
+    """'1 job', '2 jobs', '0 jobs': the zoo commands' one way to count in words, where they printed '1 job(s)' (and
+    '1 jobs'). ``noun`` may be qualified: ``counted(2, "failed job")`` is '2 failed jobs'."""
+    return f"{count} {plural(count, noun)}"
 
 
 def format_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:

@@ -509,6 +509,13 @@ class LeaderboardDB(ResultsStore):
             raise NameTaken(f"metadata.yaml: name {name!r} looks like {row.name!r}, which belongs to "
                             f"{_holder(holder)}; choose another name")
 
+    def refuse_identical(self, name: str, sha256: str, legacy_sha256: Optional[str] = None) -> None:
+        """:class:`~leaderboard.submission.AlreadySubmitted` where :meth:`add_submission` would refuse ``name``'s files
+        (``sha256``, ``legacy_sha256`` as there) as identical to a stored submission: its own check
+        (:meth:`_refuse_identical`), read only, for ``zoo submit --check``, which had said it "would queue" them."""
+        with Session(self.engine) as session:
+            self._refuse_identical(session, name, sha256, legacy_sha256)
+
     @staticmethod
     def _refuse_identical(session: Session, name: str, sha256: str, legacy_sha256: Optional[str]) -> None:
         """Its jobs have the same keys: a new row would get none and stay queued for good. Each row is compared in

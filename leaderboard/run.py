@@ -9,7 +9,7 @@ stopped fit resumed from its checkpoint)."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, Optional, Sequence
+from typing import Dict, List, Optional, Sequence
 
 
 class RunInterrupted(KeyboardInterrupt):
@@ -21,6 +21,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
             max_features: int = 200, checkpoints: Optional[Dict[str, str]] = None, report: Optional[Path] = None,
             lease_s: float = 60.0, retry_failed: bool = False, progress: bool = True, echo=print,
             fit_epochs: Optional[int] = None) -> Dict:
+    from neurozoo.datasets.text_table import counted
     from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.render import write_report
     from neurozoo.leaderboard.scorer import release_dead_workers, work
@@ -37,9 +38,9 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     released = release_dead_workers(db)
     jobs = db.jobs(ids=ids)
     done_before = sum(j["status"] == "done" for j in jobs)
-    echo(f"zoo run: {job_count(len(ids))} ({done_before} already done, reused), database {db.shown_url}")
+    echo(f"zoo run: {counted(len(ids), 'job')} ({done_before} already done, reused), database {db.shown_url}")
     if released:
-        echo(f"resuming {len(released)} job(s) left running by a scorer that died: {released}")
+        echo(f"resuming {counted(len(released), 'job')} left running by a scorer that died: {released}")
     for note in skipped:
         echo(f"skipped: {note}")
     for note in layer_notes:
@@ -49,7 +50,10 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
                       progress=progress)
     except KeyboardInterrupt as error:  # the scorer has handed the job it was scoring back to the queue
         raise RunInterrupted(_kept(db, ids, done_before, error)) from None
-    failed = [j for j in db.jobs(ids=ids) if j["status"] == "failed"]
+    jobs = db.jobs(ids=ids)
+    for note in scored_layers_notes(db, jobs):
+        echo(f"layers: {note}")
+    failed = [j for j in jobs if j["status"] == "failed"]
     for job in failed:
         echo(f"FAILED {job['model']} on {job['benchmark']}: {job['error']}")
     report = Path(report) if report else Path(db_path_folder(db.url)) / "leaderboard_report"
@@ -59,14 +63,31 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
     return {"ids": ids, "reused": done_before, "counts": counts, "failed": len(failed), "report": index, "db": db}
 
 
-def job_count(count: int) -> str:
-    """'1 job', '2 jobs': zoo run printed '1 jobs'."""
-    return f"{count} job{'' if count == 1 else 's'}"
+def scored_layers_notes(db, jobs) -> List[str]:
+    """The ``layers:`` lines (:func:`leaderboard.zoo.layers_note`) of the models whose layers were not known before
+    scoring, a ConvRNN that cannot be built on the meta device (a plugin's: ``zoo_specs`` commits it to no layer, and
+    it got no line): the layers its done jobs scored where ``zoo run`` chose them (``layer_choice``
+    :data:`~leaderboard.zoo.FALLBACK_LAYER`), read from their records' settings, so the model is not built again."""
+    from neurozoo.leaderboard.aggregate import benchmark_region
+    from neurozoo.leaderboard.db import DONE
+    from neurozoo.leaderboard.zoo import FALLBACK_LAYER, layers_note
+
+    chosen: Dict[str, Dict[str, str]] = {}
+    for job in jobs:
+        spec = job["spec"]
+        if spec.get("family") != "convrnn" or "layer" in spec or job["status"] != DONE:
+            continue
+        record = db.score_for_job(job)
+        settings = (record.settings or {}) if record is not None else {}
+        if settings.get("layer_choice") == FALLBACK_LAYER:
+            chosen.setdefault(spec["model"], {}).setdefault(benchmark_region(spec["benchmark"]), settings["layer"])
+    return [layers_note(model, list(regions.items())) for model, regions in chosen.items()]
 
 
 def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     """What an interrupted run leaves: how many of its jobs are done (stored whole), the checkpoint of a retina fit
     stopped part-way, and how to continue."""
+    from neurozoo.datasets.text_table import counted
     from neurozoo.leaderboard.db import DONE, FAILED
     from neurozoo.retina.fit import FitInterrupted
 
@@ -80,7 +101,7 @@ def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     else:
         how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
-    return (f"stopped{how} with {done} of {job_count(len(ids))} done and stored ({done - done_before} in this "
+    return (f"stopped{how} with {done} of {counted(len(ids), 'job')} done and stored ({done - done_before} in this "
             f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to "
             f"continue (finished results are reused)")
 

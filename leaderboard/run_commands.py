@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.text_table import counted
 
 DB_HELP = "SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)"
 
@@ -66,8 +67,10 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "two images of each benchmark, nothing queued (exit status 0 or 1).")
     p.add_argument("path", type=Path)
     p.add_argument("--check", action="store_true",
-                   help="only check: intake as the server does it, then the model's features on two images of each "
-                        "benchmark in the sandbox; no database, nothing queued or uploaded")
+                   help="only check: intake as the server does it, the files compared with the database's "
+                        "submissions (--db, or the default one where it exists) as zoo submit compares them, then the "
+                        "model's features on two images of each benchmark in the sandbox; nothing stored, queued or "
+                        "uploaded")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
     p.add_argument("--db", help=DB_HELP)
@@ -123,7 +126,7 @@ def _split(value):
 def _run(args) -> int:
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred
-    from neurozoo.leaderboard.run import RunInterrupted, job_count, run_zoo
+    from neurozoo.leaderboard.run import RunInterrupted, run_zoo
 
     checkpoints = {}
     for item in args.checkpoint:
@@ -149,7 +152,7 @@ def _run(args) -> int:
             raise
         # a SIGTERM after the last job (as the report was written): acted on as the deferral ended, all being done
         count = len(result["ids"])
-        print(f"zoo run: interrupted; {error} after {'its' if count == 1 else 'all'} {job_count(count)} "
+        print(f"zoo run: interrupted; {error} after {'its' if count == 1 else 'all'} {counted(count, 'job')} "
               f"{'was' if count == 1 else 'were'} done and stored and the report written ({result['report']}): "
               "nothing was lost", file=sys.stderr)
         return 130
@@ -229,7 +232,7 @@ def _token_revoke(args) -> int:
     if not count:
         raise UserFacingError("no live token of user " + repr(args.user) if args.user
                               else "no live token matches (unknown or already revoked)")
-    print(f"revoked {count} token{'s' if count > 1 else ''}" + (f" of {args.user}" if args.user else ""))
+    print(f"revoked {counted(count, 'token')}" + (f" of {args.user}" if args.user else ""))
     return 0
 
 
@@ -259,14 +262,16 @@ def _submit(args) -> int:
     db = LeaderboardDB(args.db)
     submission_id = submit(db, args.path, args.store or home() / "submissions", user=args.user)
     row = db.submission(submission_id)
-    print(f"submission {submission_id} ({row['name']}): {len(row['jobs'])} job(s) queued; run `zoo work` to score")
+    print(f"submission {submission_id} ({row['name']}): {counted(len(row['jobs']), 'job')} queued; run `zoo work` to score")
     return 0
 
 
 def _check_submission(args) -> int:
     import shlex
 
+    from neurozoo.benchmarks.records import missing_sqlite_file
     from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.leaderboard.db import LeaderboardDB
     from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
     from neurozoo.leaderboard.submission_check import check
     from neurozoo.leaderboard.zoo import ScoringError
@@ -275,8 +280,11 @@ def _check_submission(args) -> int:
     if problem:
         print(f"sandbox: {problem}")
     sandbox = True if not problem else (False if args.unsafe_no_sandbox else None)
+    # the database zoo submit would store it in, where there is one (a SQLite file not there holds no submission, and
+    # the check creates none): the same files under the same name were said to be queued, which zoo submit refuses
+    db = None if missing_sqlite_file(args.db) else LeaderboardDB(args.db)
     try:
-        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True))
+        check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True), db=db)
     except (UserFacingError, ScoringError) as error:
         print(f"check failed: {error}")
         return 1
@@ -303,11 +311,11 @@ def _work(args) -> int:
                 f"no submission {submission_id} in {db.shown_url}" if row is None else
                 f"submission {submission_id} is withdrawn (zoo submission {submission_id} --restore first)"))
         count = db.requeue_failed([job["id"] for job in row["jobs"]])
-        print(f"zoo work: submission {submission_id} ({row['name']}): {count} failed job(s) queued again",
+        print(f"zoo work: submission {submission_id} ({row['name']}): {counted(count, 'failed job')} queued again",
               file=sys.stderr)
     if args.rescore_outdated:
         rescored = db.rescore_outdated()
-        print(f"zoo work: {len(rescored)} outdated submission job(s) queued under their benchmarks' current version"
+        print(f"zoo work: {counted(len(rescored), 'outdated submission job')} queued under their benchmarks' current version"
               + (f": {rescored}" if rescored else ""), file=sys.stderr)
     jobs = db.jobs()
     if not jobs:
@@ -324,7 +332,7 @@ def _work(args) -> int:
                   file=sys.stderr)
     released = release_dead_workers(db)
     if released:  # as zoo run says it
-        print(f"zoo work: resuming {len(released)} job(s) left running by a worker that died: {released}",
+        print(f"zoo work: resuming {counted(len(released), 'job')} left running by a worker that died: {released}",
               file=sys.stderr)
     if args.nice:
         import os
@@ -358,10 +366,10 @@ def _submission_status(args) -> int:
     db = LeaderboardDB(args.db)
     if args.withdraw:
         cancelled = db.withdraw_submission(args.id, args.reason, args.by or getpass.getuser())
-        print(f"submission {args.id}: withdrawn, {cancelled} queued or running job(s) cancelled")
+        print(f"submission {args.id}: withdrawn, {counted(cancelled, 'queued or running job')} cancelled")
     elif args.restore:
         queued = db.restore_submission(args.id, args.by or getpass.getuser(), args.reason)
-        print(f"submission {args.id}: restored, {queued} job(s) queued again")
+        print(f"submission {args.id}: restored, {counted(queued, 'job')} queued again")
     row = db.submission(args.id)
     if row is None:
         raise UserFacingError(f"no submission {args.id} in {db.shown_url}")

@@ -35,6 +35,7 @@ from typing import Any, Dict, Iterator, List, Optional, Tuple
 from neurozoo.datasets.cache import owned_temporary_folder
 from neurozoo.datasets.errors import UserFacingError, did_you_mean, yaml_problem
 from neurozoo.datasets.provenance import sha256_file
+from neurozoo.datasets.text_table import plural
 
 MAX_TOTAL_BYTES = 512 * 2 ** 20
 MAX_FILES = 200
@@ -466,7 +467,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
         raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
     unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]
     if unknown:
-        raise SubmissionError(f"metadata.yaml: unknown field(s) {', '.join(map(repr, unknown))}"
+        raise SubmissionError(f"metadata.yaml: unknown {plural(len(unknown), 'field')} {', '.join(map(repr, unknown))}"
                               f"{did_you_mean(unknown, [*REQUIRED, *OPTIONAL])} (known: {', '.join([*REQUIRED, *OPTIONAL])})")
     for field, kind in REQUIRED.items():
         if field not in meta:

@@ -3,8 +3,10 @@
 The server's intake (:func:`submission.validate`: files, metadata, benchmarks, layers, weights' checksum,
 requirements.txt against this environment; a built-in model's name), then a dry run: the model process of a
 submission job (:func:`worker.run_model`, in the sandbox) on the first two images of each benchmark's stimuli, its
-features checked as a job's are. Nothing is stored or queued; whether the name belongs to another user only the
-server's database knows.
+features checked as a job's are. Nothing is stored or queued. Where a leaderboard database is at hand (``--db``, or the
+default one where it exists), the files are compared with its submissions as ``zoo submit`` compares them: the same
+files under the same name are refused there, and so here; whether the name belongs to another user only the server's
+database knows.
 """
 from __future__ import annotations
 
@@ -18,12 +20,16 @@ from neurozoo.leaderboard.sandbox import Limits
 DRY_RUN_IMAGES = 2
 
 
-def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[str], None] = print) -> None:
+def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[str], None] = print,
+          db=None) -> None:
     """Raises :class:`~submission.SubmissionError` or :class:`~zoo.ScoringError` at the first problem; ``say``
-    gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run."""
+    gets the report line by line. ``sandbox``: True sandboxed, False without isolation, None no dry run. ``db``: a
+    :class:`~db.LeaderboardDB` whose submissions the files are compared with, as ``zoo submit`` compares them
+    (:meth:`~db.LeaderboardDB.refuse_identical`: :class:`~submission.AlreadySubmitted`); None, none."""
     from neurozoo.datasets.cache import owned_temporary_folder
-    from neurozoo.leaderboard.submission import (REQUIREMENTS, TREE_FORMAT, check_not_builtin, submission_specs,
-                                                 tree_sha256, unpack, validate)
+    from neurozoo.datasets.text_table import counted
+    from neurozoo.leaderboard.submission import (LEGACY_TREE_FORMAT, REQUIREMENTS, TREE_FORMAT, check_not_builtin,
+                                                 submission_specs, tree_sha256s, unpack, validate)
 
     # named with this process's host and pid: a check killed (SIGKILL) left the unpacked submission for good; the next
     # one on this host removes it (datasets.cache.owned_temporary_folder)
@@ -31,16 +37,20 @@ def check(source: Path, sandbox: Optional[bool], limits: Limits, say: Callable[[
         root = unpack(Path(source), scratch / "unpacked")
         meta, requirements = validate(root, Path(source))
         check_not_builtin(meta["name"])
-        say(f"intake: ok: {meta['name']}, {len(meta['benchmarks'])} benchmark(s): {', '.join(meta['benchmarks'])}; "
+        say(f"intake: ok: {meta['name']}, {counted(len(meta['benchmarks']), 'benchmark')}: {', '.join(meta['benchmarks'])}; "
             f"layers {', '.join(f'{region} {layer}' for region, layer in meta['layers'].items())}"
             f"{'; weights ' + meta['weights']['file'] + ' (sha256 matches)' if meta.get('weights') else ''}")
         if requirements is not None:
             say(f"{REQUIREMENTS}: ok: {'; '.join(requirements) or 'no requirements'}")
+        digests = tree_sha256s(root)
+        if db is not None:
+            db.refuse_identical(meta["name"], digests[TREE_FORMAT], digests[LEGACY_TREE_FORMAT])
+            say(f"database: ok: no submission of these files as {meta['name']} in {db.shown_url}")
         if sandbox is None:
             say("dry run: skipped: no sandbox can be made here (see above); pass --unsafe-no-sandbox to run your "
                 "model without isolation")
             return
-        prepared = {"meta": meta, "folder": str(root), "sha256": tree_sha256(root), "sha256_format": TREE_FORMAT}
+        prepared = {"meta": meta, "folder": str(root), "sha256": digests[TREE_FORMAT], "sha256_format": TREE_FORMAT}
         dry_run(submission_specs(prepared), sandbox, limits, say)
 
 

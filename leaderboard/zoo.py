@@ -241,7 +241,8 @@ def current_spec(spec: Dict[str, Any]) -> Dict[str, Any]:
 
 def _built_on_meta(model: str, overrides: Dict[str, Any]):
     """``model`` built on the meta device (no weights allocated), for what its jobs commit to (:func:`_commitments`);
-    None where it cannot be built there (a plugin's model: its layer is then chosen when scored). A model at settings
+    None where it cannot be built there (a plugin's model: its layer is then chosen when scored, and ``zoo run`` names
+    it from the records: ``leaderboard.run.scored_layers_notes``). A model at settings
     it cannot take -- a CORnet-RT width that leaves GroupNorm(32) areas of other than a multiple of 32 channels --
     fails here, before any job is queued, instead of failing every job of the run."""
     import torch
@@ -419,7 +420,14 @@ def chosen_layers_note(name: str, model, regions: Sequence[str]) -> Optional[str
     it scored without a word where ``zoo score`` refuses the model and asks for ``--layers``. None for any other."""
     from neurozoo.benchmarks.neural import committed_layers
 
-    chosen = [(region, region_layer(model, region)) for region in regions if not committed_layers(model, region)]
+    return layers_note(name, [(region, region_layer(model, region)) for region in regions
+                              if not committed_layers(model, region)])
+
+
+def layers_note(name: str, chosen: Sequence[Tuple[str, str]]) -> Optional[str]:
+    """:func:`chosen_layers_note`'s line for model ``name`` and the (region, layer) pairs ``zoo run`` chose itself
+    (:data:`FALLBACK_LAYER`): from the model built on the meta device before scoring, or, for one that cannot be built
+    there (a plugin's), from its records' settings once scored (``leaderboard.run``). None where there are none."""
     if not chosen:
         return None
     return (f"{name} commits no layer to {' or '.join(region for region, _ in chosen)} (none named so, none on the "

@@ -11,6 +11,7 @@ from pathlib import Path
 
 from neurozoo.datasets.cli_args import at_least
 from neurozoo.datasets.json_files import write_atomic, write_json
+from neurozoo.datasets.text_table import counted
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -222,8 +223,7 @@ def cell_table(frame) -> str:
     for column in frame.columns:
         missing = int(frame[column].isna().sum())
         if missing:
-            cells = f"{missing} cell{'s' if missing > 1 else ''}"
-            lines.append(f"{column} n/a ({cells}): {UNDEFINED_BECAUSE.get(column, 'undefined')}")
+            lines.append(f"{column} n/a ({counted(missing, 'cell')}): {UNDEFINED_BECAUSE.get(column, 'undefined')}")
     return "\n".join(lines)
 
 

@@ -285,7 +285,7 @@ def run_probe_osr(args) -> int:
 
 def run_probe_adaptation(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation, nanmedian,
+    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation,
                                                       plot_adaptation, tau_summary)
 
     _check_contrasts(args)
@@ -305,12 +305,11 @@ def run_probe_adaptation(args) -> int:
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
     model_tau, truth_tau = (tau_summary(result["tau_high"], result["adaptation_index"]) for result in (fitted, truth))
-    median = nanmedian(fitted["adaptation_index"])
     # every index undefined (a silent model: NaN where the high block's windows are at rounding level) printed "nan"
-    index = (f"adaptation index median {median:.2f}" if median == median else
-             "no adaptation index: no cell has a rate above rounding level in the high block's windows")
-    print(f"{args.model}: {index}, {model_tau} (ground truth {nanmedian(truth['adaptation_index']):.2f}, "
-          f"{truth_tau}); across cells r = "
+    model_index, truth_index = (median_or_why(result["adaptation_index"], "adaptation index", "no cell has a rate "
+                                              "above rounding level in the high block's windows")
+                                for result in (fitted, truth))
+    print(f"{args.model}: {model_index}, {model_tau} (ground truth: {truth_index}, {truth_tau}); across cells r = "
           f"{_r_or_why(comparison['pearson_r'], fitted['adaptation_index'], truth['adaptation_index'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
@@ -418,15 +417,24 @@ def run_probe_oms(args) -> int:
 
 
 def oms_summary(model: str, fitted, truth, comparison) -> str:
-    """``zoo probe oms``'s first line: the model's median index beside the truth's, or that no cell answered the
-    motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    """``zoo probe oms``'s first line: the model's median index beside the truth's (:func:`median_or_why`), or that
+    no cell answered the motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    model_index, truth_index = (median_or_why(result["oms_index"], "OMS index", "no cell has a motion response")
+                                for result in (fitted, truth))
+    line = f"{model}: {model_index} (ground truth: {truth_index})"
+    if comparison["same_sign"] != comparison["same_sign"]:  # no cell with both indices: no sign to compare
+        return line
+    return f"{line}; same sign in {comparison['same_sign'] * 100:.0f}% of the cells with a response"
+
+
+def median_or_why(values, what: str, why: str) -> str:
+    """``zoo probe``'s one wording of a measure's median over cells: '<what> median 0.52', or, where no cell has one
+    (every value undefined, NaN), 'no <what>: <why>', the measure's own reason (the probes printed "median nan", and
+    each of the OMS, adaptation and gain-control lines had worded it its own way)."""
     from neurozoo.retina.phenomena.adaptation import nanmedian
 
-    median, truths = nanmedian(fitted["oms_index"]), nanmedian(truth["oms_index"])
-    if median != median:
-        return f"{model}: no OMS index: no cell has a motion response (ground truth: OMS index median {truths:.2f})"
-    return (f"{model}: OMS index median {median:.2f} (ground truth {truths:.2f}); same sign in "
-            f"{comparison['same_sign'] * 100:.0f}% of the cells with a response")
+    median = nanmedian(values)
+    return f"{what} median {median:.2f}" if median == median else f"no {what}: {why}"
 
 
 def index_or_reason(result, key: str, i: int) -> str:
@@ -445,7 +453,7 @@ def run_probe_gain_control(args) -> int:
 
     from neurozoo.datasets.synthetic_retina import default_retina
     from neurozoo.retina.phenomena.adaptation import (MAX_GAIN_RATIO, MIN_PEAK_SHIFT_FRAMES, compare_indices,
-                                                      contrast_gain_control, nanmedian, plot_gain_control)
+                                                      contrast_gain_control, plot_gain_control)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -466,12 +474,11 @@ def run_probe_gain_control(args) -> int:
                                          "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
                                          "comparison": comparison, "provenance": info, "figure": str(figure)})
     # a system with no resolved ratio in any cell (a short run, a silent model) printed "median nan"
-    unresolved = "no cell's gain ratio resolved (per cell below: why)"
-    model_median, truth_median = nanmedian(fitted["gain_ratio"]), nanmedian(truth["gain_ratio"])
-    model_ratio = f"gain ratio high/low median {model_median:.2f}" if model_median == model_median else unresolved
-    truth_ratio = f" {truth_median:.2f}" if truth_median == truth_median else f": {unresolved}"
+    model_ratio, truth_ratio = (median_or_why(result["gain_ratio"], "gain ratio high/low",
+                                              "no cell's gain ratio resolved (per cell below: why)")
+                                for result in (fitted, truth))
     print(f"{args.model}: {model_ratio}, adapting in {int(fitted['adapting'].sum())}/{len(fitted['adapting'])} cells "
-          f"(ground truth{truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
+          f"(ground truth: {truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")

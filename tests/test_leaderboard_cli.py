@@ -52,11 +52,30 @@ def test_token_submit_refusal_and_status(tmp_path, capsys):
 
     (folder / "metadata.yaml").write_text(yaml.safe_dump(meta))
     assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store"), "--user", "carol"]) == 0
-    assert "1 job(s) queued" in capsys.readouterr().out
+    assert capsys.readouterr().out == "submission 1 (x): 1 job queued; run `zoo work` to score\n"  # was "1 job(s)"
     assert main(["submission", "1", "--db", url]) == 0
     out = capsys.readouterr().out
     assert "ventral_embedded.V4-temporal: queued" in out
     assert main(["submission", "7", "--db", url]) == 2
+
+
+def test_zoo_submit_and_the_leaderboard_commands_count_in_words(tmp_path, capsys):
+    """zoo submit said "2 job(s) queued" (and zoo work, zoo submission "1 job(s)"): one helper counts for them all."""
+    from neurozoo.datasets.text_table import counted
+
+    assert [counted(n, "job") for n in (0, 1, 2)] == ["0 jobs", "1 job", "2 jobs"]
+    assert counted(1, "failed job") == "1 failed job" and counted(3, "queued or running job") == "3 queued or running jobs"
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    folder = tmp_path / "sub"
+    folder.mkdir()
+    (folder / "model.py").write_text("def create_model(weights):\n    raise SystemExit\n")
+    (folder / "metadata.yaml").write_text(yaml.safe_dump({
+        "name": "x", "authors": ["c"], "description": "d", "licence": "MIT",
+        "benchmarks": ["ventral_embedded.V4-temporal", "cowley2023.V4"], "layers": {"V4": "conv"}}))
+    assert main(["submit", str(folder), "--db", url, "--store", str(tmp_path / "store")]) == 0
+    assert capsys.readouterr().out == "submission 1 (x): 2 jobs queued; run `zoo work` to score\n"
+    assert main(["submission", "1", "--db", url, "--withdraw", "--reason", "test", "--by", "op"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "submission 1: withdrawn, 2 queued or running jobs cancelled"
 
 
 def _nan_recording(tmp_path):
@@ -436,7 +455,7 @@ def test_zoo_work_says_which_jobs_of_a_dead_worker_it_resumes(tmp_path, capsys, 
     assert db.claim(f"{socket.gethostname()}:{dead.pid}", ids=[job])["id"] == job
     monkeypatch.setattr(worker, "score_job", lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("scored")))
     assert main(["work", "--db", url, "--no-progress"]) == 1  # the job scored again (and failed here)
-    assert capsys.readouterr().err.splitlines()[0] == f"zoo work: resuming 1 job(s) left running by a worker that " \
+    assert capsys.readouterr().err.splitlines()[0] == f"zoo work: resuming 1 job left running by a worker that " \
                                                       f"died: [{job}]"
     db.dispose()
 
@@ -498,14 +517,14 @@ def test_zoo_submission_withdraws_and_restores_a_submission_and_shows_the_record
     capsys.readouterr()
     assert main(["submission", str(sid), "--withdraw", "--reason", "licence", "--by", "op", "--db", url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[:2] == [f"submission {sid}: withdrawn, 1 queued or running job(s) cancelled",
+    assert out[:2] == [f"submission {sid}: withdrawn, 1 queued or running job cancelled",
                        f"submission {sid} sub ({'0' * 12}): withdrawn"]
     assert out[2].startswith("  withdraw by op at ") and out[2].endswith(": licence") and out[3] == "  b: withdrawn"
     assert main(["work", "--retry-submission", str(sid), "--db", url, "--no-progress"]) == 2
     assert f"submission {sid} is withdrawn (zoo submission {sid} --restore first)" in capsys.readouterr().err
     assert main(["submission", str(sid), "--restore", "--by", "op", "--db", url]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == f"submission {sid}: restored, 1 job(s) queued again" and out[1].endswith("): queued")
+    assert out[0] == f"submission {sid}: restored, 1 job queued again" and out[1].endswith("): queued")
     assert out[3].startswith("  restore by op at ") and out[4] == "  b: queued"
 
 

@@ -138,7 +138,7 @@ def test_killed_scorer_leaves_nothing_and_the_next_run_resumes_then_reuses(tmp_p
     # the killed scorer had to be a process; the runs after it are the same code in this one
     code, out = zoo_run_here(db_url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys)
     assert code == 0, out
-    assert "resuming 1 job(s)" in out
+    assert "resuming 1 job left running" in out
     job = db.job(job["id"])
     assert job["status"] == DONE and job["attempts"] == 2
     scores = db.query()
@@ -398,6 +398,43 @@ def test_zoo_run_says_which_layers_it_scores_of_a_model_off_the_map(tmp_path, pl
     assert {record.model.split()[0]: record.settings["layer_choice"] for record in records} == {
         "rgc_resnet18": "fixed (no layer of the region's map: the model's last layer for IT, the one before it otherwise)",
         "feedforward_intermediate": "fixed (last layer of the region's map)"}
+
+
+def test_zoo_run_says_which_layers_it_scored_of_a_plugin_model_not_built_on_the_meta_device(tmp_path, plugin_env,
+                                                                                              monkeypatch, capsys):
+    """A plugin's ConvRNN that cannot be built on the meta device commits to no layer before scoring: zoo run printed
+    no layers: line for it. The layers are known once it is built for scoring: its records' settings name them, and
+    zoo run says them from there, building the model once (its one job's build), and again for a rerun that reuses
+    the job."""
+    import torch
+
+    from neurozoo import convrnn
+    from neurozoo.datasets.registry import Entry
+    from neurozoo.leaderboard.zoo import FALLBACK_LAYER
+
+    builds = []
+
+    def meta_shy(**overrides):  # a plugin's model that reads something real as it is built
+        if torch.empty(0).device.type == "meta":
+            raise NotImplementedError("reads its weights as it is built: not on the meta device")
+        builds.append(overrides)
+        return convrnn.create_model("rgc_resnet18", **overrides)
+
+    monkeypatch.setitem(convrnn.MODELS._entries, "meta_shy",
+                        Entry("meta_shy", meta_shy, "test plugin: refuses the meta device", {"family": "convrnn"}))
+    db_url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    note = ("layers: meta_shy commits no layer to V4 (none named so, none on the released ConvRNN layer map): zoo run "
+            "scores layer3 for V4 (the last layer for IT, the one before it otherwise) and has no option to choose "
+            "others; zoo score meta_shy BENCHMARK --layers A,B scores the layers named")
+    for run in ("scored", "reused"):
+        code, out = zoo_run_here(db_url, tmp_path / "report", tmp_path / "plugin", monkeypatch, capsys,
+                                 models="meta_shy")
+        assert code == 0, out
+        assert [line for line in out.splitlines() if line.startswith("layers: ")] == [note], (run, out)
+        assert len(builds) == 1, run  # built for its job alone, never again for the line
+    records = LeaderboardDB(db_url).records()  # its public and hidden halves' records, the ones the line was read from
+    assert {(r.model.split()[0], r.settings["layer"], r.settings["layer_choice"]) for r in records} == {
+        ("meta_shy", "layer3", FALLBACK_LAYER)}
 
 
 def test_a_new_fitting_protocol_or_recording_version_gives_the_retina_jobs_new_keys(monkeypatch):

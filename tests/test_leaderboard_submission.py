@@ -595,8 +595,10 @@ def test_a_submission_stored_under_the_old_digest_still_verifies_and_its_twin_is
     new submission's format-1 digest compared with the old row's."""
     from sqlalchemy import inspect, text
 
+    from neurozoo.leaderboard.sandbox import Limits
     from neurozoo.leaderboard.submission import (LEGACY_TREE_FORMAT, AlreadySubmitted, changed_since_submitted,
                                                  tree_format, tree_sha256)
+    from neurozoo.leaderboard.submission_check import check
 
     folder = make_submission(tmp_path / "sub", weights=False)
     old = submit(db, folder, tmp_path / "store")
@@ -620,6 +622,8 @@ def test_a_submission_stored_under_the_old_digest_still_verifies_and_its_twin_is
         assert "changed since it was submitted" in changed_since_submitted(stored, spec["sha256"])  # not format 2's
         with pytest.raises(AlreadySubmitted, match=rf"identical to submission {old} \(net-ok, sha256 {legacy[:12]}"):
             submit(reopened, folder, tmp_path / "store")
+        with pytest.raises(AlreadySubmitted, match=rf"identical to submission {old} \(net-ok, sha256 {legacy[:12]}"):
+            check(folder, None, Limits(), say=lambda line: None, db=reopened)  # zoo submit --check, as zoo submit
         (stored / "model.py").write_text((stored / "model.py").read_text() + "# edited\n")
         assert "changed since it was submitted" in changed_since_submitted(stored, spec["sha256"], tree_format(spec))
     finally:
@@ -1104,7 +1108,7 @@ def test_zoo_submit_check_runs_the_intake_and_a_dry_run_and_queues_nothing(tmp_p
     (folder / "requirements.txt").write_text("numpy\n")
     assert main(["submit", "--check", str(folder)]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "intake: ok: net-ok, 1 benchmark(s): lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
+    assert out[0] == "intake: ok: net-ok, 1 benchmark: lbtest.V4; layers V4 conv2; weights weights.pt (sha256 matches)"
     assert out[1].startswith("requirements.txt: ok: numpy (installed ")
     images = benchmarks.load("lbtest.V4").stimuli.images[:2]
     assert out[2] == (f"dry run: lbtest.V4: ok on 2 images (3, 32, 32) with values from {float(images.min()):.2f} to "
@@ -1143,9 +1147,46 @@ def test_zoo_submit_check_reads_requirements_once_and_says_what_each_resolved_to
         reads.clear()
         lines = []
         check(folder, None, Limits(), lines.append)
-        assert lines[0].startswith("intake: ok: net-ok, 1 benchmark(s)") and lines[1].startswith(said), lines
+        assert lines[0].startswith("intake: ok: net-ok, 1 benchmark: ") and lines[1].startswith(said), lines
         assert len(lines) == (2 if requirements is None else 3) and lines[-1].startswith(skipped)
         assert reads == ([] if requirements is None else ["requirements.txt"])
+
+
+def test_zoo_submit_check_refuses_the_files_zoo_submit_refuses_as_already_submitted(tmp_path, db, monkeypatch, capsys):
+    """zoo submit --check said `zoo submit` "would queue" files its database held already under their name, which
+    zoo submit refuses as identical: the check asks the database zoo submit asks (LeaderboardDB.refuse_identical) and
+    fails with zoo submit's refusal; other files pass, and without a database (none at the default place) none is
+    made."""
+    from neurozoo.benchmarks.records import default_url
+    from neurozoo.leaderboard import sandbox
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.submission import AlreadySubmitted
+
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+    monkeypatch.setattr(sandbox, "sandbox_problem", lambda: "none in this test")  # no dry run: intake and database
+    folder = make_submission(tmp_path / "sub", weights=False)
+    command = ["submit", "--check", "--db", db.url, str(folder)]
+    assert main(command) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert f"database: ok: no submission of these files as net-ok in {db.shown_url}" in out
+    assert out[-1].startswith("check passed: ")
+
+    submission_id = submit(db, folder, tmp_path / "store")
+    with pytest.raises(AlreadySubmitted) as refused:
+        submit(db, folder, tmp_path / "store")
+    assert main(command) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[-1] == f"check failed: {refused.value}"
+    assert f"identical to submission {submission_id} (net-ok" in out[-1]
+    assert not any(line.startswith(("dry run", "check passed")) for line in out)
+
+    (folder / "model.py").write_text((folder / "model.py").read_text() + "# changed\n")
+    assert main(command) == 0
+    assert capsys.readouterr().out.splitlines()[-1].startswith("check passed: ")
+
+    assert main(["submit", "--check", str(folder)]) == 0  # the default database: not there, and not made
+    assert not any(line.startswith("database:") for line in capsys.readouterr().out.splitlines())
+    assert not Path(default_url()[len("sqlite:///"):]).exists()
 
 
 def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_servers_side(tmp_path, db, monkeypatch,
@@ -1176,7 +1217,7 @@ def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_server
     options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
     assert main(["work", *options, "--retry-submission", str(sid)]) == 1
     assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
-    assert f"zoo work: submission {sid} (net-ok): 1 failed job(s) queued again" in capsys.readouterr().err
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in capsys.readouterr().err
     assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
     assert main(["work", *options, "--retry-submission", "99"]) == 2
     assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

@@ -344,7 +344,7 @@ def test_probe_adaptation_of_a_silent_model_says_it_has_no_index_rather_than_med
                 "--block", "140", "--cycles", "4", "--quiet"]) == 0
     summary = capsys.readouterr().out.splitlines()[1]
     assert summary.startswith("ln: no adaptation index: no cell has a rate above rounding level in the high block's windows, "
-                              "tau: no adapting cell of 12 (ground truth ")
+                              "tau: no adapting cell of 12 (ground truth: adaptation index median ")
     assert summary.endswith("; across cells r = n/a (fewer than 3 cells have an index in both)")
 
 
@@ -379,7 +379,8 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert sum(v is not None for v in truth["tau_high"]) >= 6
     printed = capsys.readouterr().out.splitlines()
     truth_tau = tau_summary(truth["tau_high"], truth["adaptation_index"])
-    assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth ")
+    assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth: "
+                                 "adaptation index median ")
     assert printed[1].endswith(f"{truth_tau}); across cells r = n/a (the model's or the "
                                "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
@@ -607,7 +608,11 @@ def test_probe_oms_summary_says_that_no_cell_answered_instead_of_printing_nan():
         "ln: no OMS index: no cell has a motion response (ground truth: OMS index median 0.84)")
     one = {"oms_index": [np.nan, np.nan, np.nan, 0.0071, np.nan, np.nan]}
     assert oms_summary("ln", one, truth, compare_indices(one["oms_index"], truth["oms_index"])) == (
-        "ln: OMS index median 0.01 (ground truth 0.84); same sign in 100% of the cells with a response")
+        "ln: OMS index median 0.01 (ground truth: OMS index median 0.84); same sign in 100% of the cells with a response")
+    # a truth without an index was printed "ground truth nan" (each probe worded its median, or why there is none,
+    # its own way; median_or_why is their one wording, each measure's reason its own)
+    assert oms_summary("ln", one, silent, compare_indices(one["oms_index"], silent["oms_index"])) == (
+        "ln: OMS index median 0.01 (ground truth: no OMS index: no cell has a motion response)")
 
 
 def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):

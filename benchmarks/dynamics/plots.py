@@ -10,6 +10,7 @@ from matplotlib.figure import Figure
 
 from neurozoo.benchmarks.dynamics.fixedpoints import FixedPoints
 from neurozoo.datasets.figures import save_figure
+from neurozoo.datasets.text_table import counted
 
 PathLike = Union[str, Path]
 
@@ -70,10 +71,6 @@ def plot_spectra(fixed_points: FixedPoints, path: PathLike, title: Optional[str]
     return save_figure(spectra_figure(fixed_points, title, time_unit), path)
 
 
-def _count(n: int, noun: str) -> str:
-    return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
 def conjugate_groups(values: np.ndarray) -> List[Tuple[int, int]]:
     """(first, last) eigenvalue index of each mode of one point's spectrum (sorted by modulus): a complex-conjugate
     pair is one oscillating mode with one time constant, so it is one group (first < last)."""
@@ -129,7 +126,7 @@ def spectra_figure(fixed_points: FixedPoints, title: Optional[str] = None, time_
     # above the dense limit only the largest eigenvalues are computed (ARPACK): say so, they are not the spectrum
     part = f"\nlargest {n_values} of {dim} eigenvalues each" if len(fixed_points) and n_values < dim else ""
     plane.set(xlabel="Re $\\lambda$", ylabel="Im $\\lambda$", aspect="equal",
-              title=f"{_count(len(fixed_points), 'point')}{f' ({kinds})' if kinds else ''}: "
+              title=f"{counted(len(fixed_points), 'point')}{f' ({kinds})' if kinds else ''}: "
                     f"{int(fixed_points.stable.sum())} stable (black){part}")
     plane.title.set_fontsize(10)
     tau, labels = mode_time_constants(fixed_points)

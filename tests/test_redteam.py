@@ -233,6 +233,40 @@ def test_the_hosts_load_memory_and_cpu_counters_are_masked(monkeypatch):
     assert unmasked["cpu_count"] == read["cpu_count"] and unmasked["loadavg"] != read["loadavg"]
 
 
+MORE_HOST_COUNTERS = """
+import json, os
+read = {}
+for name in ("sys/fs/inode-state", "sys/fs/aio-nr", "sys/kernel/pty/nr", "swaps", "slabinfo", "timer_list",
+             "vmallocinfo"):
+    try:
+        read[name] = open("/proc/" + name).read()
+    except OSError as error:
+        read[name] = "refused " + str(error.errno)
+print(json.dumps(read))
+"""
+
+
+@needs_sandbox
+def test_the_hosts_inode_aio_pty_swap_and_kernel_memory_counters_are_masked():
+    """More host-wide counters of /proc in no namespace, beside those the test above covers: the host's inode counts
+    (``sys/fs/inode-state``, inode-nr's twin with more fields: it read 90548 inodes, changing as the host made
+    files, while inode-nr read empty), its AIO contexts (``sys/fs/aio-nr``), its pseudo-terminals in use (``sys/kernel
+    /pty/nr``: one per terminal session on the host, the operator's logins included), its swap in use (``swaps``) and,
+    where the worker runs as root (the job's user is the worker's own outside its namespace, so the owner's read bit
+    passes), the kernel's slab and vmalloc use and timers (``slabinfo``, ``vmallocinfo``, ``timer_list``: mode 0400,
+    every slab cache's object count, which moves with whatever the host does). Each is now an empty read-only file,
+    as ``sys/fs/inode-nr`` is; a file this kernel lacks is refused as before."""
+    import json
+
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", MORE_HOST_COUNTERS], limits=Limits(wall_s=30, memory_bytes=2 ** 30))
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    read = json.loads(outcome.console)
+    for name, value in read.items():
+        assert value == ("" if os.path.exists(f"/proc/{name}") else "refused 2"), (name, value[:100])
+
+
 CPUINFO = """
 import json, torch
 print(json.dumps({"cpuinfo": open("/proc/cpuinfo").read(), "capability": torch.backends.cpu.get_cpu_capability()}))

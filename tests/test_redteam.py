@@ -456,6 +456,39 @@ def test_the_sandboxs_root_and_the_folders_bwrap_makes_in_it_are_read_only(monke
     assert "wrote /tmp" in console and "wrote /dev/shm" in console  # the job's own, counted, tmpfs mounts
 
 
+OPEN_SYSCTLS_FOR_WRITING = """
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_WRONLY))  # opened only: nothing is written
+        print("opened", path)
+    except OSError as error:
+        print("refused", path, error.errno)
+print("read", open("/proc/sys/vm/swappiness").read().strip())
+"""
+
+
+@needs_sandbox
+def test_the_hosts_kernel_settings_in_proc_sys_are_read_only_in_the_sandbox():
+    """bwrap covers /proc/sys with a read-only mount only where its own access(W_OK) on the folder passes, and the
+    folder says no to everyone (r-xr-xr-x): left writable. The kernel lets a sysctl be written by whoever's user is
+    root outside every namespace, capabilities or not, and the job's user is the worker's own there: a job of a worker
+    run as root (as on the development host and in CI) changed the host's settings (vm.swappiness 60 -> 61, read on
+    the host after the job; 764 of them opened for writing), kernel.core_pattern among them, whose '|program' the
+    kernel runs as root on the host at the next crash. /proc/sys is now bound read-only: readable, never written.
+    (A worker of another user is refused by the files' modes either way.)"""
+    from neurozoo.leaderboard import sandbox
+
+    sysctls = [path for path in ("/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern") if os.path.exists(path)]
+    outcome = sandbox.run([sys.executable, "-c", OPEN_SYSCTLS_FOR_WRITING, *sysctls], limits=Limits(wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert sysctls and "opened" not in console, console
+    for path in sysctls:
+        assert f"refused {path}" in console, console
+    assert f"read {Path('/proc/sys/vm/swappiness').read_text().strip()}" in console  # readable as before
+
+
 @needs_sandbox
 def test_the_tmpfs_covering_a_hidden_folder_inside_a_bound_one_is_read_only(monkeypatch, tmp_path):
     """A hidden folder ($NEUROZOO_HOME, the cache, $HOME, the recordings) inside a bound one is covered by a tmpfs, which

@@ -490,6 +490,25 @@ def test_the_hosts_kernel_settings_in_proc_sys_are_read_only_in_the_sandbox():
 
 
 @needs_sandbox
+def test_where_the_workers_proc_has_no_sysctls_the_sandboxs_are_covered_not_bound(monkeypatch):
+    """A worker whose /proc is mounted subset=pid has no /proc/sys to bind read-only: bwrap would fail to start every
+    job. The sandbox's own /proc/sys is then covered by an empty read-only tmpfs: the job sees no sysctl, as the worker
+    does, and writes none."""
+    from neurozoo.leaderboard import sandbox
+
+    hidden = lambda path: str(path) == "/proc/sys" or str(path).startswith("/proc/sys/")
+    isdir, exists = os.path.isdir, os.path.exists
+    monkeypatch.setattr(os.path, "isdir", lambda path: False if hidden(path) else isdir(path))
+    monkeypatch.setattr(os.path, "exists", lambda path: False if hidden(path) else exists(path))
+    assert sandbox.read_only_sysctls()[0] == "--tmpfs"
+    code = "import os; print(sorted(os.listdir('/proc/sys')))\n" + OPEN_SYSCTLS_FOR_WRITING.split("print(\"read\"")[0]
+    outcome = sandbox.run([sys.executable, "-c", code, "/proc/sys/vm/swappiness"], limits=Limits(wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert console.splitlines()[0] == "[]" and "refused /proc/sys/vm/swappiness" in console, console
+
+
+@needs_sandbox
 def test_the_tmpfs_covering_a_hidden_folder_inside_a_bound_one_is_read_only(monkeypatch, tmp_path):
     """A hidden folder ($NEUROZOO_HOME, the cache, $HOME, the recordings) inside a bound one is covered by a tmpfs, which
     was writable by the job, of no size cap and not a mount the watchdog counts (/tmp, /dev/shm): without a cgroup its

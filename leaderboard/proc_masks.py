@@ -3,8 +3,10 @@
 A PID namespace gives the job a ``/proc`` of its own processes, but some of its files are the kernel's counters for
 the whole host, in no namespace: the load (``loadavg``), free memory (``meminfo``, ``vmstat``, ``zoneinfo``,
 ``buddyinfo``), CPU, interrupt and disk time (``stat``, ``interrupts``, ``softirqs``, ``diskstats``, the idle time
-in ``uptime``), stalls (``pressure/*``), the host's open files and inodes (``sys/fs``) and, on a host that scales
-its CPUs' frequency, the ``cpu MHz`` of ``cpuinfo``. Sampled, they tell a job when the host, another job or the
+in ``uptime``), stalls (``pressure/*``), the host's open files, inodes and AIO contexts (``sys/fs``), its
+pseudo-terminals in use (``sys/kernel/pty/nr``: the operator's terminal sessions), its swap in use (``swaps``), the
+kernel's slab and vmalloc use and timers (``slabinfo``, ``vmallocinfo``, ``timer_list``: mode 0400, but readable by
+the job of a worker run as root) and, on a host that scales its CPUs' frequency, the ``cpu MHz`` of ``cpuinfo``. Sampled, they tell a job when the host, another job or the
 scorer is busy. bwrap covers each with a read-only file (``--ro-bind-data``) of the same form: the counters zero,
 what is static (the CPUs ``stat`` lists, the boot time) kept, and as memory the job's own limit, so libraries that
 size themselves by it (glibc counts the CPUs of ``/proc/stat`` where ``/sys``, which the sandbox does not mount, is
@@ -20,7 +22,9 @@ PROC = "/proc"
 #: Counters no library a model uses reads: covered by an empty file
 EMPTIED = ("vmstat", "diskstats", "interrupts", "softirqs", "zoneinfo", "buddyinfo", "pagetypeinfo", "schedstat",
            "pressure/cpu", "pressure/io", "pressure/memory", "pressure/irq", "sys/fs/file-nr", "sys/fs/inode-nr",
-           "sys/fs/dentry-state")
+           "sys/fs/dentry-state", "sys/fs/inode-state", "sys/fs/aio-nr", "sys/kernel/pty/nr", "swaps",
+           # mode 0400, yet read by a job of a worker run as root (its user is root outside the namespace)
+           "slabinfo", "vmallocinfo", "timer_list")
 LOADAVG = b"0.00 0.00 0.00 1/1 1\n"
 #: meminfo's fields that show the job's memory limit; Hugepagesize is the host's (static); every other field is 0
 MEMORY_FIELDS = ("MemTotal", "MemFree", "MemAvailable")

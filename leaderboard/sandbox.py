@@ -261,6 +261,20 @@ NO_PSEUDO_TERMINALS = ("--tmpfs", "/dev/pts", "--remount-ro", "/dev/pts")
 #: the watchdog, which counts the files of ``/tmp`` and ``/dev/shm``, saw none of its files (200 MiB in ``/etc`` and a
 #: 150 MiB heap ran on under a 256 MiB limit; the tmpfs holds up to half the host's memory)
 READ_ONLY_ROOT = ("--remount-ro", "/")
+#: ``/proc/sys`` bound read-only over the sandbox's ``/proc``: bwrap covers it only where its own ``access(W_OK)`` on the
+#: folder passes, and the folder (r-xr-xr-x) refuses everyone, so it stayed writable; the kernel lets a sysctl be written
+#: by a user that is root outside every namespace, capabilities or not, and the job's user is the worker's own there: a
+#: job of a worker run as root set the host's kernel settings (``kernel.core_pattern``, whose ``|program`` the kernel
+#: runs as root on the host). The source is the host's ``/proc/sys``, read as the sandbox's: a namespaced setting (net,
+#: ipc, uts, ``ns_last_pid``) is the reading process's own namespace's either way. Before the masks, which cover files
+#: inside it. Where the worker's ``/proc`` shows no ``sys`` (mounted ``subset=pid``), :func:`read_only_sysctls` covers
+#: it with an empty read-only tmpfs instead (the job then sees no sysctl, as the worker does).
+READ_ONLY_SYSCTLS = ("--ro-bind", "/proc/sys", "/proc/sys")
+
+
+def read_only_sysctls() -> Tuple[str, ...]:
+    """bwrap's arguments that make the sandbox's ``/proc/sys`` read-only (:data:`READ_ONLY_SYSCTLS`)."""
+    return READ_ONLY_SYSCTLS if os.path.isdir("/proc/sys") else ("--tmpfs", "/proc/sys", "--remount-ro", "/proc/sys")
 
 
 def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path],
@@ -270,7 +284,7 @@ def _bwrap_argv(bwrap: str, read_only: Dict[str, str], env_paths: Sequence[Path]
     argv = [bwrap, "--unshare-all", "--unshare-user", "--uid", str(SANDBOX_UID), "--gid", str(SANDBOX_UID),
             *(["--disable-userns"] if bwrap_disables_userns() else []),
             "--cap-drop", "ALL", "--die-with-parent", "--new-session", "--clearenv",
-            "--proc", "/proc", *proc_masks, "--dev", "/dev", *NO_PSEUDO_TERMINALS,
+            "--proc", "/proc", *read_only_sysctls(), *proc_masks, "--dev", "/dev", *NO_PSEUDO_TERMINALS,
             "--size", str(tmp_bytes), "--tmpfs", "/dev/shm", "--remount-ro", "/dev",
             "--size", str(tmp_bytes), "--tmpfs", "/tmp"]
     argv += _system_binds()

@@ -50,6 +50,11 @@ MAX_TAR_GLOBAL_HEADER_BYTES = 4096
 #: extended headers in a row before one member (a pax header, a GNU long name and a long link name at most): tarfile
 #: reads each one's successor by recursion
 MAX_TAR_HEADER_CHAIN = 4
+#: path parts of a submission's file (its folders and its name), at most: Python's pathlib and shutil recurse once per
+#: level (Path.mkdir's missing parents, rglob, rmtree in Python 3.11), so a zip of files 600, 1200 and 1800 folders
+#: deep was a RecursionError in validation and in the removal of its staging folder, which stayed in the store and
+#: failed every later intake (each removes a dead process's staging folders first)
+MAX_DEPTH = 32
 MAX_METADATA_BYTES = 64 * 1024
 REQUIREMENTS = "requirements.txt"
 MAX_REQUIREMENTS_BYTES, MAX_REQUIREMENTS_LINES = 16 * 1024, 200
@@ -111,7 +116,15 @@ def _member_path(name: str, archive: Path) -> Path:
     if path.is_absolute() or ".." in path.parts or not name or "\0" in name:
         raise SubmissionError(f"{archive.name}: member {name!r} points outside the archive; use relative paths")
     _check_utf8_name(name, f"{archive.name}: member")
+    _check_depth(path, f"{archive.name}: member {_short(name)}")
     return path
+
+
+def _check_depth(relative: Path, where: str) -> None:
+    """Refuse a path of more than :data:`MAX_DEPTH` parts (``where`` names it)."""
+    if len(relative.parts) > MAX_DEPTH:
+        raise SubmissionError(f"{where} is {len(relative.parts)} levels deep; at most {MAX_DEPTH} (folders and the "
+                              "file) are allowed")
 
 
 def _check_utf8_name(name: str, where: str) -> None:
@@ -127,10 +140,11 @@ def _check_utf8_name(name: str, where: str) -> None:
 def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
     """Refuses symbolic links and special files BEFORE anything is copied; counts while copying."""
     entries = []
-    for folder, dirs, files in os.walk(source, followlinks=False):
+    for folder, dirs, files in os.walk(source, followlinks=False):  # top-down: refused before walking deeper
         for name in dirs + files:
             path = Path(folder) / name
             _check_utf8_name(str(path.relative_to(source)), "submission: file")
+            _check_depth(path.relative_to(source), f"submission: {_short(str(path.relative_to(source)))}")
             if path.is_symlink():
                 raise SubmissionError(f"submission: {path.relative_to(source)} is a symbolic link; "
                                       "links are not allowed (copy the file in)")

@@ -1269,6 +1269,41 @@ def test_a_refused_or_failed_submission_leaves_the_store_as_it_was(tmp_path, db,
     assert [job["spec"]["folder"] for job in stored["jobs"]] == [stored["folder"]]
 
 
+def test_a_folder_tree_too_deep_is_refused_and_leaves_nothing_that_blocks_later_submissions(tmp_path, db):
+    """A zip of three files 600, 1200 and 1800 folders deep (1 KiB) was unpacked level by level (each member's
+    folders made by Path.mkdir, which recurses once per missing parent: under Python's recursion limit each time);
+    validating it (rglob) and removing its staging folder (shutil.rmtree) then recursed 1800 deep, a RecursionError
+    traceback (web: 500), and the staging folder stayed in the store. The next intake of any user removes a dead
+    process's staging folder first, failed on it the same way, and so did every submission after it until the
+    operator removed the folder by hand. A path of more than MAX_DEPTH parts is refused as the archive is read, in a
+    folder as it is walked; nothing is left."""
+    from neurozoo.leaderboard.submission import MAX_DEPTH
+
+    store = tmp_path / "store"
+    honest = make_submission(tmp_path / "honest", weights=False)
+    deep = tmp_path / "deep.zip"
+    with zipfile.ZipFile(deep, "w") as archive:
+        for name in ("metadata.yaml", "model.py"):
+            archive.write(honest / name, name)
+        for depth in (600, 1200, 1800):
+            archive.writestr("a/" * depth + "f", b"x")
+    with pytest.raises(SubmissionError, match=rf"deep.zip: member 'a/a/a/.* is 601 levels deep; at most {MAX_DEPTH}"):
+        submit(db, deep, store, user="mallory")
+    assert _listing(store) == []
+    folder = make_submission(tmp_path / "folder", name="folder-net", weights=False)
+    (folder / Path(*["b"] * MAX_DEPTH)).mkdir(parents=True)
+    (folder / Path(*["b"] * MAX_DEPTH) / "f").write_text("x")
+    with pytest.raises(SubmissionError, match=rf"submission: '{'b/' * MAX_DEPTH}f' is {MAX_DEPTH + 1} levels deep"):
+        submit(db, folder, store, user="mallory")
+    assert _listing(store) == []
+    stored = db.submission(submit(db, honest, store, user="bob"))
+    assert stored["status"] == "queued"
+    nested = make_submission(tmp_path / "nested", name="nested-net", weights=False)  # a few folders still pass
+    (nested / "pkg" / "sub").mkdir(parents=True)
+    (nested / "pkg" / "sub" / "layers.py").write_text("X = 1\n")
+    assert db.submission(submit(db, nested, store, user="bob"))["status"] == "queued"
+
+
 def test_a_relative_store_is_recorded_as_an_absolute_folder(tmp_path, db, monkeypatch):
     """``zoo submit --store subs`` recorded the folder as ``subs/<digest>``, relative to where the operator ran it:
     ``zoo work`` run from any other folder found no such folder (every job failed, "the submission's stored folder

@@ -233,6 +233,40 @@ def test_the_hosts_load_memory_and_cpu_counters_are_masked(monkeypatch):
     assert unmasked["cpu_count"] == read["cpu_count"] and unmasked["loadavg"] != read["loadavg"]
 
 
+MORE_HOST_COUNTERS = """
+import json, os
+read = {}
+for name in ("sys/fs/inode-state", "sys/fs/aio-nr", "sys/kernel/pty/nr", "swaps", "slabinfo", "timer_list",
+             "vmallocinfo"):
+    try:
+        read[name] = open("/proc/" + name).read()
+    except OSError as error:
+        read[name] = "refused " + str(error.errno)
+print(json.dumps(read))
+"""
+
+
+@needs_sandbox
+def test_the_hosts_inode_aio_pty_swap_and_kernel_memory_counters_are_masked():
+    """More host-wide counters of /proc in no namespace, beside those the test above covers: the host's inode counts
+    (``sys/fs/inode-state``, inode-nr's twin with more fields: it read 90548 inodes, changing as the host made
+    files, while inode-nr read empty), its AIO contexts (``sys/fs/aio-nr``), its pseudo-terminals in use (``sys/kernel
+    /pty/nr``: one per terminal session on the host, the operator's logins included), its swap in use (``swaps``) and,
+    where the worker runs as root (the job's user is the worker's own outside its namespace, so the owner's read bit
+    passes), the kernel's slab and vmalloc use and timers (``slabinfo``, ``vmallocinfo``, ``timer_list``: mode 0400,
+    every slab cache's object count, which moves with whatever the host does). Each is now an empty read-only file,
+    as ``sys/fs/inode-nr`` is; a file this kernel lacks is refused as before."""
+    import json
+
+    from neurozoo.leaderboard import sandbox
+
+    outcome = sandbox.run([sys.executable, "-c", MORE_HOST_COUNTERS], limits=Limits(wall_s=30, memory_bytes=2 ** 30))
+    assert outcome.returncode == 0 and outcome.killed is None, outcome
+    read = json.loads(outcome.console)
+    for name, value in read.items():
+        assert value == ("" if os.path.exists(f"/proc/{name}") else "refused 2"), (name, value[:100])
+
+
 CPUINFO = """
 import json, torch
 print(json.dumps({"cpuinfo": open("/proc/cpuinfo").read(), "capability": torch.backends.cpu.get_cpu_capability()}))
@@ -420,6 +454,58 @@ def test_the_sandboxs_root_and_the_folders_bwrap_makes_in_it_are_read_only(monke
     for folder in folders:
         assert f"refused {folder} 30" in console, (folder, console)  # EROFS
     assert "wrote /tmp" in console and "wrote /dev/shm" in console  # the job's own, counted, tmpfs mounts
+
+
+OPEN_SYSCTLS_FOR_WRITING = """
+import os, sys
+for path in sys.argv[1:]:
+    try:
+        os.close(os.open(path, os.O_WRONLY))  # opened only: nothing is written
+        print("opened", path)
+    except OSError as error:
+        print("refused", path, error.errno)
+print("read", open("/proc/sys/vm/swappiness").read().strip())
+"""
+
+
+@needs_sandbox
+def test_the_hosts_kernel_settings_in_proc_sys_are_read_only_in_the_sandbox():
+    """bwrap covers /proc/sys with a read-only mount only where its own access(W_OK) on the folder passes, and the
+    folder says no to everyone (r-xr-xr-x): left writable. The kernel lets a sysctl be written by whoever's user is
+    root outside every namespace, capabilities or not, and the job's user is the worker's own there: a job of a worker
+    run as root (as on the development host and in CI) changed the host's settings (vm.swappiness 60 -> 61, read on
+    the host after the job; 764 of them opened for writing), kernel.core_pattern among them, whose '|program' the
+    kernel runs as root on the host at the next crash. /proc/sys is now bound read-only: readable, never written.
+    (A worker of another user is refused by the files' modes either way.)"""
+    from neurozoo.leaderboard import sandbox
+
+    sysctls = [path for path in ("/proc/sys/vm/swappiness", "/proc/sys/kernel/core_pattern") if os.path.exists(path)]
+    outcome = sandbox.run([sys.executable, "-c", OPEN_SYSCTLS_FOR_WRITING, *sysctls], limits=Limits(wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert sysctls and "opened" not in console, console
+    for path in sysctls:
+        assert f"refused {path}" in console, console
+    assert f"read {Path('/proc/sys/vm/swappiness').read_text().strip()}" in console  # readable as before
+
+
+@needs_sandbox
+def test_where_the_workers_proc_has_no_sysctls_the_sandboxs_are_covered_not_bound(monkeypatch):
+    """A worker whose /proc is mounted subset=pid has no /proc/sys to bind read-only: bwrap would fail to start every
+    job. The sandbox's own /proc/sys is then covered by an empty read-only tmpfs: the job sees no sysctl, as the worker
+    does, and writes none."""
+    from neurozoo.leaderboard import sandbox
+
+    hidden = lambda path: str(path) == "/proc/sys" or str(path).startswith("/proc/sys/")
+    isdir, exists = os.path.isdir, os.path.exists
+    monkeypatch.setattr(os.path, "isdir", lambda path: False if hidden(path) else isdir(path))
+    monkeypatch.setattr(os.path, "exists", lambda path: False if hidden(path) else exists(path))
+    assert sandbox.read_only_sysctls()[0] == "--tmpfs"
+    code = "import os; print(sorted(os.listdir('/proc/sys')))\n" + OPEN_SYSCTLS_FOR_WRITING.split("print(\"read\"")[0]
+    outcome = sandbox.run([sys.executable, "-c", code, "/proc/sys/vm/swappiness"], limits=Limits(wall_s=30))
+    console = outcome.console.decode()
+    assert outcome.returncode == 0 and outcome.killed is None, console
+    assert console.splitlines()[0] == "[]" and "refused /proc/sys/vm/swappiness" in console, console
 
 
 @needs_sandbox

@@ -58,7 +58,7 @@ class GraphSpec:
     input_channels: int = 3
     num_classes: int = 1000
     n_steps: int = 17
-    image_steps: int = 12  # the image is shown for steps [0, image_steps); mean gray afterwards
+    image_steps: int = 12  # the image is shown for steps [0, image_steps); the blank frame afterwards
     norm: str = "none"  # no released model normalises; "group" / "batch" are options
     activation: str = "elu"
     # blank: the frame after image_steps: 0.5 in the normalised input space (models/model_func.py make_movie, lines

@@ -20,8 +20,9 @@ def test_registered_and_published_architecture():
     assert model.noise1.std == model.noise2.std == 0.05
     assert model.hidden_shapes == ((8, 36, 36), (8, 26, 26))
     assert not model.scale_from_data  # published: no output scale
-    # torch-deep-retina's BNCNN(n_units=5) has 138,362 parameters (torchdeepretina/models.py at 00bb0ca, lines 44-62:
-    # 72,008 + 20,736 + 7,752 + 10,816 + 27,040 + 10)
+    # torch-deep-retina's BNCNN(n_units=5) has 138,362 trainable parameters (torchdeepretina/models.py at 00bb0ca, lines
+    # 44-62: 72,008 + 20,736 + 7,752 + 10,816 + 27,040 + 10); its parameters() holds 2 more, each GaussianNoise's
+    # sigma, a Parameter with requires_grad=False (torchdeepretina/torch_utils.py at 00bb0ca, GaussianNoise.__init__)
     assert sum(p.numel() for p in retina.create_model("bncnn", n_cells=5).parameters()) == 138_362
     old = retina.create_model("bncnn2016", n_cells=3)
     assert (old.conv1.out_channels, old.conv2.kernel_size, old.hidden_shapes[1]) == (16, (9, 9), (8, 28, 28))
@@ -63,6 +64,27 @@ def test_parity_with_the_published_bncnn_in_training_and_eval():
             torch.testing.assert_close(ours(x), reference(x), rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(ours.bn1.running_var, reference[2].running_var)
     torch.testing.assert_close(ours.bn3.running_mean, reference[10].running_mean)
+
+
+def test_initialisation_is_torch_deep_retinas_under_the_same_seed():
+    """torch-deep-retina's ``BNCNN`` (torchdeepretina/models.py at 00bb0ca, lines 37-62) keeps PyTorch's default
+    initialisation (no ``init`` call in the class or in ``TDRModel``, lines 12-35; training.py ``get_model_and_distr``
+    builds it and trains): Conv2d and Linear kernels and biases uniform in +-1/sqrt(fan-in), BatchNorm1d gain 1 and
+    offset 0. Ours draws the same numbers in the same order, so the same seed gives the same starting model, and
+    ``init_from_data`` leaves it alone (no output scale: ``output_scale="none"``, as published). deep-retina's Keras
+    ``bn_cnn`` starts from Keras' defaults instead (glorot_uniform kernels, zero biases): another starting point of
+    the same model, not followed."""
+    torch.manual_seed(11)
+    ours = RetinaCNN(n_cells=5)
+    ours.init_from_data(torch.full((5,), 20.0))
+    torch.manual_seed(11)
+    reference = _reference_bncnn(5)
+    for a, b in zip(ours.parameters(), reference.parameters(), strict=True):
+        assert torch.equal(a, b)
+    assert torch.equal(ours.output_scale, torch.ones(5))
+    bound = 1 / (40 * 15 * 15) ** 0.5  # kaiming_uniform_(a=sqrt(5)): +-1/sqrt(fan-in)
+    assert ours.conv1.weight.abs().max() <= bound and ours.conv1.weight.abs().max() > 0.99 * bound
+    assert torch.equal(ours.bn3.weight, torch.ones(5)) and torch.equal(ours.bn3.bias, torch.zeros(5))
 
 
 class _AddedNoise(torch.nn.Module):

@@ -140,6 +140,39 @@ def test_ln_recovers_a_known_nonlinearity_in_spikes_per_second_and_agrees_with_t
     np.testing.assert_allclose(parametric, binned, rtol=0.15, atol=1.5)
 
 
+def test_the_ln_and_glm_l2_acts_on_the_stored_filter_factors_not_on_the_full_filter_as_deep_retina():
+    """deep-retina's LN model (deepretina/models.py ``linear_nonlinear(x, n_out, activation='softplus', l2_reg=0.01)``,
+    the Keras 2 version: ``Dense(n_out, kernel_regularizer=l2(l2_reg))`` on the flattened window) puts Keras'
+    ``l2(0.01)``, ``0.01 * sum(k^2)``, on its full-rank filter ``k``; scripts/fit_glms.py (64a39f3, lines 32-45 and 88)
+    TensorFlow's ``1e-4 * sum(k^2) / 2`` on the GLM's full filter. Ours (the zoo protocol, a named deviation in the
+    README): ``l2 * sum(p^2)`` on the parameters ``filter.spatial`` and ``filter.temporal``, which hold the filter's
+    factors times 50 (the frame side) and sqrt(40) (``LowRankFilter.weights``: Adam's per-entry steps), i.e.
+    ``l2 * (2500 |s|^2 + 40 |t|^2)`` in the factors' own units: not a function of the filter, and at its lowest over
+    the factors' split 2 * 50 * sqrt(40) = 632 times ``l2 * sum_r |s_r| |t_r|`` (the filter's Frobenius norm at rank
+    1), not ``l2 * |k|^2``."""
+    from neurozoo.retina.fit import regularization
+
+    for name in ("ln", "glm"):
+        torch.manual_seed(0)
+        model = create_model(name, n_cells=3)
+        spatial, temporal = model.filter.weights()
+        with torch.no_grad():
+            penalty = float(regularization(model, torch.zeros(2, 3), l2=1.0, l1=0.0))
+            factors = float(2500 * (spatial ** 2).sum() + 40 * (temporal ** 2).sum())
+            if name == "glm":  # and its post-spike filter (post_spike_penalty="filter", the default)
+                factors += float((model.post_spike ** 2).sum())
+            filters = model.filter.filters().clone()
+        assert penalty == pytest.approx(factors, rel=1e-5), name
+        assert penalty > 1e4 * float((filters ** 2).sum()), name  # deep-retina's sum(k^2) is another penalty
+        # the same filter, split otherwise between its factors, is penalised otherwise
+        with torch.no_grad():
+            model.filter.spatial.mul_(2.0)
+            model.filter.temporal.div_(2.0)
+            torch.testing.assert_close(model.filter.filters(), filters)
+            moved = float(regularization(model, torch.zeros(2, 3), l2=1.0, l1=0.0))
+        assert abs(moved - penalty) > 0.1 * penalty, name
+
+
 def test_the_glm_l2_penalty_acts_on_the_post_spike_filter_with_the_option_as_deep_retina_does():
     """deep-retina's GLMs penalise the history filter's own coefficients (deepretina/glms.py ``train_on_batch``:
     ``0.5 * l2[key] * ||theta[key]||^2`` for every parameter group, lines 75-77 at 117ccd0; key ``'history'``; scripts/glm.py at 09c8449:

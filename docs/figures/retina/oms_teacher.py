@@ -10,7 +10,7 @@ or the model class and fitting protocol, in three subcommands:
   noise-free expectation: the circuit's expected rates, smoothed as the recording's ``firing_rate_10ms`` was
   (:func:`expected_target`). The loss is protocol 11's Poisson loss, here with non-integer targets (the same
   minimiser in expectation as with the counts). The held-out r and FEVE are the recording's (its Poisson test
-  repeats), as ``zoo fit`` reports them. Writes ``DIR/model.pt``, ``DIR/history.json`` and ``DIR/summary.json``.
+  repeats), as ``zoo fit`` reports them. Writes ``DIR/model.pt``, ``DIR/history.json`` and ``DIR/teacher.json`` (not ``summary.json``, the name ``zoo score`` reads as a ``zoo fit`` summary).
 * ``reach``: no fit. Variants of the circuit restricted to what the BN-CNN's graph can compute (its 25-px conv stack
   cannot see a cell's centre and its 14-24 px annulus together, so the annulus can only be subtracted in the dense
   layer, after the rectified layer-2 features and before the softplus; and its only temporal filter is the first
@@ -81,7 +81,7 @@ def _fit(args) -> int:
               "best_val_correlation": result.best_val_correlation, "early_stopped": result.early_stopped,
               "fit_wall_s": round(wall, 1), "fit_cpu_s": round(cpu, 1), "torch_threads": result.torch_threads,
               **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in stats.items()}}
-    (out / "summary.json").write_text(json.dumps(record, indent=1, default=float))
+    (out / "teacher.json").write_text(json.dumps(record, indent=1, default=float))
     print(json.dumps(record, indent=1, default=float))
     return 0
 
@@ -165,7 +165,8 @@ def _rates(args) -> int:
     from neurozoo.datasets.synthetic_retina import grating_motion
 
     movie = grating_motion(4000, np.random.default_rng(1000))
-    systems = {"the circuit": oms_retina(), **{Path(d).name: load_fit(d) for d in args.fits}}
+    systems = {"the circuit": oms_retina(), **{f"pooled after rectification, k {k:g}": PooledAfterRectification(k)
+                                               for k in args.variant}, **{Path(d).name: load_fit(d) for d in args.fits}}
     truth_family = family_rates(oms_retina(), movie)
     truth_probe = probe(oms_retina())
     rows = []
@@ -235,6 +236,8 @@ def main(argv=None) -> int:
     r.set_defaults(run=_reach)
     q = sub.add_parser("rates", help="per-condition rates of the circuit and fits")
     q.add_argument("fits", nargs="*")
+    q.add_argument("--variant", type=float, nargs="*", default=[], metavar="K",
+                   help="also the circuit's variant within the BN-CNN's reach (reach) at these k")
     q.add_argument("--json")
     q.set_defaults(run=_rates)
     g = sub.add_parser("figure", help="draw the rates of `rates --json`")

@@ -10,7 +10,8 @@ or the model class and fitting protocol, in three subcommands:
   noise-free expectation: the circuit's expected rates, smoothed as the recording's ``firing_rate_10ms`` was
   (:func:`expected_target`). The loss is protocol 11's Poisson loss, here with non-integer targets (the same
   minimiser in expectation as with the counts). The held-out r and FEVE are the recording's (its Poisson test
-  repeats), as ``zoo fit`` reports them. Writes ``DIR/model.pt``, ``DIR/history.json`` and ``DIR/teacher.json`` (not ``summary.json``, the name ``zoo score`` reads as a ``zoo fit`` summary).
+  repeats), as ``zoo fit`` reports them. Writes ``DIR/model.pt``, ``DIR/history.json`` and ``DIR/teacher.json``
+  (not ``summary.json``, the name ``zoo score`` reads as a ``zoo fit`` summary).
 * ``reach``: no fit. Variants of the circuit restricted to what the BN-CNN's graph can compute (its 25-px conv stack
   cannot see a cell's centre and its 14-24 px annulus together, so the annulus can only be subtracted in the dense
   layer, after the rectified layer-2 features and before the softplus; and its only temporal filter is the first
@@ -72,12 +73,14 @@ def _fit(args) -> int:
     torch.manual_seed(args.seed)  # as zoo fit: the initial weights are part of what the seed fixes
     model = create_model("bncnn", n_cells=len(train.cells))
     wall, cpu = time.perf_counter(), time.process_time()
-    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2") if getattr(args, key) is not None}
+    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2", "patience")
+                 if getattr(args, key) is not None}
     result = fit(model, train, out=out, seed=args.seed, progress=False, resume=False, **overrides)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     stats = summary(evaluate(result.model, path))
     record = {"data": str(path), "target": "noise-free: the circuit's expected rates (expected_target)",
-              "seed": args.seed, "overrides": overrides, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
+              "seed": args.seed, "overrides": overrides, "best_epoch": result.best_epoch,
+              "epochs_run": len(result.history),
               "best_val_correlation": result.best_val_correlation, "early_stopped": result.early_stopped,
               "fit_wall_s": round(wall, 1), "fit_cpu_s": round(cpu, 1), "torch_threads": result.torch_threads,
               **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in stats.items()}}
@@ -227,8 +230,10 @@ def main(argv=None) -> int:
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--out", required=True)
     f.add_argument("--epochs", type=int, default=None, help="protocol 11's 40 unless given")
-    f.add_argument("--l1", type=float, default=None, help="the L1 penalty on the rates (protocol 11's 1e-3 unless given)")
+    f.add_argument("--l1", type=float, default=None,
+                   help="the L1 penalty on the rates (protocol 11's 1e-3 unless given)")
     f.add_argument("--l2", type=float, default=None, help="the L2 penalty on the weights (1e-3 unless given)")
+    f.add_argument("--patience", type=int, default=None, help="epochs without a validation gain (2 unless given)")
     f.set_defaults(run=_fit)
     r = sub.add_parser("reach", help="circuit variants within the BN-CNN's graph, on the probe (no fit)")
     r.add_argument("--k", type=float, nargs="*", default=[0.5, 1.0, 1.5])

@@ -162,12 +162,29 @@ def family_rates(system, movie: dict) -> dict:
     return {"per_condition": per, "kept": rates[:, keep]}
 
 
+def training_movie(n_frames: int) -> dict:
+    """The first ``n_frames`` of ``embedded:oms-gratingmotion``'s training movie with their segments' conditions:
+    drawn again as :func:`datasets.synthetic_retina.generate_recording` draws it (its generator's first draws), and
+    checked against the recording's stimulus (float16 there)."""
+    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.datasets.synthetic_retina import KINDS, grating_motion, load_embedded_retina
+
+    movie = grating_motion(n_frames, np.random.default_rng([0, KINDS.index("oms-gratingmotion")]))
+    recorded = read_experiment(load_embedded_retina("oms-gratingmotion"), "train").stimulus[:n_frames]
+    if not np.array_equal(movie["movie"].astype(np.float16).astype(np.float32), recorded):
+        raise RuntimeError("the training movie drawn again differs from the recording's: generate_recording changed")
+    movie["movie"] = recorded
+    return movie
+
+
 def _rates(args) -> int:
     from neurozoo.benchmarks.phenomena import agreement
     from neurozoo.datasets.oms_retina import oms_retina
     from neurozoo.datasets.synthetic_retina import grating_motion
 
     movie = grating_motion(4000, np.random.default_rng(1000))
+    if args.train_frames:
+        movie = training_movie(args.train_frames)
     systems = {"the circuit": oms_retina(), **{f"pooled after rectification, k {k:g}": PooledAfterRectification(k)
                                                for k in args.variant}, **{Path(d).name: load_fit(d) for d in args.fits}}
     truth_family = family_rates(oms_retina(), movie)
@@ -243,6 +260,8 @@ def main(argv=None) -> int:
     q.add_argument("fits", nargs="*")
     q.add_argument("--variant", type=float, nargs="*", default=[], metavar="K",
                    help="also the circuit's variant within the BN-CNN's reach (reach) at these k")
+    q.add_argument("--train-frames", type=int, default=0, metavar="N",
+                   help="on the first N frames of the fits' own training movie instead of the held-out movies")
     q.add_argument("--json")
     q.set_defaults(run=_rates)
     g = sub.add_parser("figure", help="draw the rates of `rates --json`")

@@ -216,7 +216,7 @@ def _figure(args) -> int:
     import matplotlib.pyplot as plt
 
     rows = json.loads(Path(args.json).read_text())
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4.4))
     width = 0.8 / len(rows)
     for j, row in enumerate(rows):
         label = args.labels[j] if args.labels and j < len(args.labels) else row["system"]
@@ -231,10 +231,11 @@ def _figure(args) -> int:
     axes[1].set_xticks(range(3), ("global", "differential", "object"))
     axes[1].set_title("the benchmark's probe (jitter seed 0)\nmean over cells, above grey", fontsize=9)
     axes[1].set_ylabel("spikes/s above grey")
-    axes[0].set_yscale("symlog", linthresh=5)
-    axes[1].set_yscale("symlog", linthresh=5)
-    axes[1].legend(fontsize=7)
-    fig.tight_layout()
+    axes[0].set_yscale("symlog", linthresh=1)
+    axes[1].set_yscale("symlog", linthresh=1)
+    handles, labels = axes[1].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=3, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
     fig.savefig(args.out, dpi=120)
     print(args.out)
     return 0

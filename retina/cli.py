@@ -52,6 +52,11 @@ def _add_fit(sub) -> None:
     p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
     p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
     p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
+    p.add_argument("--filter-l2", type=float, metavar="X",
+                   help="ln, glm: put X * sum(k^2) on each cell's assembled stimulus filter k (deep-retina's "
+                        "linear_nonlinear: 0.01) in place of --l2 on the filter's stored factors (the default, fitting "
+                        "protocol 11); recorded in summary.json (provenance.settings.filter_l2), part of the fit "
+                        "cache's key and of what a resume must share (docs/retina.md, \"The LN's filter penalty\")")
     p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
     p.add_argument("--val-fraction", type=float, help="the last fraction of each of the training split's 5 blocks that "
                                                      "early stopping validates on (default 0.1)")
@@ -106,7 +111,7 @@ def resolve_data(spec: str) -> Path:
 
 
 #: zoo fit's options that are :class:`retina.fit.FitConfig` settings (None: the config's or the model's default)
-FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "l1", "val_fraction", "patience", "min_delta", "monitor",
+FIT_OPTIONS = ("epochs", "lr", "batch_size", "l2", "filter_l2", "l1", "val_fraction", "patience", "min_delta", "monitor",
                "objective", "output_calibration")
 
 

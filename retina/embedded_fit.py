@@ -86,6 +86,8 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
         key.pop(name)
     if key["objective"] == FitConfig.objective:  # the zoo's: the key of before the setting, so its fits keep their folders
         key.pop("objective")
+    if key["filter_l2"] is None:  # likewise (the L2 on the filter's stored factors, protocol 11)
+        key.pop("filter_l2")
     return key
 
 

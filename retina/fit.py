@@ -117,6 +117,10 @@ class FitConfig:
     # what the training steps minimise (OBJECTIVES): "zoo", the Poisson loss in spikes/s + l2 + l1 (every model), or
     # "deep-retina", deep-retina's scripts/fit_glms.py objective for the GLM (deep_retina_objective; l2 and l1 unused)
     objective: str = "zoo"
+    # where the L2 acts on a low-rank stimulus filter (retina.models.ln.LowRankFilter: ln, glm): None (protocol 11), on
+    # its stored factors under ``l2`` as every weight; a number, ``filter_l2 * sum(k^2)`` on each assembled filter ``k``
+    # (deep-retina's linear_nonlinear: 0.01) in place of that (docs/retina.md, "The LN's filter penalty")
+    filter_l2: Optional[float] = None
     # after early stopping, fit the output BatchNorm's per-cell gain and offset alone to the training data (Poisson);
     # default: the model's ``default_output_calibration`` (the BN-CNN: True), else False
     output_calibration: Optional[bool] = None
@@ -155,7 +159,7 @@ def checked_fit_settings(settings: Mapping[str, Any], source: str, own_arguments
 #: What a resumed fit must share with its checkpoint: the settings that set the path of the optimisation (the
 #: stopping rules, device and progress bar may change between runs, e.g. a rerun with more epochs).
 RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_blocks", "seed", "max_steps_per_epoch",
-                "batching", "monitor", "objective")
+                "batching", "monitor", "objective", "filter_l2")
 
 
 #: What :attr:`FitConfig.objective` may be: the zoo's one protocol, or deep-retina's GLM objective
@@ -273,6 +277,9 @@ def checked_config(model: nn.Module, config: FitConfig, name: Optional[str] = No
                         f"scripts/fit_glms.py) applies to {', '.join(deep_retina_objective_models()) or 'no model'} "
                         f"only, the retina models that name its penalty groups (deep_retina_penalty()); "
                         f"{name or type(model).__name__} names none")
+    if config.filter_l2 is not None and not low_rank_filters(model):
+        raise SpecError(f"fit settings: --filter-l2 (filter_l2: the L2 on a low-rank stimulus filter, assembled) applies "
+                        f"to models with a LowRankFilter (ln, glm); {name or type(model).__name__} has none")
     if config.output_calibration and not _has_output_batchnorm(model):
         raise SpecError(f"fit settings: output_calibration needs a model whose output BatchNorm1d (bn3) has a gain and "
                         f"offset; {type(model).__name__} has none")
@@ -335,6 +342,8 @@ def _check_config(config: FitConfig) -> None:
         problems.append(f"lr must be a finite number > 0 (got {config.lr})")
     problems += [f"{name} must be a finite number >= 0 (got {getattr(config, name)})"
                  for name in ("l2", "l1", "min_delta") if not 0 <= getattr(config, name) < math.inf]
+    if config.filter_l2 is not None and not 0 <= config.filter_l2 < math.inf:
+        problems.append(f"filter_l2 must be None or a finite number >= 0 (got {config.filter_l2})")
     if config.monitor not in MONITORS:
         problems.append(f"monitor must be one of {MONITORS} (got {config.monitor!r})")
     if config.objective not in OBJECTIVES:
@@ -342,7 +351,7 @@ def _check_config(config: FitConfig) -> None:
     elif config.objective != "zoo":  # its penalty is its own: l2 and l1 would be ignored, unsaid
         problems += [f"{name} is the zoo objective's (objective {config.objective!r} has its own penalty{extra}): "
                      f"leave it at its default {getattr(FitConfig, name)} (got {getattr(config, name)})"
-                     for name, extra in (("l2", ""), ("l1", " and no L1 on the rates"))
+                     for name, extra in (("l2", ""), ("l1", " and no L1 on the rates"), ("filter_l2", ""))
                      if getattr(config, name) != getattr(FitConfig, name)]
     if not 0 < config.val_fraction < 1:
         problems.append(f"val_fraction must be between 0 and 1 (got {config.val_fraction})")
@@ -354,17 +363,34 @@ def poisson_loss(rates: torch.Tensor, target: torch.Tensor, eps: float = 1e-8) -
     return (rates - target * torch.log(rates + eps)).mean()
 
 
-def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float) -> torch.Tensor:
+def regularization(model: nn.Module, rates: torch.Tensor, l2: float, l1: float,
+                   filter_l2: Optional[float] = None) -> torch.Tensor:
     """L1 on the rates plus L2 on the weights: parameters with ndim > 1 (as Keras' kernel regularisers on the
     published model's kernels), never a bias, whatever its shape; a model whose parameters are not the weights
-    they stand for names its weights itself (``penalised_weights()``, e.g. the GLM's post-spike filter)."""
+    they stand for names its weights itself (``penalised_weights()``, e.g. the GLM's post-spike filter).
+    ``filter_l2`` (:attr:`FitConfig.filter_l2`): None, a low-rank filter's stored factors are weights as any; a
+    number, each :func:`low_rank_filters`' factors leave the ``l2`` sum and ``filter_l2 * sum(k^2)`` of its assembled
+    filter ``k`` (``LowRankFilter.squared_norm()``) is added instead."""
     penalty = rates.abs().sum(1).mean() * l1
+    filters = low_rank_filters(model) if filter_l2 is not None else []
     if l2:
         own = getattr(model, "penalised_weights", None)
         weights = own() if own is not None else [p for name, p in model.named_parameters()
                                                  if p.requires_grad and p.dim() > 1 and not name.endswith("bias")]
-        penalty = penalty + l2 * sum((w ** 2).sum() for w in weights)
+        factors = {id(p) for f in filters for p in (f.spatial, f.temporal)}
+        weights = [w for w in weights if id(w) not in factors]
+        if weights:
+            penalty = penalty + l2 * sum((w ** 2).sum() for w in weights)
+    if filter_l2:
+        penalty = penalty + filter_l2 * sum(f.squared_norm() for f in filters)
     return penalty
+
+
+def low_rank_filters(model: nn.Module) -> List[nn.Module]:
+    """The low-rank stimulus filters (``retina.models.ln.LowRankFilter``) in ``model``: what ``filter_l2`` acts on."""
+    from neurozoo.retina.models.ln import LowRankFilter
+
+    return [m for m in model.modules() if isinstance(m, LowRankFilter)]
 
 
 #: deep-retina's scripts/fit_glms.py (64a39f3) loss constants: ``epsilon = 1e-6``, ``dt = 1e-2`` (lines 91-92)
@@ -524,7 +550,7 @@ def _train_steps(model, d: _Data, optimizer, batches, config: FitConfig, use_chu
         if config.objective == "deep-retina":
             objective = deep_retina_objective(model, rates, target)
         else:
-            objective = loss + regularization(model, rates, config.l2, config.l1)
+            objective = loss + regularization(model, rates, config.l2, config.l1, config.filter_l2)
         optimizer.zero_grad(set_to_none=True)
         objective.backward()
         optimizer.step()
@@ -632,6 +658,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         # a checkpoint written before the objective was a setting was fitted under the zoo's: a deep-retina fit must
         # not resume it (compared as any setting, not skipped as one it lacks)
         then.setdefault("objective", "zoo")
+        then.setdefault("filter_l2", None)  # likewise, before filter_l2 was a setting: on the stored factors
         # as recorded: under the deep-retina objective its penalty (objective_penalty), not the l2 and l1 it does not
         # use; a checkpoint written before it recorded them so (l2 and l1, no objective_penalty) resumes, those skipped
         now = recorded_settings(config, model)

@@ -173,6 +173,47 @@ def test_the_ln_and_glm_l2_acts_on_the_stored_filter_factors_not_on_the_full_fil
         assert abs(moved - penalty) > 0.1 * penalty, name
 
 
+def test_filter_l2_puts_the_penalty_on_the_assembled_filter_a_function_of_the_filter_alone():
+    """``filter_l2`` (``zoo fit --filter-l2``): ``filter_l2 * sum(k^2)`` on the assembled filter ``k =
+    LowRankFilter.filters()`` (deep-retina's ``linear_nonlinear``: 0.01) in place of ``l2`` on the stored factors, so
+    the same filter split otherwise between its factors (``s * a``, ``t / a``) is penalised alike, which the default
+    (pinned above, unchanged) is not. The GLM's post-spike filter stays under ``l2``."""
+    from neurozoo.retina.fit import regularization
+
+    rates = torch.rand(4, 3)
+    for name in ("ln", "glm"):
+        torch.manual_seed(1)
+        model = create_model(name, n_cells=3, rank=2)
+        with torch.no_grad():
+            model.filter.spatial.normal_()  # factors of their own scales, not the start's
+            model.filter.temporal.normal_()
+        assembled = 0.01 * (model.filter.filters().double() ** 2).sum()
+        rest = 1e-3 * float((model.post_spike ** 2).sum()) if name == "glm" else 0.0
+        l1 = float(rates.abs().sum(1).mean()) * 1e-3
+        penalty = regularization(model, rates, l2=1e-3, l1=1e-3, filter_l2=0.01)
+        assert float(penalty) == pytest.approx(float(assembled) + rest + l1, rel=1e-5), name
+        default = float(regularization(model, rates, l2=1e-3, l1=1e-3))
+        assert default > 10 * float(penalty), name  # measured ~600x on these factors: another penalty
+        # the gradient reaches the factors (through the Gram of the factors, not a detached number)
+        penalty.backward()
+        assert model.filter.spatial.grad.abs().max() > 0 and model.filter.temporal.grad.abs().max() > 0
+        with torch.no_grad():
+            for a in (3.0, 0.1):
+                before = model.filter.filters().clone()
+                model.filter.spatial.mul_(a)
+                model.filter.temporal.div_(a)
+                torch.testing.assert_close(model.filter.filters(), before)
+                moved = float(regularization(model, rates, l2=1e-3, l1=1e-3, filter_l2=0.01))
+                assert moved == pytest.approx(float(penalty), rel=1e-5), (name, a)
+                assert abs(float(regularization(model, rates, l2=1e-3, l1=1e-3)) - default) > 0.1 * default
+                model.filter.spatial.div_(a)
+                model.filter.temporal.mul_(a)
+        # l2 0 leaves the filter's own penalty; filter_l2 0 leaves the filter unpenalised, the rest under l2
+        assert float(regularization(model, rates, l2=0.0, l1=0.0, filter_l2=0.01)) == pytest.approx(float(assembled),
+                                                                                                   rel=1e-5)
+        assert float(regularization(model, rates, l2=1e-3, l1=0.0, filter_l2=0.0)) == pytest.approx(rest, rel=1e-5)
+
+
 def test_the_glm_l2_penalty_acts_on_the_post_spike_filter_with_the_option_as_deep_retina_does():
     """deep-retina's GLMs penalise the history filter's own coefficients (deepretina/glms.py ``train_on_batch``:
     ``0.5 * l2[key] * ||theta[key]||^2`` for every parameter group, lines 75-77 at 117ccd0; key ``'history'``; scripts/glm.py at 09c8449:
@@ -627,6 +668,55 @@ def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_s
     assert zoo([*argv, "--out", str(tmp_path / "l1"), "--objective", "deep-retina", "--l1", "0"]) == 2
     assert "--l1: the zoo objective's penalties; --objective deep-retina has its own" in capsys.readouterr().err
     assert not (tmp_path / "l1").exists()
+
+
+@pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+def test_a_fit_with_filter_l2_differs_records_it_and_never_shares_a_fit(tmp_path, capsys):
+    """``zoo fit ln --filter-l2 0.01``: other weights than the default's (same seed and steps), recorded
+    (summary.json's settings, history.json's config), a resume by the other setting refused either way (a checkpoint
+    written before the setting is the default's), its own folder of the fit cache while the default keeps its
+    folder; refused for a model without a low-rank filter, beside --objective deep-retina and below 0."""
+    import json
+
+    from neurozoo.datasets.errors import SpecError
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.embedded_fit import fit_dir, fit_settings_key
+    from neurozoo.retina.fit import ResumeRefused
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    argv = ["fit", "ln", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet"]
+    assert zoo([*argv, "--out", str(tmp_path / "assembled"), "--filter-l2", "0.01"]) == 0
+    assert zoo([*argv, "--out", str(tmp_path / "factors")]) == 0
+    weights = {name: torch.load(tmp_path / name / "model.pt") for name in ("assembled", "factors")}
+    assert (weights["assembled"]["filter.spatial"] - weights["factors"]["filter.spatial"]).abs().max() > 1e-4
+    for name, value in (("assembled", 0.01), ("factors", None)):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["provenance"]["settings"]["filter_l2"] == value
+        assert json.loads((tmp_path / name / "history.json").read_text())["config"]["filter_l2"] == value
+    capsys.readouterr()
+    assert zoo([*argv, "--out", str(tmp_path / "assembled")]) == 2
+    assert "a fit with other settings (filter_l2 0.01 -> None)" in capsys.readouterr().err
+    checkpoint = tmp_path / "factors" / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    del saved["config"]["filter_l2"]  # as written before the setting: the penalty on the stored factors
+    torch.save(saved, checkpoint)
+    with pytest.raises(ResumeRefused, match=r"filter_l2 None -> 0.01"):
+        fit(create_model("ln", n_cells=weights["factors"]["bias"].shape[0]), str(path), out=tmp_path / "factors",
+            epochs=1, batch_size=64, filter_l2=0.01, progress=False)
+
+    def folder(name, **settings):
+        return fit_dir(path, name, "whitenoise", 0, settings)
+
+    assert folder("ln", filter_l2=0.01) != folder("ln") == folder("ln", filter_l2=None)
+    assert "filter_l2" not in fit_settings_key(create_model("ln", n_cells=2), 0)  # the default's key, as before
+    with pytest.raises(SpecError, match=r"--filter-l2 .* applies to models with a LowRankFilter \(ln, glm\); bncnn has "
+                                        r"none$"):
+        folder("bncnn", filter_l2=0.01)
+    with pytest.raises(SpecError, match=r"filter_l2 is the zoo objective's .* \(got 0.01\)"):
+        folder("glm", objective="deep-retina", filter_l2=0.01)
+    with pytest.raises(SpecError, match=r"filter_l2 must be None or a finite number >= 0 \(got -1.0\)"):
+        folder("ln", filter_l2=-1.0)
 
 
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")

@@ -140,11 +140,7 @@ class GLM(nn.Module):
         objective ``"deep-retina"`` (:func:`retina.fit.deep_retina_objective`) adds it to their loss. With our
         ``rate_scale`` the intercept's pull towards 0 is a pull towards the cell's mean rate at zero drive; theirs, with
         no scale, towards softplus(0) = 0.69 spikes/s."""
-        spatial, temporal = self.filter.weights()
-        s = spatial.view(self.n_cells, self.filter.rank, -1)
-        t = temporal.view(self.n_cells, self.filter.rank, -1)
-        # ||sum_r t_r (x) s_r||^2 = sum_{r, r'} <s_r, s_r'> <t_r, t_r'>: the full filter's squared norm, unassembled
-        filter_sq = ((s @ s.transpose(1, 2)) * (t @ t.transpose(1, 2))).sum()
+        filter_sq = self.filter.squared_norm()  # the full filter's squared norm, unassembled
         history_sq = (self.post_spike ** 2).sum() + (self.bias ** 2).sum()
         return DEEP_RETINA_L2_FILTER * filter_sq / 2 + DEEP_RETINA_L2_HISTORY * history_sq / 2
 

@@ -69,6 +69,16 @@ class LowRankFilter(nn.Module):
         self.spatial.mul_(gain)
         self.temporal.mul_(gain)
 
+    def squared_norm(self) -> torch.Tensor:
+        """``sum(filters() ** 2)`` over every cell, without assembling the filters: ``||sum_r t_r (x) s_r||^2 =
+        sum_{r, r'} <s_r, s_r'> <t_r, t_r'>`` per cell (the Gram of the factors). A function of the filter alone, so
+        unchanged when a factor is scaled by ``a`` and its partner by ``1 / a`` (what a penalty on the stored
+        factors is not: ``retina.fit.FitConfig.filter_l2``)."""
+        spatial, temporal = self.weights()
+        s = spatial.view(self.n_cells, self.rank, -1)
+        t = temporal.view(self.n_cells, self.rank, -1)
+        return ((s @ s.transpose(1, 2)) * (t @ t.transpose(1, 2))).sum()
+
     def filters(self) -> torch.Tensor:
         """The full filters ``(n_cells, 40, 50, 50)``."""
         spatial, temporal = self.weights()

@@ -197,6 +197,7 @@ def _run_fit(args) -> int:
                f"no median held-out r: none of the {stats['n_cells']} cells has explainable variance >= 0.15")
     print(f"{args.model} on {path.name}: {medians}; saved in {out} (fit_curve.png: learning curve, held-out r per cell "
           "vs its oracle)")
+    print(kept_epoch_line(result))
     if stats["median_feve"] < 0:
         print("FEVE below 0: in spikes/s the predictions miss the trial average by more than a constant at each "
               "cell's mean rate would. "
@@ -208,6 +209,20 @@ def _run_fit(args) -> int:
               f"finished first: the results above are whole and saved in {out}", file=sys.stderr)
         return 130
     return 0
+
+
+def kept_epoch_line(result) -> str:
+    """Which epoch's weights the fit kept, by what, and how long it took: what a protocol's table reports (docs/retina.md)
+    and summary.json holds, said where the fit ends."""
+    history, best = result.history, result.best_epoch
+    if best < 0 or best >= len(history):
+        return f"fit: {len(history)} epochs, none kept by its validation score ({result.duration_s:.0f} s)"
+    monitor = result.config.monitor
+    value = (f"validation r {history[best]['val_correlation']:.3f}" if monitor == "correlation" else
+             f"validation Poisson loss {history[best]['val_poisson']:.4g}")
+    why = "stopped early: no validation gain for the patience" if result.early_stopped else "the epoch limit reached"
+    return (f"fit: kept epoch {best + 1} of {len(history)} (history.json's epoch {best}; best {value}; {why}), "
+            f"{result.duration_s:.0f} s of fitting")
 
 
 #: what an undefined (NaN) value means in each column of zoo fit's cell table (retina.metrics.heldout_metrics)

@@ -647,6 +647,10 @@ def test_registry_and_cli(tmp_path, capsys, monkeypatch):
     assert record["best_epoch"] == history["best_epoch"] == history["history"][-1]["epoch"] == 0
     assert record["best_epoch_number"] == 1 and "best_epoch_number and fit_curve.png count from 1" in \
         record["epoch_numbering"]
+    # where the fit ends, the epoch kept, by what and why the fit stopped, in the figure's numbering
+    best_r = history["history"][0]["val_correlation"]
+    assert (f"fit: kept epoch 1 of 1 (history.json's epoch 0; best validation r {best_r:.3f}; the epoch limit "
+            "reached), ") in printed
     # the seed fixes the whole fit, initial weights included: two runs give the same weights
     for run in ("a", "b"):
         assert zoo(["fit", "bncnn", "--data", str(embedded), "--out", str(tmp_path / run), "--epochs", "1",
@@ -1607,3 +1611,20 @@ def test_zoo_fit_warns_before_the_fit_that_no_cell_passes_and_prints_no_nan_medi
                                "reaches 0.15 of its total over the 10 repeats (cell01 ") + r"-?0\.\d{3}\)", captured.err)
     assert "ln on unreliable.h5: no median held-out r: none of the 1 cells has explainable variance >= 0.15" in captured.out
     assert "nan" not in captured.out.splitlines()[-1]
+
+
+def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch():
+    from types import SimpleNamespace
+
+    from neurozoo.retina.cli import kept_epoch_line
+
+    history = [{"val_correlation": 0.5, "val_poisson": -60.0}, {"val_correlation": 0.7, "val_poisson": -68.94},
+               {"val_correlation": 0.6, "val_poisson": -61.0}]
+    result = SimpleNamespace(history=history, best_epoch=1, early_stopped=True, duration_s=12.4,
+                             config=SimpleNamespace(monitor="poisson"))
+    assert kept_epoch_line(result) == ("fit: kept epoch 2 of 3 (history.json's epoch 1; best validation Poisson loss "
+                                       "-68.94; stopped early: no validation gain for the patience), 12 s of fitting")
+    result.config.monitor, result.early_stopped = "correlation", False
+    assert "best validation r 0.700; the epoch limit reached" in kept_epoch_line(result)
+    result.best_epoch = -1  # every validation score NaN: nothing kept by it
+    assert kept_epoch_line(result) == "fit: 3 epochs, none kept by its validation score (12 s)"

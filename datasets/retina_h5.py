@@ -536,6 +536,8 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
             _fail(path, f"{split}/response", f"needs at least firing_rate_10ms or binned, each (cells, {T}) (it holds: "
                   f"{', '.join(sorted(responses)) or 'nothing'})")
         cells = [cell_name(i) for i in range(n_cells)]
+        if split == "train":
+            _check_cells_respond(path, split, responses, cells)
         repeats = None
         if "repeats" in g:
             repeats = _read_repeats(path, f, split, cells, T)
@@ -567,6 +569,22 @@ def _read_response(path, f, split: str, key: str, T: int, n_cells: Optional[int]
         _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
               "firing rates >= 0")
     return data
+
+
+def _check_cells_respond(path, split: str, responses: Mapping[str, np.ndarray], cells: Sequence[str]) -> None:
+    """``DataError`` where a cell is 0 at every frame of a response of the training split (no spike to fit it to: a
+    unit lost in sorting, the rows of another recording), naming the dataset and the cells. Such a cell was fitted to
+    zeros and its held-out r and FEVE reported among the others, and a split of all-zero responses gave a median held-out
+    r, with no word that nothing had been learnt. (A cell silent through the held-out repeats is the metrics': no
+    explainable variance, ``passes`` False.)"""
+    for key, data in responses.items():
+        silent = [cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1))]
+        if silent:
+            shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            _fail(path, f"{split}/response/{key}", f"{len(silent)} of {len(cells)} cell{'s' * (len(cells) != 1)} "
+                  f"{'is' if len(silent) == 1 else 'are'} 0 at every frame ({shown}): no spike in the training split "
+                  f"to fit {'it' if len(silent) == 1 else 'them'} to; expected each cell's spike counts or rate > 0 "
+                  f"somewhere in {split}/ (drop the cell from both splits)")
 
 
 def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:

@@ -792,3 +792,29 @@ def test_zoo_fits_data_option_and_its_missing_file_error_name_every_embedded_rec
     assert str(info.value) == (f"{tmp_path / 'absent.h5'}: no such experiment file (or an embedded recording: "
                                "embedded:whitenoise, embedded:naturalscene, embedded:oms-whitenoise, "
                                "embedded:oms-naturalscene, embedded:oms-gratingmotion)")
+
+
+def test_a_cell_silent_through_the_training_split_is_refused_naming_it(tmp_path, capsys):
+    """A cell with no spike in the whole training split (a unit lost in sorting, rows of another recording) was fitted
+    to zeros and scored held out as if fitted: zoo fit printed its held-out r and FEVE among the others, and a file
+    of all-zero training responses gave a median held-out r, with no word that nothing had been learnt."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    read_experiment(path, "train")
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02): no spike in the "
+            "training split to fit it to; expected each cell's spike counts or rate > 0 somewhere in train/ (drop "
+            "the cell from both splits)")):
+        read_experiment(path, "train")
+    read_experiment(path, "test")  # a cell silent through the held-out repeats is the metrics' (no explainable variance)
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][...] = 0.0
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
+    assert "3 of 3 cells are 0 at every frame (cell01, cell02, cell03)" in capsys.readouterr().err
+    assert not (tmp_path / "fit" / "summary.json").exists()
+

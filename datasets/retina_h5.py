@@ -654,6 +654,8 @@ def _warn_of_unlike_stimuli(path: str, state: tuple) -> None:
         statistics = {split: _stimulus_statistics(f[f"{split}/stimulus"], path, f"{split}/stimulus")
                       for split in ("train", "test")}
     (train_mean, train_sd), (test_mean, test_sd) = statistics["train"], statistics["test"]
+    if not np.isfinite([train_mean, train_sd, test_mean, test_sd]).all():
+        return  # a NaN or inf in a movie, refused when it is read (``_checked_stimulus``): no contrast to compare
     unlike = []
     if abs(test_mean - train_mean) > MAX_STIMULUS_OFFSET * train_sd:
         unlike.append(f"mean {test_mean:.3g} against {train_mean:.3g} (more than {MAX_STIMULUS_OFFSET:g} of the "

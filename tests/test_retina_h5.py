@@ -818,3 +818,18 @@ def test_a_cell_silent_through_the_training_split_is_refused_naming_it(tmp_path,
     assert "3 of 3 cells are 0 at every frame (cell01, cell02, cell03)" in capsys.readouterr().err
     assert not (tmp_path / "fit" / "summary.json").exists()
 
+
+def test_a_training_movie_with_nans_is_refused_without_a_warning_of_nan_statistics(tmp_path):
+    """A NaN in the training movie was first warned of as a contrast "against nan" (the test movie compared with the
+    training movie's NaN sd), then refused: the warning said nothing true."""
+    import warnings
+
+    path, train, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["train/stimulus"][3, 3, 3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_split, _ = checked_experiment(path)
+    with pytest.raises(DataError, match=r"dataset train/stimulus: contains 1 NaN/inf value\(s\), the first at index "
+                                        r"\(3, 3, 3\)"):
+        train_split.stimulus  # noqa: B018

@@ -37,6 +37,7 @@ error.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -435,6 +436,11 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
               f"firing_rate_10ms in spikes/s; from counts per frame store firing_rates(binned)['firing_rate_10ms'] "
               f"(neurozoo.datasets.retina_h5) as {group}/firing_rate_10ms")
     missing = [c for c in cells if c not in per_cell]
+    extra = [name for name in per_cell if name not in cells and re.fullmatch(r"cell\d+", name)]
+    if extra and not missing:  # cells of the repeats' own, passed over: the others then need not be the response's
+        _fail(path, f"{group}/{extra[0]}", f"a cell {split}/response does not have ({n_cells} cell"
+              f"{'s' * (n_cells != 1)}, {cells[0]}{'..' + cells[-1] if n_cells > 1 else ''}); expected repeats of the response's cells only, "
+              f"cellNN (n_repeats, {T}) each (a cell dropped from the response alone, or repeats of another recording?)")
     if missing:
         _fail(path, f"{group}/{missing[0]}", f"missing (repeats needed for all {n_cells} cells, as cellNN "
               f"(n_repeats, {T}) or one {group}/firing_rate_10ms (n_repeats, {n_cells}, {T}); found "

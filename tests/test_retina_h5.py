@@ -833,3 +833,18 @@ def test_a_training_movie_with_nans_is_refused_without_a_warning_of_nan_statisti
     with pytest.raises(DataError, match=r"dataset train/stimulus: contains 1 NaN/inf value\(s\), the first at index "
                                         r"\(3, 3, 3\)"):
         train_split.stimulus  # noqa: B018
+
+
+def test_per_cell_repeats_of_a_cell_the_response_lacks_are_refused_naming_it(tmp_path):
+    """test/repeats/cell04 beside a response of 3 cells (a cell dropped from the response only, or repeats of another
+    recording) was passed over without a word: the held-out metrics paired the repeats with the response's rows by name
+    as if they were the same cells."""
+    path, _, test, _ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["test/repeats/cell04"] = test["repeats"]["cell01"]
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset test/repeats/cell04: a cell test/response does not have (3 cells, cell01..cell03); "
+            "expected repeats of the response's cells only, cellNN (n_repeats, 80) each (a cell dropped from the "
+            "response alone, or repeats of another recording?)")):
+        read_experiment(path, "test")
+

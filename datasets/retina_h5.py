@@ -518,7 +518,12 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
                 _missing(path, f, f"{split}/{name}", expected)
         stim = _numeric(path, f, f"{split}/stimulus", f"(T, {FRAME_SIZE}, {FRAME_SIZE})")
         if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
-            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
+            hint = ""
+            if stim.ndim == 3 and stim.shape[:2] == (FRAME_SIZE, FRAME_SIZE):  # MATLAB's order, as h5py reads it
+                hint = (f": frames on the last axis (as h5py reads a MATLAB v7.3 file's (T, {FRAME_SIZE}, {FRAME_SIZE}): "
+                        f"its axes reversed); store it as ({stim.shape[2]}, {FRAME_SIZE}, {FRAME_SIZE}), "
+                        "numpy.transpose(stimulus)")
+            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}{hint}")
         if stim.dtype == np.uint8:  # models and fits here take the stimulus as stored (README, data sets)
             import warnings
 

@@ -848,3 +848,14 @@ def test_per_cell_repeats_of_a_cell_the_response_lacks_are_refused_naming_it(tmp
             "response alone, or repeats of another recording?)")):
         read_experiment(path, "test")
 
+
+def test_a_stimulus_stored_frames_last_is_named_with_the_transpose(tmp_path):
+    """A movie stored (50, 50, T) (a MATLAB v7.3 file of a (T, 50, 50) array, as h5py reads it: axes reversed) was
+    refused naming only the shape expected; the response stored so is named with its transpose, and so is this."""
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "train/stimulus", np.zeros((50, 50, 120), np.float32))
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/stimulus: expected shape (T, 50, 50), got (50, 50, 120): frames on the last axis "
+            "(as h5py reads a MATLAB v7.3 file's (T, 50, 50): its axes reversed); store it as (120, 50, 50), "
+            "numpy.transpose(stimulus)")):
+        read_experiment(path, "train")

@@ -546,6 +546,7 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
         if "firing_rate_10ms" not in responses and "binned" not in responses:
             _fail(path, f"{split}/response", f"needs at least firing_rate_10ms or binned, each (cells, {T}) (it holds: "
                   f"{', '.join(sorted(responses)) or 'nothing'})")
+        _check_response_units(path, split, responses)
         cells = [cell_name(i) for i in range(n_cells)]
         if split == "train":
             _check_cells_respond(path, split, responses, cells)
@@ -580,6 +581,29 @@ def _read_response(path, f, split: str, key: str, T: int, n_cells: Optional[int]
         _fail(path, where, f"contains {int((data < 0).sum())} negative values; expected spike counts or "
               "firing rates >= 0")
     return data
+
+
+def _check_response_units(path, split: str, responses: Mapping[str, np.ndarray]) -> None:
+    """``DataError`` unless each of the split's firing rates (spikes/s) means what its ``binned`` counts (spikes per
+    :data:`FRAME_S` frame) mean in spikes/s, within a factor of 2 (the smoothing keeps the mean but at the edges): rates
+    stored as counts per frame were fitted and scored in those units (held-out FEVE's noise 10^4 times too small),
+    counts stored as rates fed a spike-history model 100 times the spikes, without a word."""
+    if "binned" not in responses:
+        return
+    counts = float(responses["binned"].mean())
+    for key in (key for key in SMOOTHING_MS if key in responses):
+        rate = float(responses[key].mean())
+        if counts <= 0 or rate <= 0 or 0.5 <= rate / (counts / FRAME_S) <= 2.0:
+            continue
+        ratio = rate / (counts / FRAME_S)
+        hint = ""
+        if abs(np.log(ratio / FRAME_S)) < np.log(2):  # the two means alike: one is stored in the other's units
+            hint = (f" ({key} stored as spike counts per frame, or binned as spikes/s? store the counts as binned and "
+                    f"firing_rates(binned)['{key}'] as {key}, neurozoo.datasets.retina_h5)")
+        _fail(path, f"{split}/response/{key}", f"mean {rate:.4g} spikes/s, but {split}/response/binned means "
+              f"{counts:.4g} spikes per {FRAME_S * 1000:g} ms frame, {counts / FRAME_S:.4g} spikes/s: the rates must be "
+              f"in spikes/s and binned the spike counts per frame, the one's mean that of the other within a factor of "
+              f"2{hint}")
 
 
 def _check_cells_respond(path, split: str, responses: Mapping[str, np.ndarray], cells: Sequence[str]) -> None:

@@ -859,3 +859,29 @@ def test_a_stimulus_stored_frames_last_is_named_with_the_transpose(tmp_path):
             "(as h5py reads a MATLAB v7.3 file's (T, 50, 50): its axes reversed); store it as (120, 50, 50), "
             "numpy.transpose(stimulus)")):
         read_experiment(path, "train")
+
+
+@pytest.mark.parametrize("key, scale", [
+    ("firing_rate_10ms", 0.01),  # rates stored as counts per frame: held-out FEVE's noise 10^4 times too small, no word
+    ("binned", 100.0),  # counts stored as spikes/s: a spike-history model's history 100 times too large
+    ("firing_rate_20ms", 5.0),
+])
+def test_firing_rates_and_counts_in_other_units_are_refused_naming_both(tmp_path, key, scale):
+    """A split's firing rates (spikes/s) and binned counts (spikes per 10 ms frame) were read whatever their units:
+    rates stored as counts per frame were fitted and scored (FEVE, noise_var) in those units, counts stored as rates
+    fed a spike-history model 100 times the spikes, and neither was said."""
+    path, train, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f[f"train/response/{key}"][...] = train["response"][key] * scale
+    rate_key = "firing_rate_5ms" if key == "binned" else key  # the first rate compared
+    rate = float((train["response"][rate_key] * (scale if key != "binned" else 1)).astype(np.float32).mean())
+    counts = float((train["response"]["binned"] * (scale if key == "binned" else 1)).mean())
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/response/{rate_key}: mean {rate:.4g} spikes/s, but train/response/binned means "
+            f"{counts:.4g} spikes per 10 ms frame, {counts / 0.01:.4g} spikes/s: the rates must be in spikes/s and "
+            "binned the spike counts per frame, the one's mean that of the other within a factor of 2")) as info:
+        read_experiment(path, "train")
+    assert str(info.value).endswith(f"factor of 2 ({rate_key} stored as spike counts per frame, or binned as "
+                                    f"spikes/s? store the counts as binned and firing_rates(binned)['{rate_key}'] as "
+                                    f"{rate_key}, neurozoo.datasets.retina_h5)" if scale != 5.0 else "factor of 2")
+    read_experiment(path, "test")  # the test split's, trial averages, agree

@@ -154,9 +154,7 @@ def _check_written(tmp: Path, path: Path) -> None:
             warnings.simplefilter("ignore")
             train, test = (_read_split.__wrapped__(str(tmp), None, split, split == "test") for split in ("train", "test"))
             train.stimulus  # noqa: B018 (read and checked to be finite)
-        if test.cells != train.cells:
-            raise DataError(f"{tmp}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                            f"got {len(test.cells)}")
+        _check_splits_agree(tmp, train, test)
     except DataError as error:
         raise DataError(str(error).replace(str(tmp), str(path))) from None
 
@@ -548,8 +546,6 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
                   f"{', '.join(sorted(responses)) or 'nothing'})")
         _check_response_units(path, split, responses)
         cells = [cell_name(i) for i in range(n_cells)]
-        if split == "train":
-            _check_cells_respond(path, split, responses, cells)
         repeats = None
         if "repeats" in g:
             repeats = _read_repeats(path, f, split, cells, T)
@@ -606,20 +602,27 @@ def _check_response_units(path, split: str, responses: Mapping[str, np.ndarray])
               f"2{hint}")
 
 
-def _check_cells_respond(path, split: str, responses: Mapping[str, np.ndarray], cells: Sequence[str]) -> None:
-    """``DataError`` where a cell is 0 at every frame of a response of the training split (no spike to fit it to: a
-    unit lost in sorting, the rows of another recording), naming the dataset and the cells. Such a cell was fitted to
-    zeros and its held-out r and FEVE reported among the others, and a split of all-zero responses gave a median held-out
-    r, with no word that nothing had been learnt. (A cell silent through the held-out repeats is the metrics': no
-    explainable variance, ``passes`` False.)"""
-    for key, data in responses.items():
-        silent = [cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1))]
+def _check_splits_agree(path, train: Recording, test: Recording) -> None:
+    """``DataError`` unless both splits hold the same cells and every cell that responds in the test split (its
+    response or repeats above 0 somewhere) responds somewhere in the training split too, naming the dataset and the
+    cells. A cell silent in training but not in test was fitted to zeros and its held-out r and FEVE printed among the
+    others, and all-zero training responses gave a median held-out r, with no word that nothing had been learnt. (A
+    cell silent in both, a dead channel, is fitted and has no held-out numbers: no explainable variance.)"""
+    if test.cells != train.cells:
+        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                        f"got {len(test.cells)}")
+    tested = np.zeros(len(test.cells), bool)
+    for data in [*test.responses.values(), *([] if test.repeats is None else [test.repeats])]:
+        tested |= (data > 0).reshape(len(test.cells), -1).any(axis=1)
+    for key, data in train.responses.items():
+        silent = [train.cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1) & tested)]
         if silent:
-            shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
-            _fail(path, f"{split}/response/{key}", f"{len(silent)} of {len(cells)} cell{'s' * (len(cells) != 1)} "
-                  f"{'is' if len(silent) == 1 else 'are'} 0 at every frame ({shown}): no spike in the training split "
-                  f"to fit {'it' if len(silent) == 1 else 'them'} to; expected each cell's spike counts or rate > 0 "
-                  f"somewhere in {split}/ (drop the cell from both splits)")
+            n, shown = len(train.cells), ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            one = len(silent) == 1
+            _fail(path, f"train/response/{key}", f"{len(silent)} of {n} cell{'s' * (n != 1)} {'is' if one else 'are'} 0 "
+                  f"at every frame ({shown}) but {'responds' if one else 'respond'} in test/: a model fitted to no spike "
+                  f"would be scored held out on the test split's; expected each cell to respond somewhere in train/ "
+                  f"(drop the cell from both splits)")
 
 
 def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:
@@ -648,9 +651,7 @@ def checked_experiment(path) -> Tuple[Recording, Recording]:
     from neurozoo.datasets.provenance import file_state
 
     train, test = read_experiment(path, "train"), read_experiment(path, "test")
-    if test.cells != train.cells:
-        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                        f"got {len(test.cells)}")
+    _check_splits_agree(path, train, test)
     resolved, state = str(Path(path).resolve()), file_state(path)
     _warn_of_unlike_stimuli(resolved, state)
     _warn_of_unread(resolved, state, train.unread, test.unread)

@@ -794,29 +794,43 @@ def test_zoo_fits_data_option_and_its_missing_file_error_name_every_embedded_rec
                                "embedded:oms-naturalscene, embedded:oms-gratingmotion)")
 
 
-def test_a_cell_silent_through_the_training_split_is_refused_naming_it(tmp_path, capsys):
-    """A cell with no spike in the whole training split (a unit lost in sorting, rows of another recording) was fitted
-    to zeros and scored held out as if fitted: zoo fit printed its held-out r and FEVE among the others, and a file
-    of all-zero training responses gave a median held-out r, with no word that nothing had been learnt."""
+def test_a_cell_silent_through_the_training_split_but_not_in_test_is_refused_naming_it(tmp_path, capsys):
+    """A cell with no spike in the whole training split that responds in the test split (a unit lost in sorting, rows
+    of another recording) was fitted to zeros and scored held out as if fitted: zoo fit printed its held-out r and FEVE
+    among the others, and a file of all-zero training responses gave a median held-out r, with no word that nothing
+    had been learnt. A cell silent in both splits (a dead channel) is read: it has no held-out numbers."""
     from neurozoo.leaderboard.cli import main as zoo
 
     path, *_ = _experiment(tmp_path)
-    read_experiment(path, "train")
     with h5py.File(path, "a") as f:
         for key in f["train/response"]:
             f[f"train/response/{key}"][1] = 0.0
+    read_experiment(path, "train")  # a split alone cannot tell
     with pytest.raises(DataError, match=re.escape(
-            f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02): no spike in the "
-            "training split to fit it to; expected each cell's spike counts or rate > 0 somewhere in train/ (drop "
-            "the cell from both splits)")):
-        read_experiment(path, "train")
-    read_experiment(path, "test")  # a cell silent through the held-out repeats is the metrics' (no explainable variance)
+            f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02) but responds in test/: a "
+            "model fitted to no spike would be scored held out on the test split's; expected each cell to respond "
+            "somewhere in train/ (drop the cell from both splits)")):
+        checked_experiment(path)
+    with h5py.File(path, "a") as f:  # silent in test too: a dead channel, fitted, no held-out numbers
+        for key in f["test/response"]:
+            f[f"test/response/{key}"][1] = 0.0
+        f["test/repeats/cell02"][...] = 0.0
+    checked_experiment(path)
     with h5py.File(path, "a") as f:
         for key in f["train/response"]:
             f[f"train/response/{key}"][...] = 0.0
     assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
-    assert "3 of 3 cells are 0 at every frame (cell01, cell02, cell03)" in capsys.readouterr().err
+    assert "2 of 3 cells are 0 at every frame (cell01, cell03) but respond in test/" in capsys.readouterr().err
     assert not (tmp_path / "fit" / "summary.json").exists()
+
+
+def test_a_recording_with_a_cell_silent_only_in_training_is_not_written(tmp_path):
+    path, train, test, _ = _experiment(tmp_path)
+    train["response"] = {key: np.where(np.arange(3)[:, None] == 0, 0, value) for key, value in train["response"].items()}
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'again.h5'}: dataset train/response/binned: 1 of 3 "
+                                                  "cells is 0 at every frame (cell01) but responds in test/")):
+        write_experiment(tmp_path / "again.h5", train, test)
+    assert not (tmp_path / "again.h5").exists()
 
 
 def test_a_training_movie_with_nans_is_refused_without_a_warning_of_nan_statistics(tmp_path):

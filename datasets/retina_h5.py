@@ -19,8 +19,9 @@ and read only where ``Recording.response`` asks for one by name); ``time`` may b
 (they read its size only), and is read as its T frame times.
 
 ``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
-repeats present for every cell) and raises ``DataError`` naming the file, the dataset path and the
-expected shape. The stimulus stays on disk until ``Recording.stimulus`` is read.
+repeats present for every cell and for no other, rates and counts in one unit) and raises ``DataError`` naming the
+file, the dataset path and the expected shape; ``checked_experiment`` also the two splits together (the same cells,
+none silent through ``train/`` that responds in ``test/``). The stimulus stays on disk until ``Recording.stimulus`` is read.
 
 ``StimulusWindows`` is the torch Dataset of 40-frame windows: item ``i`` is the window ending at frame
 ``t = targets[i]`` (frames ``t-39 .. t``, oldest first) and the responses at frame ``t`` -- the target

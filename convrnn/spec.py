@@ -196,6 +196,16 @@ class GraphSpec:
         return next((size for size in range(1, limit + 1) if min(self.layer_sides(size).values()) >= 1), limit)
 
     # ---------------------------------------------------------------- validation
+    def _image_steps_hint(self) -> str:
+        """Where n_steps alone is below image_steps (an override or a spec of one's own that leaves image_steps at the
+        spec's, or the default): that image_steps is a field to set too, and where its value came from."""
+        ints = all(isinstance(v, int) and not isinstance(v, bool) for v in (self.n_steps, self.image_steps))
+        if not ints or not 1 <= self.n_steps < self.image_steps:
+            return ""
+        default = type(self).__dataclass_fields__["image_steps"].default
+        return (f" (the steps the image is shown, [0, image_steps): {default} unless the spec or an override gives it); "
+                f"set image_steps <= n_steps too, e.g. image_steps={self.n_steps}")
+
     def validate(self, source: str = "<spec>") -> None:
         where = f"{source} (spec {self.name!r})"
         if not isinstance(self.name, str) or not self.name:
@@ -227,7 +237,7 @@ class GraphSpec:
                 or self.n_steps < 1 or not (0 <= self.image_steps <= self.n_steps):
             raise SpecError(
                 f"{where}: need integers n_steps >= 1 and 0 <= image_steps <= n_steps, got n_steps={self.n_steps!r}, "
-                f"image_steps={self.image_steps!r}"
+                f"image_steps={self.image_steps!r}{self._image_steps_hint()}"
             )
         if self.decoder != "last":
             check_decoder_window(self, self.n_steps, where)

@@ -19,8 +19,9 @@ and read only where ``Recording.response`` asks for one by name); ``time`` may b
 (they read its size only), and is read as its T frame times.
 
 ``write_experiment`` writes it, ``read_experiment`` validates every dataset (shape, matching ``T``, NaNs,
-repeats present for every cell) and raises ``DataError`` naming the file, the dataset path and the
-expected shape. The stimulus stays on disk until ``Recording.stimulus`` is read.
+repeats present for every cell and for no other, rates and counts in one unit) and raises ``DataError`` naming the
+file, the dataset path and the expected shape; ``checked_experiment`` also the two splits together (the same cells,
+none silent through ``train/`` that responds in ``test/``). The stimulus stays on disk until ``Recording.stimulus`` is read.
 
 ``StimulusWindows`` is the torch Dataset of 40-frame windows: item ``i`` is the window ending at frame
 ``t = targets[i]`` (frames ``t-39 .. t``, oldest first) and the responses at frame ``t`` -- the target
@@ -37,6 +38,7 @@ error.
 from __future__ import annotations
 
 import itertools
+import re
 from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
@@ -153,9 +155,7 @@ def _check_written(tmp: Path, path: Path) -> None:
             warnings.simplefilter("ignore")
             train, test = (_read_split.__wrapped__(str(tmp), None, split, split == "test") for split in ("train", "test"))
             train.stimulus  # noqa: B018 (read and checked to be finite)
-        if test.cells != train.cells:
-            raise DataError(f"{tmp}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                            f"got {len(test.cells)}")
+        _check_splits_agree(tmp, train, test)
     except DataError as error:
         raise DataError(str(error).replace(str(tmp), str(path))) from None
 
@@ -435,6 +435,11 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
               f"firing_rate_10ms in spikes/s; from counts per frame store firing_rates(binned)['firing_rate_10ms'] "
               f"(neurozoo.datasets.retina_h5) as {group}/firing_rate_10ms")
     missing = [c for c in cells if c not in per_cell]
+    extra = [name for name in per_cell if name not in cells and re.fullmatch(r"cell\d+", name)]
+    if extra and not missing:  # cells of the repeats' own, passed over: the others then need not be the response's
+        _fail(path, f"{group}/{extra[0]}", f"a cell {split}/response does not have ({n_cells} cell"
+              f"{'s' * (n_cells != 1)}, {cells[0]}{'..' + cells[-1] if n_cells > 1 else ''}); expected repeats of the response's cells only, "
+              f"cellNN (n_repeats, {T}) each (a cell dropped from the response alone, or repeats of another recording?)")
     if missing:
         _fail(path, f"{group}/{missing[0]}", f"missing (repeats needed for all {n_cells} cells, as cellNN "
               f"(n_repeats, {T}) or one {group}/firing_rate_10ms (n_repeats, {n_cells}, {T}); found "
@@ -512,7 +517,12 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
                 _missing(path, f, f"{split}/{name}", expected)
         stim = _numeric(path, f, f"{split}/stimulus", f"(T, {FRAME_SIZE}, {FRAME_SIZE})")
         if stim.ndim != 3 or stim.shape[1:] != (FRAME_SIZE, FRAME_SIZE):
-            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}")
+            hint = ""
+            if stim.ndim == 3 and stim.shape[:2] == (FRAME_SIZE, FRAME_SIZE):  # MATLAB's order, as h5py reads it
+                hint = (f": frames on the last axis (as h5py reads a MATLAB v7.3 file's (T, {FRAME_SIZE}, {FRAME_SIZE}): "
+                        f"its axes reversed); store it as ({stim.shape[2]}, {FRAME_SIZE}, {FRAME_SIZE}), "
+                        "numpy.transpose(stimulus)")
+            _fail(path, f"{split}/stimulus", f"expected shape (T, {FRAME_SIZE}, {FRAME_SIZE}), got {stim.shape}{hint}")
         if stim.dtype == np.uint8:  # models and fits here take the stimulus as stored (README, data sets)
             import warnings
 
@@ -535,6 +545,7 @@ def _read_split(path: str, state: tuple, split: str, require_repeats: bool) -> R
         if "firing_rate_10ms" not in responses and "binned" not in responses:
             _fail(path, f"{split}/response", f"needs at least firing_rate_10ms or binned, each (cells, {T}) (it holds: "
                   f"{', '.join(sorted(responses)) or 'nothing'})")
+        _check_response_units(path, split, responses)
         cells = [cell_name(i) for i in range(n_cells)]
         repeats = None
         if "repeats" in g:
@@ -569,6 +580,52 @@ def _read_response(path, f, split: str, key: str, T: int, n_cells: Optional[int]
     return data
 
 
+def _check_response_units(path, split: str, responses: Mapping[str, np.ndarray]) -> None:
+    """``DataError`` unless each of the split's firing rates (spikes/s) means what its ``binned`` counts (spikes per
+    :data:`FRAME_S` frame) mean in spikes/s, within a factor of 2 (the smoothing keeps the mean but at the edges): rates
+    stored as counts per frame were fitted and scored in those units (held-out FEVE's noise 10^4 times too small),
+    counts stored as rates fed a spike-history model 100 times the spikes, without a word."""
+    if "binned" not in responses:
+        return
+    counts = float(responses["binned"].mean())
+    for key in (key for key in SMOOTHING_MS if key in responses):
+        rate = float(responses[key].mean())
+        if counts <= 0 or rate <= 0 or 0.5 <= rate / (counts / FRAME_S) <= 2.0:
+            continue
+        ratio = rate / (counts / FRAME_S)
+        hint = ""
+        if abs(np.log(ratio / FRAME_S)) < np.log(2):  # the two means alike: one is stored in the other's units
+            hint = (f" ({key} stored as spike counts per frame, or binned as spikes/s? store the counts as binned and "
+                    f"firing_rates(binned)['{key}'] as {key}, neurozoo.datasets.retina_h5)")
+        _fail(path, f"{split}/response/{key}", f"mean {rate:.4g} spikes/s, but {split}/response/binned means "
+              f"{counts:.4g} spikes per {FRAME_S * 1000:g} ms frame, {counts / FRAME_S:.4g} spikes/s: the rates must be "
+              f"in spikes/s and binned the spike counts per frame, the one's mean that of the other within a factor of "
+              f"2{hint}")
+
+
+def _check_splits_agree(path, train: Recording, test: Recording) -> None:
+    """``DataError`` unless both splits hold the same cells and every cell that responds in the test split (its
+    response or repeats above 0 somewhere) responds somewhere in the training split too, naming the dataset and the
+    cells. A cell silent in training but not in test was fitted to zeros and its held-out r and FEVE printed among the
+    others, and all-zero training responses gave a median held-out r, with no word that nothing had been learnt. (A
+    cell silent in both, a dead channel, is fitted and has no held-out numbers: no explainable variance.)"""
+    if test.cells != train.cells:
+        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                        f"got {len(test.cells)}")
+    tested = np.zeros(len(test.cells), bool)
+    for data in [*test.responses.values(), *([] if test.repeats is None else [test.repeats])]:
+        tested |= (data > 0).reshape(len(test.cells), -1).any(axis=1)
+    for key, data in train.responses.items():
+        silent = [train.cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1) & tested)]
+        if silent:
+            n, shown = len(train.cells), ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            one = len(silent) == 1
+            _fail(path, f"train/response/{key}", f"{len(silent)} of {n} cell{'s' * (n != 1)} {'is' if one else 'are'} 0 "
+                  f"at every frame ({shown}) but {'responds' if one else 'respond'} in test/: a model fitted to no spike "
+                  f"would be scored held out on the test split's; expected each cell to respond somewhere in train/ "
+                  f"(drop the cell from both splits)")
+
+
 def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:
     """``{split}/time`` as ``(T,)``. deep-retina and torch-deep-retina read only its size, the number of frames
     (``expt_length = f[train_or_test]['time'].size``: deepretina/experiments.py ``loadexpt`` line 211 at 064d631,
@@ -595,9 +652,7 @@ def checked_experiment(path) -> Tuple[Recording, Recording]:
     from neurozoo.datasets.provenance import file_state
 
     train, test = read_experiment(path, "train"), read_experiment(path, "test")
-    if test.cells != train.cells:
-        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                        f"got {len(test.cells)}")
+    _check_splits_agree(path, train, test)
     resolved, state = str(Path(path).resolve()), file_state(path)
     _warn_of_unlike_stimuli(resolved, state)
     _warn_of_unread(resolved, state, train.unread, test.unread)
@@ -636,6 +691,8 @@ def _warn_of_unlike_stimuli(path: str, state: tuple) -> None:
         statistics = {split: _stimulus_statistics(f[f"{split}/stimulus"], path, f"{split}/stimulus")
                       for split in ("train", "test")}
     (train_mean, train_sd), (test_mean, test_sd) = statistics["train"], statistics["test"]
+    if not np.isfinite([train_mean, train_sd, test_mean, test_sd]).all():
+        return  # a NaN or inf in a movie, refused when it is read (``_checked_stimulus``): no contrast to compare
     unlike = []
     if abs(test_mean - train_mean) > MAX_STIMULUS_OFFSET * train_sd:
         unlike.append(f"mean {test_mean:.3g} against {train_mean:.3g} (more than {MAX_STIMULUS_OFFSET:g} of the "

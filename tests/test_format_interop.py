@@ -110,11 +110,12 @@ def test_our_reader_reads_a_file_laid_out_as_deepretina_reads_it(tmp_path):
         for split, n in (("train", T), ("test", Tt)):
             f[f"{split}/stimulus"] = rng.integers(0, 256, (n, 50, 50), dtype=np.uint8)
             f[f"{split}/time"] = np.arange(n) * 0.01
-            for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned"):
-                f[f"{split}/response/{key}"] = rng.gamma(2.0, 3.0, (C, n))
+            for key in ("firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms"):
+                f[f"{split}/response/{key}"] = rng.gamma(2.0, 15.0, (C, n))  # 30 spikes/s on average
+            f[f"{split}/response/binned"] = rng.poisson(0.3, (C, n)).astype(np.float64)  # counts per frame: 30 spikes/s
         for c in range(C):
             f[f"train/stas/cell{c + 1:02d}"] = rng.standard_normal((N_FRAMES, 50, 50))  # datas.py reads these
-            f[f"test/repeats/cell{c + 1:02d}"] = rng.gamma(2.0, 3.0, (R, Tt))
+            f[f"test/repeats/cell{c + 1:02d}"] = rng.gamma(2.0, 15.0, (R, Tt))
             f[f"spikes/cell{c + 1:02d}"] = np.sort(rng.uniform(0, 0.6, 9))
     with pytest.warns(UserWarning, match="is uint8"):  # see test_a_uint8_stimulus_is_read_with_a_warning_to_zscore_it
         train, test = read_experiment(path, "train"), read_experiment(path, "test")

@@ -700,6 +700,16 @@ def test_an_override_of_the_wrong_type_is_named(override, message):
         convrnn.create_model("rgc_shallow", **{"image_steps": 2, **override} if "n_steps" in override else override)
 
 
+def test_fewer_steps_than_the_image_is_shown_says_to_set_image_steps_too():
+    """``n_steps`` alone below the spec's ``image_steps`` (``--set n_steps=8`` of a released model, a spec of one's own
+    without ``image_steps``, which is then 12) was refused naming both values and the rule only: nothing said that
+    image_steps is a field of its own to set, nor where its 12 came from."""
+    with pytest.raises(SpecError, match=r"got n_steps=8, image_steps=12 \(the steps the image is shown, \[0, "
+                                        r"image_steps\): 12 unless the spec or an override gives it\); set image_steps "
+                                        r"<= n_steps too, e\.g\. image_steps=8$"):
+        convrnn.create_model("rgc_shallow", n_steps=8)
+
+
 def test_the_name_override_renames_the_model():
     # create_model(name, **overrides) took name=... as its own argument: "got multiple values for argument 'name'"
     assert convrnn.create_model("rgc_shallow", name="mine", width_multiplier=1 / 16).spec.name == "mine"

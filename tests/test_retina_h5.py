@@ -792,3 +792,110 @@ def test_zoo_fits_data_option_and_its_missing_file_error_name_every_embedded_rec
     assert str(info.value) == (f"{tmp_path / 'absent.h5'}: no such experiment file (or an embedded recording: "
                                "embedded:whitenoise, embedded:naturalscene, embedded:oms-whitenoise, "
                                "embedded:oms-naturalscene, embedded:oms-gratingmotion)")
+
+
+def test_a_cell_silent_through_the_training_split_but_not_in_test_is_refused_naming_it(tmp_path, capsys):
+    """A cell with no spike in the whole training split that responds in the test split (a unit lost in sorting, rows
+    of another recording) was fitted to zeros and scored held out as if fitted: zoo fit printed its held-out r and FEVE
+    among the others, and a file of all-zero training responses gave a median held-out r, with no word that nothing
+    had been learnt. A cell silent in both splits (a dead channel) is read: it has no held-out numbers."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    read_experiment(path, "train")  # a split alone cannot tell
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02) but responds in test/: a "
+            "model fitted to no spike would be scored held out on the test split's; expected each cell to respond "
+            "somewhere in train/ (drop the cell from both splits)")):
+        checked_experiment(path)
+    with h5py.File(path, "a") as f:  # silent in test too: a dead channel, fitted, no held-out numbers
+        for key in f["test/response"]:
+            f[f"test/response/{key}"][1] = 0.0
+        f["test/repeats/cell02"][...] = 0.0
+    checked_experiment(path)
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][...] = 0.0
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
+    assert "2 of 3 cells are 0 at every frame (cell01, cell03) but respond in test/" in capsys.readouterr().err
+    assert not (tmp_path / "fit" / "summary.json").exists()
+
+
+def test_a_recording_with_a_cell_silent_only_in_training_is_not_written(tmp_path):
+    path, train, test, _ = _experiment(tmp_path)
+    train["response"] = {key: np.where(np.arange(3)[:, None] == 0, 0, value) for key, value in train["response"].items()}
+    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'again.h5'}: dataset train/response/binned: 1 of 3 "
+                                                  "cells is 0 at every frame (cell01) but responds in test/")):
+        write_experiment(tmp_path / "again.h5", train, test)
+    assert not (tmp_path / "again.h5").exists()
+
+
+def test_a_training_movie_with_nans_is_refused_without_a_warning_of_nan_statistics(tmp_path):
+    """A NaN in the training movie was first warned of as a contrast "against nan" (the test movie compared with the
+    training movie's NaN sd), then refused: the warning said nothing true."""
+    import warnings
+
+    path, train, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["train/stimulus"][3, 3, 3] = np.nan
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        train_split, _ = checked_experiment(path)
+    with pytest.raises(DataError, match=r"dataset train/stimulus: contains 1 NaN/inf value\(s\), the first at index "
+                                        r"\(3, 3, 3\)"):
+        train_split.stimulus  # noqa: B018
+
+
+def test_per_cell_repeats_of_a_cell_the_response_lacks_are_refused_naming_it(tmp_path):
+    """test/repeats/cell04 beside a response of 3 cells (a cell dropped from the response only, or repeats of another
+    recording) was passed over without a word: the held-out metrics paired the repeats with the response's rows by name
+    as if they were the same cells."""
+    path, _, test, _ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f["test/repeats/cell04"] = test["repeats"]["cell01"]
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset test/repeats/cell04: a cell test/response does not have (3 cells, cell01..cell03); "
+            "expected repeats of the response's cells only, cellNN (n_repeats, 80) each (a cell dropped from the "
+            "response alone, or repeats of another recording?)")):
+        read_experiment(path, "test")
+
+
+def test_a_stimulus_stored_frames_last_is_named_with_the_transpose(tmp_path):
+    """A movie stored (50, 50, T) (a MATLAB v7.3 file of a (T, 50, 50) array, as h5py reads it: axes reversed) was
+    refused naming only the shape expected; the response stored so is named with its transpose, and so is this."""
+    path, *_ = _experiment(tmp_path)
+    _corrupt(path, "train/stimulus", np.zeros((50, 50, 120), np.float32))
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/stimulus: expected shape (T, 50, 50), got (50, 50, 120): frames on the last axis "
+            "(as h5py reads a MATLAB v7.3 file's (T, 50, 50): its axes reversed); store it as (120, 50, 50), "
+            "numpy.transpose(stimulus)")):
+        read_experiment(path, "train")
+
+
+@pytest.mark.parametrize("key, scale", [
+    ("firing_rate_10ms", 0.01),  # rates stored as counts per frame: held-out FEVE's noise 10^4 times too small, no word
+    ("binned", 100.0),  # counts stored as spikes/s: a spike-history model's history 100 times too large
+    ("firing_rate_20ms", 5.0),
+])
+def test_firing_rates_and_counts_in_other_units_are_refused_naming_both(tmp_path, key, scale):
+    """A split's firing rates (spikes/s) and binned counts (spikes per 10 ms frame) were read whatever their units:
+    rates stored as counts per frame were fitted and scored (FEVE, noise_var) in those units, counts stored as rates
+    fed a spike-history model 100 times the spikes, and neither was said."""
+    path, train, *_ = _experiment(tmp_path)
+    with h5py.File(path, "a") as f:
+        f[f"train/response/{key}"][...] = train["response"][key] * scale
+    rate_key = "firing_rate_5ms" if key == "binned" else key  # the first rate compared
+    rate = float((train["response"][rate_key] * (scale if key != "binned" else 1)).astype(np.float32).mean())
+    counts = float((train["response"]["binned"] * (scale if key == "binned" else 1)).mean())
+    with pytest.raises(DataError, match=re.escape(
+            f"{path}: dataset train/response/{rate_key}: mean {rate:.4g} spikes/s, but train/response/binned means "
+            f"{counts:.4g} spikes per 10 ms frame, {counts / 0.01:.4g} spikes/s: the rates must be in spikes/s and "
+            "binned the spike counts per frame, the one's mean that of the other within a factor of 2")) as info:
+        read_experiment(path, "train")
+    assert str(info.value).endswith(f"factor of 2 ({rate_key} stored as spike counts per frame, or binned as "
+                                    f"spikes/s? store the counts as binned and firing_rates(binned)['{rate_key}'] as "
+                                    f"{rate_key}, neurozoo.datasets.retina_h5)" if scale != 5.0 else "factor of 2")
+    read_experiment(path, "test")  # the test split's, trial averages, agree

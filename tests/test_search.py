@@ -1092,7 +1092,9 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
                  "--batch-size", "2", "--n-steps", "6"]) == 2  # a full batch of its 2 images: the unroll is refused
     assert capsys.readouterr().err == ("zoo search: error: --n-steps/--image-steps: rgc_intermediate with overrides "
                                        "['n_steps'] (spec 'rgc_intermediate'): need integers n_steps >= 1 and 0 <= "
-                                       "image_steps <= n_steps, got n_steps=6, image_steps=12\n")
+                                       "image_steps <= n_steps, got n_steps=6, image_steps=12 (the steps the image is "
+                                       "shown, [0, image_steps): 12 unless the spec or an override gives it); set "
+                                       "image_steps <= n_steps too, e.g. image_steps=6\n")
     assert main(["search", "--data", str(tmp_path / "ok"), "--trials", "1", "--out", str(out), "--quiet",
                  "--batch-size", "2", "--n-steps", "6", "--image-steps", "3"]) == 2
     assert capsys.readouterr().err == ("zoo search: error: --n-steps 6: in rgc_intermediate the image first reaches "

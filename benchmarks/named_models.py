@@ -87,10 +87,23 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
         except RuntimeError:
             from neurozoo.convrnn import trained_as_hint
 
-            hint = trained_as_hint(saved, name, overrides)
+            hint = trained_as_hint(saved, name, overrides) or retina_fit_hint(checkpoint)
             raise DataError(f"checkpoint {checkpoint} does not fit model {name}{hint}: {state_mismatch(model, state)}"
                             ) from None
         if record is None and not name.startswith("timm:"):
             refuse_another_graph(model, saved, f"checkpoint {checkpoint}", name, overrides)
     return model.to(device).eval(), record
+
+
+def retina_fit_hint(checkpoint) -> str:
+    """For weights that fit no ConvRNN: where a ``zoo fit`` summary.json beside them names a retina model, that they are
+    a retina fit's and where they go (the mismatch alone listed parameter names such as ``alpha``)."""
+    from neurozoo.retina.embedded_fit import fitted_model_name
+
+    fitted = fitted_model_name(checkpoint)
+    if fitted is None:
+        return ""
+    return (f" (it is a retina model's weights, zoo fit's {fitted!r} per the summary.json beside it: retina weights are "
+            f"scored with zoo score {fitted} retina_embedded.* or retina_h5.heldout --checkpoint, and probed with "
+            "zoo probe)")
 

@@ -86,3 +86,10 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_
     with pytest.raises(DataError, match=rf"more\); {re.escape(str(tmp_path / 'summary.json'))} beside it: a zoo fit of "
                                         r"ln$"):
         load_checkpoint(retina.create_model("bncnn", n_cells=3), tmp_path / "ln.pt")
+    # and a ConvRNN command given a retina fit's weights says so: `zoo compare rgc_shallow ... --checkpoint` of an ln
+    # fit's model.pt listed only the parameter names (alpha, filter.spatial, ...)
+    with pytest.raises(DataError, match=r"ln\.pt does not fit model rgc_shallow \(it is a retina model's weights, zoo "
+                                        r"fit's 'ln' per the summary\.json beside it: retina weights are scored with "
+                                        r"zoo score ln retina_embedded\.\* or retina_h5\.heldout --checkpoint, and "
+                                        r"probed with zoo probe\): missing "):
+        resolve_model("rgc_shallow", tmp_path / "ln.pt")

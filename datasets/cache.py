@@ -68,6 +68,44 @@ def temporary_suffix(pid: Optional[int] = None, host: Optional[str] = None) -> s
     return f".tmp-{host or host_name()}-{os.getpid() if pid is None else pid}"
 
 
+def remove_tree(folder: Path) -> None:
+    """``shutil.rmtree(folder, ignore_errors=True)``, also for a tree deeper than Python's recursion limit, where
+    Python 3.11's rmtree raises ``RecursionError`` whatever ``ignore_errors`` says: a submission's archive of files
+    1800 folders deep, left in the store as a scratch folder, made every later intake's sweep of dead scratch folders
+    fail, for every user (the intake now refuses such files, ``leaderboard.submission.MAX_DEPTH``; a store may
+    still hold one). Such a tree is taken apart level by level: each folder's subfolders are moved up to ``folder``
+    itself, so no path grows long and nothing recurses."""
+    try:
+        shutil.rmtree(folder, ignore_errors=True)
+        return
+    except RecursionError:
+        pass
+    folder, pending, emptied, moves = Path(folder), [Path(folder)], [], 0
+    while pending:
+        current = pending.pop()
+        try:
+            entries = list(os.scandir(current))
+        except OSError:
+            continue
+        for entry in entries:
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    moves += 1
+                    moved = folder / f".up-{moves}"
+                    os.rename(entry.path, moved)
+                    pending.append(moved)
+                else:
+                    os.unlink(entry.path)
+            except OSError:
+                continue
+        emptied.append(current)
+    for current in reversed(emptied):  # the moved folders first, ``folder`` last
+        try:
+            os.rmdir(current)
+        except OSError:
+            pass
+
+
 def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: float = TEMPORARY_MAX_AGE_S,
                             folders: bool = False) -> None:
     """Remove the half-written temporaries (``<name>.tmp-<host>-<pid>``, :func:`temporary_suffix`, or
@@ -92,7 +130,7 @@ def remove_dead_temporaries(folder: Path, pattern: str = "*.tmp*", max_age_s: fl
             else:
                 abandoned = now - temporary.lstat().st_mtime > max_age_s
             if abandoned and is_folder:
-                shutil.rmtree(temporary, ignore_errors=True)
+                remove_tree(temporary)
             elif abandoned:
                 temporary.unlink(missing_ok=True)
         except FileNotFoundError:  # its writer renamed it into place meanwhile
@@ -126,7 +164,7 @@ def owned_temporary_folder(prefix: str, parent: Optional[Path] = None) -> Iterat
     try:
         yield folder
     finally:
-        shutil.rmtree(folder, ignore_errors=True)
+        remove_tree(folder)
 
 
 def shared_data_dir() -> Path:
@@ -408,4 +446,4 @@ def building(folder: Path, extra: Optional[dict] = None) -> Iterator[Path]:
                                 f"({error.strerror}); delete {folder} to rebuild it") from None
     finally:
         if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
+            remove_tree(tmp)

@@ -241,6 +241,43 @@ def test_a_temporary_of_another_host_is_left_until_a_day_old_and_one_without_a_w
     assert (tmp_path / f"folder{temporary_suffix(ended.pid)}").is_dir()
 
 
+def _deep_tree(top, depth: int) -> None:
+    """``top/d/d/.../d/f`` ``depth`` folders deep, made through file descriptors (os.makedirs recurses per level)."""
+    os.mkdir(top)
+    fd = os.open(top, os.O_RDONLY)
+    try:
+        for _ in range(depth):
+            os.mkdir("d", dir_fd=fd)
+            inner = os.open("d", os.O_RDONLY, dir_fd=fd)
+            os.close(fd)
+            fd = inner
+        os.close(os.open("f", os.O_WRONLY | os.O_CREAT, dir_fd=fd))
+    finally:
+        os.close(fd)
+
+
+def test_a_dead_temporary_folder_deeper_than_the_recursion_limit_is_removed(tmp_path):
+    """Python 3.11's rmtree raised RecursionError on a tree 1800 folders deep (ignore_errors notwithstanding): such a
+    submission scratch folder, left in the store, made every later intake's sweep fail, for every user."""
+    import subprocess
+    import sys
+
+    from neurozoo.datasets.cache import remove_dead_temporaries, remove_tree, temporary_suffix
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    depth = sys.getrecursionlimit() + 500
+    dead = tmp_path / f".unpacking-x{temporary_suffix(ended.pid)}"
+    _deep_tree(dead, depth)
+    remove_dead_temporaries(tmp_path, ".unpacking-*", folders=True)
+    assert list(tmp_path.iterdir()) == []
+    _deep_tree(tmp_path / "deep", depth)
+    (tmp_path / "deep" / "g").write_text("x")
+    remove_tree(tmp_path / "deep")
+    assert list(tmp_path.iterdir()) == []
+    remove_tree(tmp_path / "missing")  # as rmtree(ignore_errors=True): nothing to remove, no error
+
+
 def test_list_shows_catalog_and_registry(toy, capsys):
     assert zoo_data("list") == 0
     out = capsys.readouterr().out

@@ -268,14 +268,34 @@ def test_a_dead_temporary_folder_deeper_than_the_recursion_limit_is_removed(tmp_
     ended.wait()
     depth = sys.getrecursionlimit() + 500
     dead = tmp_path / f".unpacking-x{temporary_suffix(ended.pid)}"
-    _deep_tree(dead, depth)
-    remove_dead_temporaries(tmp_path, ".unpacking-*", folders=True)
-    assert list(tmp_path.iterdir()) == []
-    _deep_tree(tmp_path / "deep", depth)
-    (tmp_path / "deep" / "g").write_text("x")
-    remove_tree(tmp_path / "deep")
-    assert list(tmp_path.iterdir()) == []
-    remove_tree(tmp_path / "missing")  # as rmtree(ignore_errors=True): nothing to remove, no error
+    try:
+        _deep_tree(dead, depth)
+        remove_dead_temporaries(tmp_path, ".unpacking-*", folders=True)
+        assert list(tmp_path.iterdir()) == []
+        _deep_tree(tmp_path / "deep", depth)
+        (tmp_path / "deep" / "g").write_text("x")
+        remove_tree(tmp_path / "deep")
+        assert list(tmp_path.iterdir()) == []
+        remove_tree(tmp_path / "missing")  # as rmtree(ignore_errors=True): nothing to remove, no error
+    finally:  # a tree left in tmp_path by a failure here made pytest's own cleanup of old basetemps (rmtree) raise
+        # RecursionError at the end of every later session on the host
+        for left in tmp_path.iterdir():
+            _remove_level_by_level(left)
+
+
+def _remove_level_by_level(top) -> None:
+    """Remove ``top`` without remove_tree (the code under test) and without recursion: the deepest folder first."""
+    folders = [str(top)]
+    while True:
+        inner = os.path.join(folders[-1], "d")
+        if not os.path.isdir(inner) or os.path.islink(inner):
+            break
+        folders.append(inner)
+    for folder in reversed(folders):
+        for entry in os.scandir(folder):
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        os.rmdir(folder)
 
 
 def test_list_shows_catalog_and_registry(toy, capsys):

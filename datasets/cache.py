@@ -74,12 +74,18 @@ def remove_tree(folder: Path) -> None:
     1800 folders deep, left in the store as a scratch folder, made every later intake's sweep of dead scratch folders
     fail, for every user (the intake now refuses such files, ``leaderboard.submission.MAX_DEPTH``; a store may
     still hold one). Such a tree is taken apart level by level: each folder's subfolders are moved up to ``folder``
-    itself, so no path grows long and nothing recurses."""
+    itself, so no path grows long and nothing recurses. So is one that rmtree returned from without removing: it holds a
+    file descriptor open per level, and under a soft limit of open files below the depth (1024, systemd's default for a
+    service) it met EMFILE before the recursion limit and passed over the rest, silently under ``ignore_errors``. A
+    symbolic link is left, as rmtree leaves it."""
     try:
         shutil.rmtree(folder, ignore_errors=True)
-        return
+        if not os.path.lexists(folder):
+            return
     except RecursionError:
         pass
+    if os.path.islink(folder):  # rmtree refuses a link to a folder: its target is not ours to empty
+        return
     folder, pending, emptied, moves = Path(folder), [Path(folder)], [], 0
     while pending:
         current = pending.pop()

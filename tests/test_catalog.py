@@ -268,14 +268,70 @@ def test_a_dead_temporary_folder_deeper_than_the_recursion_limit_is_removed(tmp_
     ended.wait()
     depth = sys.getrecursionlimit() + 500
     dead = tmp_path / f".unpacking-x{temporary_suffix(ended.pid)}"
-    _deep_tree(dead, depth)
-    remove_dead_temporaries(tmp_path, ".unpacking-*", folders=True)
-    assert list(tmp_path.iterdir()) == []
-    _deep_tree(tmp_path / "deep", depth)
-    (tmp_path / "deep" / "g").write_text("x")
-    remove_tree(tmp_path / "deep")
-    assert list(tmp_path.iterdir()) == []
-    remove_tree(tmp_path / "missing")  # as rmtree(ignore_errors=True): nothing to remove, no error
+    try:
+        _deep_tree(dead, depth)
+        remove_dead_temporaries(tmp_path, ".unpacking-*", folders=True)
+        assert list(tmp_path.iterdir()) == []
+        _deep_tree(tmp_path / "deep", depth)
+        (tmp_path / "deep" / "g").write_text("x")
+        remove_tree(tmp_path / "deep")
+        assert list(tmp_path.iterdir()) == []
+        remove_tree(tmp_path / "missing")  # as rmtree(ignore_errors=True): nothing to remove, no error
+    finally:  # a tree left in tmp_path by a failure here made pytest's own cleanup of old basetemps (rmtree) raise
+        # RecursionError at the end of every later session on the host
+        for left in tmp_path.iterdir():
+            _remove_level_by_level(left)
+
+
+def test_a_tree_deeper_than_the_open_file_limit_is_removed(tmp_path):
+    """shutil.rmtree keeps a file descriptor open for each level it descends: under a soft limit of open files below
+    the tree's depth (1024, systemd's default for a service, is below the recursion limit's 1000 levels plus what a
+    worker holds open) it met EMFILE before any RecursionError, passed over that subtree under ignore_errors and
+    returned, and remove_tree left the whole tree in place without a word (measured: a 1500-deep tree at ulimit -n
+    1024 with 40 files open). It now falls back to the level-by-level removal wherever rmtree left the folder."""
+    import resource
+
+    from neurozoo.datasets.cache import remove_tree
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    limit = len(os.listdir("/proc/self/fd")) + 200
+    try:
+        _deep_tree(tmp_path / "deep", 600)  # under the recursion limit: only the descriptors run out
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(limit, soft), hard))
+        try:
+            remove_tree(tmp_path / "deep")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+        assert list(tmp_path.iterdir()) == []
+    finally:
+        for left in tmp_path.iterdir():
+            _remove_level_by_level(left)
+
+
+def test_remove_tree_leaves_a_link_and_what_it_points_to(tmp_path):
+    """As shutil.rmtree, which refuses a symbolic link to a folder: the fallback must not empty the link's target."""
+    from neurozoo.datasets.cache import remove_tree
+
+    (tmp_path / "target" / "sub").mkdir(parents=True)
+    (tmp_path / "target" / "sub" / "f").write_text("x")
+    (tmp_path / "link").symlink_to(tmp_path / "target")
+    remove_tree(tmp_path / "link")
+    assert (tmp_path / "target" / "sub" / "f").read_text() == "x" and (tmp_path / "link").is_symlink()
+
+
+def _remove_level_by_level(top) -> None:
+    """Remove ``top`` without remove_tree (the code under test) and without recursion: the deepest folder first."""
+    folders = [str(top)]
+    while True:
+        inner = os.path.join(folders[-1], "d")
+        if not os.path.isdir(inner) or os.path.islink(inner):
+            break
+        folders.append(inner)
+    for folder in reversed(folders):
+        for entry in os.scandir(folder):
+            if not entry.is_dir(follow_symlinks=False):
+                os.unlink(entry.path)
+        os.rmdir(folder)
 
 
 def test_list_shows_catalog_and_registry(toy, capsys):

@@ -1888,7 +1888,7 @@ def test_archives_of_more_entries_than_the_cap_are_refused_folders_included(boar
     ({"weights": {"file": "weights.pt", "sha256": 5}}, "field 'weights' must be"),
     ({"extra": 1}, "unknown field"),
     # the US spelling was refused with only the list of known fields
-    ({"license": "MIT"}, r"unknown field\(s\) 'license'; did you mean 'licence'\? \(known: name, authors"),
+    ({"license": "MIT"}, r"unknown field 'license'; did you mean 'licence'\? \(known: name, authors"),
 ])
 def test_metadata_fields_are_type_checked(board, tmp_path, change, match):
     _refused(tmp_path, submission(tmp_path, "typed", **change), match)

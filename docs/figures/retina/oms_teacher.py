@@ -73,7 +73,7 @@ def _fit(args) -> int:
     torch.manual_seed(args.seed)  # as zoo fit: the initial weights are part of what the seed fixes
     model = create_model("bncnn", n_cells=len(train.cells))
     wall, cpu = time.perf_counter(), time.process_time()
-    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2", "patience")
+    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2", "patience", "lr")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, seed=args.seed, progress=False, resume=False, **overrides)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
@@ -289,6 +289,7 @@ def main(argv=None) -> int:
                    help="the L1 penalty on the rates (protocol 11's 1e-3 unless given)")
     f.add_argument("--l2", type=float, default=None, help="the L2 penalty on the weights (1e-3 unless given)")
     f.add_argument("--patience", type=int, default=None, help="epochs without a validation gain (2 unless given)")
+    f.add_argument("--lr", type=float, default=None, help="Adam's learning rate (the BN-CNN's 1e-2 unless given)")
     f.add_argument("--keep-last", action="store_true",
                    help="also DIR/last: the last epoch's weights, calibrated as the kept epoch's (keep_last_epoch)")
     f.set_defaults(run=_fit)

@@ -63,3 +63,31 @@ def test_noise_free_recording_replaces_the_responses_and_drops_the_file(teacher)
     assert set(made.responses) == {"firing_rate_5ms", "firing_rate_10ms", "firing_rate_20ms", "binned"}
     assert made.responses["firing_rate_10ms"][0, 10] == pytest.approx(20.0, rel=1e-5)
     assert recorded.responses["firing_rate_10ms"][0, 10] == 1.0  # the recording given is left as it was
+
+
+@pytest.mark.filterwarnings("ignore:a recording held in memory")  # 102 validation frames: enough here
+def test_keep_last_epoch_calibrates_the_last_epochs_weights(teacher, tmp_path):
+    import torch
+
+    from neurozoo.retina.fit import create_model, fit
+
+    n = 600
+    rng = np.random.default_rng(0)
+    recording = _recording(n, {"firing_rate_10ms": rng.gamma(2.0, 5.0, (2, n)).astype(np.float32)})
+    recording = teacher.dataclasses.replace(recording, path=None,
+                                            _stimulus=rng.normal(0, 1, (n, 50, 50)).astype(np.float32))
+    settings = {"epochs": 2, "patience": 2, "max_steps_per_epoch": 2, "lr": 0.05, "n_blocks": 2, "val_fraction": 0.3}
+    torch.manual_seed(0)
+    best = fit(create_model("bncnn", n_cells=2), recording, out=tmp_path, seed=0, progress=False, resume=False,
+               **settings)
+    last = teacher.keep_last_epoch(recording, tmp_path, 0, settings)
+    assert len(last.history) == 2 and last.best_epoch == 1  # no epoch run again; the last one kept
+    assert last.history == best.history
+    saved = torch.load(tmp_path / "checkpoint.pt", map_location="cpu")
+    weights = torch.load(tmp_path / "last" / "model.pt", map_location="cpu")
+    for key, value in saved["model"].items():  # the last epoch's weights, all but the output calibration's two
+        if key not in ("bn3.weight", "bn3.bias"):
+            assert torch.equal(weights[key], value), key
+    assert not torch.equal(weights["bn3.weight"], saved["model"]["bn3.weight"])  # calibrated
+    kept = torch.load(tmp_path / "model.pt", map_location="cpu")  # the fit's own model.pt: still its best epoch's
+    assert all(torch.equal(kept[k], v) for k, v in best.model.state_dict().items())

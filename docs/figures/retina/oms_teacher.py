@@ -11,7 +11,8 @@ or the model class and fitting protocol, in three subcommands:
   (:func:`expected_target`). The loss is protocol 11's Poisson loss, here with non-integer targets (the same
   minimiser in expectation as with the counts). The held-out r and FEVE are the recording's (its Poisson test
   repeats), as ``zoo fit`` reports them. Writes ``DIR/model.pt``, ``DIR/history.json`` and ``DIR/teacher.json``
-  (not ``summary.json``, the name ``zoo score`` reads as a ``zoo fit`` summary).
+  (not ``summary.json``, the name ``zoo score`` reads as a ``zoo fit`` summary). ``--keep-last`` also writes the
+  last epoch's weights, calibrated as the kept epoch's are, to ``DIR/last`` (:func:`keep_last_epoch`).
 * ``reach``: no fit. Variants of the circuit restricted to what the BN-CNN's graph can compute (its 25-px conv stack
   cannot see a cell's centre and its 14-24 px annulus together, so the annulus can only be subtracted in the dense
   layer, after the rectified layer-2 features and before the softplus; and its only temporal filter is the first
@@ -64,8 +65,7 @@ def _fit(args) -> int:
     from neurozoo.datasets.oms_retina import oms_retina
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.datasets.synthetic_retina import load_embedded_retina
-    from neurozoo.retina.fit import create_model, evaluate, fit
-    from neurozoo.retina.metrics import summary
+    from neurozoo.retina.fit import create_model, fit
 
     path = load_embedded_retina("oms-gratingmotion")
     train = noise_free(read_experiment(path, "train"), oms_retina())
@@ -73,20 +73,57 @@ def _fit(args) -> int:
     torch.manual_seed(args.seed)  # as zoo fit: the initial weights are part of what the seed fixes
     model = create_model("bncnn", n_cells=len(train.cells))
     wall, cpu = time.perf_counter(), time.process_time()
-    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2", "patience")
+    overrides = {key: getattr(args, key) for key in ("epochs", "l1", "l2", "patience", "lr")
                  if getattr(args, key) is not None}
     result = fit(model, train, out=out, seed=args.seed, progress=False, resume=False, **overrides)
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    stats = summary(evaluate(result.model, path))
     record = {"data": str(path), "target": "noise-free: the circuit's expected rates (expected_target)",
-              "seed": args.seed, "overrides": overrides, "best_epoch": result.best_epoch,
-              "epochs_run": len(result.history),
+              "seed": args.seed, "overrides": overrides, "fit_wall_s": round(wall, 1), "fit_cpu_s": round(cpu, 1)}
+    _record(result, path, out, record)
+    if args.keep_last:
+        last = keep_last_epoch(train, out, args.seed, overrides)
+        _record(last, path, out / "last", {**record, "kept": "the last epoch (keep_last_epoch)"})
+    return 0
+
+
+def _record(result, path, out: Path, record: dict) -> None:
+    """``out/teacher.json``: ``record`` with the fit's epochs and the recording's held-out r and FEVE."""
+    from neurozoo.retina.fit import evaluate
+    from neurozoo.retina.metrics import summary
+
+    stats = summary(evaluate(result.model, path))
+    record = {**record, "best_epoch": result.best_epoch, "epochs_run": len(result.history),
               "best_val_correlation": result.best_val_correlation, "early_stopped": result.early_stopped,
-              "fit_wall_s": round(wall, 1), "fit_cpu_s": round(cpu, 1), "torch_threads": result.torch_threads,
+              "torch_threads": result.torch_threads,
               **{k: (float(v) if isinstance(v, (float, np.floating)) else v) for k, v in stats.items()}}
     (out / "teacher.json").write_text(json.dumps(record, indent=1, default=float))
     print(json.dumps(record, indent=1, default=float))
-    return 0
+
+
+def keep_last_epoch(train, out: Path, seed: int, overrides: dict):
+    """The fit in ``out`` with its last epoch kept instead of its best (follow-up E), written to ``out/last``.
+
+    ``retina.fit.fit`` keeps the epoch of best validation correlation; its checkpoint also holds the last epoch's
+    weights (``model``, before the output calibration). A copy of that checkpoint whose best epoch is the last one,
+    its calibration dropped, is resumed by ``fit`` with the same settings: a finished fit runs no epoch, loads the
+    "best" (last) weights and makes the output calibration protocol 11 makes for a kept epoch, then writes
+    ``model.pt`` and ``history.json`` there. Returns that ``FitResult``."""
+    import torch
+
+    from neurozoo.datasets.torch_files import read_torch_file
+    from neurozoo.retina.fit import create_model, fit
+
+    saved = read_torch_file(out / "checkpoint.pt", map_location="cpu")
+    last = saved["epoch"] - 1
+    saved.update(best_state=saved["model"], best_epoch=last, calibration=None,
+                 best_score=saved["history"][last]["val_correlation"])
+    (out / "last").mkdir(exist_ok=True)
+    torch.save(saved, out / "last" / "checkpoint.pt")
+    model = create_model("bncnn", n_cells=len(train.cells))
+    result = fit(model, train, out=out / "last", seed=seed, progress=False, resume=True, **overrides)
+    if len(result.history) != last + 1 or result.best_epoch != last:
+        raise RuntimeError(f"{out / 'last'}: the resumed fit trained or kept another epoch ({result.best_epoch})")
+    return result
 
 
 class PooledAfterRectification:
@@ -252,6 +289,9 @@ def main(argv=None) -> int:
                    help="the L1 penalty on the rates (protocol 11's 1e-3 unless given)")
     f.add_argument("--l2", type=float, default=None, help="the L2 penalty on the weights (1e-3 unless given)")
     f.add_argument("--patience", type=int, default=None, help="epochs without a validation gain (2 unless given)")
+    f.add_argument("--lr", type=float, default=None, help="Adam's learning rate (the BN-CNN's 1e-2 unless given)")
+    f.add_argument("--keep-last", action="store_true",
+                   help="also DIR/last: the last epoch's weights, calibrated as the kept epoch's (keep_last_epoch)")
     f.set_defaults(run=_fit)
     r = sub.add_parser("reach", help="circuit variants within the BN-CNN's graph, on the probe (no fit)")
     r.add_argument("--k", type=float, nargs="*", default=[0.5, 1.0, 1.5])

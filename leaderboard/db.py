@@ -163,6 +163,21 @@ class JobRow(Base):
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
 
 
+def holds_submissions(url: Optional[str]) -> bool:
+    """Whether the database at ``url`` (None: the default store) has a submissions table, looked at without opening it
+    as a :class:`LeaderboardDB`, which would add the leaderboard's tables to a results store that has none: ``zoo
+    submit --check`` reads, it stores nothing."""
+    from sqlalchemy import create_engine, inspect
+
+    from neurozoo.benchmarks.records import default_url
+
+    engine = create_engine(url or default_url())
+    try:
+        return inspect(engine).has_table(SubmissionRow.__tablename__)
+    finally:
+        engine.dispose()
+
+
 def _holder(user: Optional[str]) -> str:
     """Who holds a model name, in a message: a user, or (None) the operator's CLI."""
     return f"user {user!r}" if user else "the operator"

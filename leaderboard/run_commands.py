@@ -271,7 +271,7 @@ def _check_submission(args) -> int:
 
     from neurozoo.benchmarks.records import missing_sqlite_file
     from neurozoo.datasets.errors import UserFacingError
-    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.db import LeaderboardDB, holds_submissions
     from neurozoo.leaderboard.sandbox import Limits, sandbox_problem
     from neurozoo.leaderboard.submission_check import check
     from neurozoo.leaderboard.zoo import ScoringError
@@ -280,9 +280,10 @@ def _check_submission(args) -> int:
     if problem:
         print(f"sandbox: {problem}")
     sandbox = True if not problem else (False if args.unsafe_no_sandbox else None)
-    # the database zoo submit would store it in, where there is one (a SQLite file not there holds no submission, and
-    # the check creates none): the same files under the same name were said to be queued, which zoo submit refuses
-    db = None if missing_sqlite_file(args.db) else LeaderboardDB(args.db)
+    # the database zoo submit would store it in, where it holds submissions (a SQLite file not there, or a results
+    # store without the leaderboard's tables, holds none, and the check adds nothing to either): the same files under
+    # the same name were said to be queued, which zoo submit refuses
+    db = None if missing_sqlite_file(args.db) or not holds_submissions(args.db) else LeaderboardDB(args.db)
     try:
         check(args.path, sandbox, Limits(wall_s=600, cpu_s=1200), say=lambda line: print(line, flush=True), db=db)
     except (UserFacingError, ScoringError) as error:

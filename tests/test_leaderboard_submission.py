@@ -1187,6 +1187,18 @@ def test_zoo_submit_check_refuses_the_files_zoo_submit_refuses_as_already_submit
     assert main(["submit", "--check", str(folder)]) == 0  # the default database: not there, and not made
     assert not any(line.startswith("database:") for line in capsys.readouterr().out.splitlines())
     assert not Path(default_url()[len("sqlite:///"):]).exists()
+    # a results store without the leaderboard's tables (zoo score's) holds no submission: compared with nothing, and
+    # left as it was (opening it as the leaderboard's database added five tables to it)
+    from sqlalchemy import create_engine, inspect
+
+    from neurozoo.benchmarks.records import ScoreRow
+
+    results = f"sqlite:///{tmp_path / 'results.sqlite'}"
+    ScoreRow.__table__.create(create_engine(results))  # as a process that never imported the leaderboard made it
+    tables = set(inspect(create_engine(results)).get_table_names())
+    assert main(["submit", "--check", "--db", results, str(folder)]) == 0
+    assert not any(line.startswith("database:") for line in capsys.readouterr().out.splitlines())
+    assert set(inspect(create_engine(results)).get_table_names()) == tables == {"scores"}
 
 
 def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_servers_side(tmp_path, db, monkeypatch,

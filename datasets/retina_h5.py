@@ -51,6 +51,7 @@ from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.cell_names import cell_name  # noqa: F401 (re-exported)
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import written_whole
+from neurozoo.datasets.text_table import counted
 
 FRAME_SIZE = 50
 N_FRAMES = 40  # window length: 400 ms of history at 100 Hz
@@ -437,8 +438,7 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
     missing = [c for c in cells if c not in per_cell]
     extra = [name for name in per_cell if name not in cells and re.fullmatch(r"cell\d+", name)]
     if extra and not missing:  # cells of the repeats' own, passed over: the others then need not be the response's
-        _fail(path, f"{group}/{extra[0]}", f"a cell {split}/response does not have ({n_cells} cell"
-              f"{'s' * (n_cells != 1)}, {cells[0]}{'..' + cells[-1] if n_cells > 1 else ''}); expected repeats of the response's cells only, "
+        _fail(path, f"{group}/{extra[0]}", f"a cell {split}/response does not have ({counted(n_cells, 'cell')}, {cells[0]}{'..' + cells[-1] if n_cells > 1 else ''}); expected repeats of the response's cells only, "
               f"cellNN (n_repeats, {T}) each (a cell dropped from the response alone, or repeats of another recording?)")
     if missing:
         _fail(path, f"{group}/{missing[0]}", f"missing (repeats needed for all {n_cells} cells, as cellNN "
@@ -618,9 +618,9 @@ def _check_splits_agree(path, train: Recording, test: Recording) -> None:
     for key, data in train.responses.items():
         silent = [train.cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1) & tested)]
         if silent:
-            n, shown = len(train.cells), ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
             one = len(silent) == 1
-            _fail(path, f"train/response/{key}", f"{len(silent)} of {n} cell{'s' * (n != 1)} {'is' if one else 'are'} 0 "
+            _fail(path, f"train/response/{key}", f"{len(silent)} of {counted(len(train.cells), 'cell')} {'is' if one else 'are'} 0 "
                   f"at every frame ({shown}) but {'responds' if one else 'respond'} in test/: a model fitted to no spike "
                   f"would be scored held out on the test split's; expected each cell to respond somewhere in train/ "
                   f"(drop the cell from both splits)")

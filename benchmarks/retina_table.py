@@ -41,6 +41,7 @@ from typing import Dict, List, Optional, Sequence
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the zoo CLI sets it (leaderboard/cli.py); before torch loads
 
 from neurozoo.datasets.json_files import write_json  # noqa: E402
+from neurozoo.datasets.text_table import plural  # noqa: E402
 
 KINDS = ("whitenoise", "naturalscene", "oms-whitenoise")  # the last: retina_embedded.oms's (its own circuit's)
 
@@ -192,8 +193,9 @@ def main(argv=None) -> int:
     try:  # the registry's one refusal (zoo score's and zoo run's): close names, every retina model
         for model in models:
             retina.MODELS.get(model)
-        if set(kinds) - set(KINDS):
-            raise UserFacingError(f"--kinds: unknown recording(s) {', '.join(sorted(set(kinds) - set(KINDS)))}; "
+        unknown = sorted(set(kinds) - set(KINDS))
+        if unknown:
+            raise UserFacingError(f"--kinds: unknown {plural(len(unknown), 'recording')} {', '.join(unknown)}; "
                                   f"choose from {', '.join(KINDS)}")
     except UserFacingError as error:
         print(f"{parser.prog}: error: {error}", file=sys.stderr)

@@ -34,6 +34,7 @@ from torch import nn
 
 from neurozoo.datasets.errors import SpecError, did_you_mean
 from neurozoo.datasets.registry import Registry, UnknownNameError
+from neurozoo.datasets.text_table import plural
 
 CELLS = Registry("cell", entry_point_group="neurozoo.convrnn_cells")
 
@@ -846,7 +847,8 @@ def create_cell(kind: str, channels: int, *, in_channels: Optional[int] = None, 
         unknown = sorted(set(config) - set(valid))
         if unknown:
             raise SpecError(
-                f"cell {kind!r}: unknown config key(s) {', '.join(map(repr, unknown))}{did_you_mean(unknown, valid)} "
+                f"cell {kind!r}: unknown {plural(len(unknown), 'config key')} {', '.join(map(repr, unknown))}"
+                f"{did_you_mean(unknown, valid)} "
                 f"(valid keys: {', '.join(valid) or 'none'})"
             )
     accepted = _parameters(kind)

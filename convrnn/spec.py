@@ -19,6 +19,7 @@ import yaml
 
 from neurozoo.datasets.errors import SpecError, did_you_mean, yaml_problem
 from neurozoo.datasets.json_files import write_atomic
+from neurozoo.datasets.text_table import plural
 
 NORMS = ("none", "batch", "group")
 DECODERS = ("last", "max_conf", "thresh")
@@ -369,7 +370,7 @@ class GraphSpec:
         unknown = set(overrides) - set(OVERRIDES)
         if unknown:
             raise SpecError(
-                f"spec {self.name!r}: unknown override(s) {sorted(unknown)}"
+                f"spec {self.name!r}: unknown {plural(len(unknown), 'override')} {sorted(unknown)}"
                 f"{did_you_mean(sorted(unknown), OVERRIDES, show=str)}; valid: {', '.join(sorted(OVERRIDES))}"
             )
         data = self.to_dict()
@@ -469,7 +470,8 @@ def _check_keys(raw: Dict[str, Any], cls, source: str, where: str) -> None:
         allowed |= {"cell_defaults"}
     unknown = set(raw) - allowed
     if unknown:
-        raise SpecError(f"{source}: {where} has unknown field(s) {sorted(unknown)}; allowed: {', '.join(sorted(allowed))}")
+        raise SpecError(f"{source}: {where} has unknown {plural(len(unknown), 'field')} {sorted(unknown)}; "
+                        f"allowed: {', '.join(sorted(allowed))}")
 
 
 def load_spec(source) -> GraphSpec:

@@ -21,6 +21,7 @@ from torch import nn
 
 from neurozoo.convrnn import cells as C
 from neurozoo.datasets.errors import SpecError
+from neurozoo.datasets.text_table import counted
 
 #: kinds of layout change: "conv" HWIO->OIHW, "depthwise" HWI1->I1HW, "fc" IO->OI, "vector" as is
 Entry = Tuple[nn.Parameter, str]
@@ -197,7 +198,8 @@ def load_tf_variables(model, arrays: Mapping[str, np.ndarray], strict: bool = Tr
     entries = tf_variables(model)
     missing = sorted(set(entries) - set(arrays))
     if strict and missing:
-        raise SpecError(f"checkpoint lacks {len(missing)} variable(s) of {model.spec.name!r}, e.g. {missing[:3]}")
+        raise SpecError(f"checkpoint lacks {counted(len(missing), 'variable')} of {model.spec.name!r}, "
+                        f"e.g. {missing[:3]}")
     with torch.no_grad():
         for name, (param, layout) in entries.items():
             if name not in arrays:

@@ -28,6 +28,7 @@ import xarray as xr
 
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import written_whole
+from neurozoo.datasets.text_table import counted
 
 DIMS = ("presentation", "neuroid", "time_bin")
 COORDS: Dict[str, tuple] = {
@@ -122,14 +123,15 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         if name in assembly.coords and assembly[name].dtype.kind in "OUS":
             empty = np.flatnonzero([not str(s) for s in np.asarray(assembly[name].values).ravel()])
             if len(empty):  # a netCDF's missing text reads as ''; no stimulus set has it, and without one it is no id
-                _fail(source, f"coordinate {name!r} is empty at {len(empty)} {dim}(s), e.g. index "
+                _fail(source, f"coordinate {name!r} is empty at {counted(len(empty), dim)}, e.g. index "
                               f"{empty[:3].tolist()}; expected an id for every {dim}")
     if "repetition" in assembly.coords and assembly["repetition"].dtype.kind == "f":
         missing = np.flatnonzero(~np.isfinite(np.asarray(assembly["repetition"].values).ravel()))
         if len(missing):  # NaN keys compare equal in the duplicate check below, which then named ('1', nan)
             ids = (f" (stimulus_id {np.asarray(assembly['stimulus_id'].values)[missing[:3]].tolist()})"
                    if "stimulus_id" in assembly.coords else "")
-            _fail(source, f"coordinate 'repetition' is NaN or infinite at {len(missing)} presentation(s), e.g. index "
+            _fail(source, "coordinate 'repetition' is NaN or infinite at "
+                          f"{counted(len(missing), 'presentation')}, e.g. index "
                           f"{missing[:3].tolist()}{ids}; expected a trial number for every presentation")
     if "stimulus_id" in assembly.coords and "repetition" in assembly.coords:
         keys = pd.MultiIndex.from_arrays([np.asarray(assembly["stimulus_id"].values),
@@ -143,12 +145,14 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
         unknown = pd.unique(np.asarray(assembly["stimulus_id"].values))
         unknown = [s for s in unknown.tolist() if s not in known]
         if unknown:
-            _fail(source, f"{len(unknown)} stimulus_id value(s) are not in stimulus set "
+            _fail(source, f"{counted(len(unknown), 'stimulus_id value')} "
+                          f"{'is' if len(unknown) == 1 else 'are'} not in stimulus set "
                           f"{getattr(stimulus_set, 'identifier', None)!r}, e.g. {unknown[:3]}")
     if policy == "allow" and not allow_inf and np.issubdtype(assembly.dtype, np.floating):
         infinite = np.isinf(assembly.values)  # NaN means "not recorded"; no recording is infinite
         if infinite.any():
-            _fail(source, f"field 'data' has {int(infinite.sum())} infinite value(s) (e.g. {_where(assembly, infinite)}); "
+            _fail(source, f"field 'data' has {counted(int(infinite.sum()), 'infinite value')} "
+                          f"(e.g. {_where(assembly, infinite)}); "
                           "nan_policy='allow' keeps NaN as a missing response, but an inf is no response (e.g. the log "
                           "of a zero rate) and would be averaged away as if missing: fix the values, or pass "
                           "nan_policy='drop-neuroids'")
@@ -159,7 +163,8 @@ def validate_assembly(assembly: xr.DataArray, source: str = "assembly", stimulus
             names = np.asarray(assembly["neuroid_id"].values)[bad] if "neuroid_id" in assembly.coords else np.flatnonzero(bad)
             empty = _empty_presentations(assembly, finite)
             if policy == "raise":
-                _fail(source, f"field 'data' has NaN/inf values in {int(bad.sum())} neuroid(s), e.g. {names[:3].tolist()}"
+                _fail(source, f"field 'data' has NaN/inf values in {counted(int(bad.sum()), 'neuroid')}, "
+                              f"e.g. {names[:3].tolist()}"
                               f"{empty or '; pass nan_policy=' + repr('allow') + ' or ' + repr('drop-neuroids')}; the "
                               f"first of {int((~finite).sum())} is at {_where(assembly, ~finite)} (expected finite "
                               "numbers)")
@@ -371,7 +376,8 @@ def _check_time_bin_argument(assembly: xr.DataArray, time_bin, source: str) -> N
     if bins != [(start, end)]:
         shown = ", ".join(f"[{a:g}, {b:g})" for a, b in bins[:3]) + (", ..." if len(bins) > 3 else "")
         _fail(source, f"time_bin=({start:g}, {end:g}) reads a file of dims (presentation, neuroid) as one time bin; "
-                      f"this file has {len(bins)} time bin(s) of its own ({shown} ms): leave time_bin out (select "
+                      f"this file has {counted(len(bins), 'time bin')} of its own ({shown} ms): "
+                      "leave time_bin out (select "
                       "bins with .isel(time_bin=...))")
 
 
@@ -508,7 +514,8 @@ def load_assembly(path: Union[str, Path], stimulus_set=None, nan_policy: str = "
         values = np.asarray(ids.values)
         bad = ~np.isfinite(values) | (values != np.round(values))
         if bad.any():
-            raise DataError(f"{path}: coordinate 'stimulus_id' holds {int(bad.sum())} value(s) that are not whole "
+            raise DataError(f"{path}: coordinate 'stimulus_id' holds {counted(int(bad.sum()), 'value')} that "
+                            f"{'is' if bad.sum() == 1 else 'are'} not whole "
                             f"numbers, e.g. {values[bad][:3].tolist()}; expected text or whole numbers (ids)")
         ids = ids.copy(data=values.astype(np.int64))
     if ids is not None and ids.dtype.kind in "iu":  # ids are text, as a stimulus set's CSV is read: 1 -> "1"

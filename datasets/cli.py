@@ -66,6 +66,7 @@ def _verify(args: argparse.Namespace) -> int:
     from neurozoo.datasets.cache import MADE_ON_USE, MANIFEST, cache_dir, read_manifest, verify_folder
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.synthetic_retina import recordings_folder
+    from neurozoo.datasets.text_table import counted
 
     names = args.names or sorted(catalog.CATALOG)
     generated = _generated_names()
@@ -111,7 +112,8 @@ def _verify(args: argparse.Namespace) -> int:
             failures += 1
         unknown = _unrecorded_recordings()
     if failures:
-        print(f"{failures} problem(s); fix a catalog file with `zoo data import NAME --force`, anything else as its "
+        print(f"{counted(failures, 'problem')}; "
+              "fix a catalog file with `zoo data import NAME --force`, anything else as its "
               "line says")
     elif not checked and not unknown:  # silence read as "all verified"
         print(f"nothing to verify in {cache_dir()}: no catalog file imported (`zoo data import NAME`), "
@@ -195,6 +197,7 @@ def _import(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from neurozoo.datasets import catalog
+    from neurozoo.datasets.text_table import counted
 
     for name in args.names:
         done = []
@@ -207,7 +210,7 @@ def _import(args: argparse.Namespace) -> int:
                              report=report)
         counts = ", ".join(f"{done.count(status)} {status}" for status in (catalog.IMPORTED, catalog.REPLACED,
                                                                            catalog.PRESENT) if status in done)
-        print(f"{name}: {len(done)} file(s) verified in {catalog.data_dir()} ({counts})")
+        print(f"{name}: {counted(len(done), 'file')} verified in {catalog.data_dir()} ({counts})")
     return 0
 
 

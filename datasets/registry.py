@@ -16,6 +16,7 @@ from importlib.metadata import entry_points
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Optional, Sequence
 
 from neurozoo.datasets.errors import SpecError, UserFacingError, did_you_mean
+from neurozoo.datasets.text_table import plural
 
 
 class UnknownNameError(UserFacingError, KeyError):
@@ -159,7 +160,7 @@ class Registry:
             return
         unknown = sorted(set(kwargs) - set(valid))
         if unknown:
-            raise SpecError(f"{self.kind} {entry.name!r}: unknown {self.keywords}(s) {unknown}"
+            raise SpecError(f"{self.kind} {entry.name!r}: unknown {plural(len(unknown), self.keywords)} {unknown}"
                             f"{did_you_mean(unknown, valid, show=str)}; it takes: {', '.join(valid) or 'none'}")
 
     def __contains__(self, name: str) -> bool:

@@ -300,7 +300,7 @@ def _check_finite(path, dataset, data: np.ndarray, axes: Sequence[str], expected
     if bad.any():
         first = np.unravel_index(int(np.argmax(bad)), data.shape)
         where = ", ".join(cell_name(int(i)) if axis == "cell" else f"{axis} {int(i)}" for axis, i in zip(axes, first))
-        _fail(path, dataset, f"contains {int(bad.sum())} NaN/inf value(s), the first at index "
+        _fail(path, dataset, f"contains {counted(int(bad.sum()), 'NaN/inf value')}, the first at index "
               f"{tuple(int(i) for i in first)} ({where}); expected {expected}")
 
 

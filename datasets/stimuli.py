@@ -19,6 +19,7 @@ import pandas as pd
 
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import written_whole
+from neurozoo.datasets.text_table import counted
 
 REQUIRED_COLUMNS = ("stimulus_id", "filename")
 _TEXT_COLUMNS = ("stimulus_id", "filename", "object_name")
@@ -77,7 +78,8 @@ class StimulusSet(pd.DataFrame):
                 raise DataError(f"{source}: missing column {column!r} (columns: {list(self.columns)})")
         empty = np.flatnonzero(self["stimulus_id"].map(lambda i: pd.isna(i) or str(i) == "").to_numpy())
         if len(empty):  # an empty CSV cell read as NaN: no assembly's id, and get_stimulus could not find it
-            raise DataError(f"{source}: column 'stimulus_id' is empty in {len(empty)} of {len(self)} row(s), e.g. "
+            raise DataError(f"{source}: column 'stimulus_id' is empty in "
+                            f"{len(empty)} of {counted(len(self), 'row')}, e.g. "
                             f"row {empty[:3].tolist()} (from 0, the header not counted); expected an id for every "
                             "stimulus")
         duplicated = self["stimulus_id"][self["stimulus_id"].duplicated()]
@@ -92,7 +94,8 @@ class StimulusSet(pd.DataFrame):
         if self.has_images:
             missing = [f for f in self["filename"] if not (Path(self.image_dir) / f).is_file()]
             if missing:
-                raise DataError(f"{source}: {len(missing)} image file(s) listed in column 'filename' are missing "
+                raise DataError(f"{source}: {counted(len(missing), 'image file')} listed in column 'filename' "
+                                f"{'is' if len(missing) == 1 else 'are'} missing "
                                 f"from {self.image_dir}, e.g. {missing[:3]}")
         return self
 
@@ -304,6 +307,7 @@ def load_stimulus_set(csv_path: Union[str, Path], image_dir: Union[str, Path, No
     if named and result.image_dir is None:  # a set without images leaves 'filename' empty; this one lost its folder
         where = ("as image_dir" if image_dir is not None else f"beside the CSV, named as it without .csv; or, in "
                  f"Brain-Score's layout, {csv_path.with_suffix('.zip').name} or the images themselves beside the CSV")
-        raise DataError(f"{csv_path}: column 'filename' names {len(named)} image file(s), e.g. {named[:3]}, but the "
+        raise DataError(f"{csv_path}: column 'filename' names {counted(len(named), 'image file')}, "
+                        f"e.g. {named[:3]}, but the "
                         f"image folder {folder} does not exist (expected {where})")
     return result

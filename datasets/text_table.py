@@ -2,18 +2,20 @@
 counted nouns of their lines (:func:`counted`)."""
 from __future__ import annotations
 
-from typing import Iterable, Sequence
+from typing import Iterable, Optional, Sequence
 
 
-def plural(count: int, noun: str) -> str:
-    """``noun`` as ``count`` of it is said: 'job' for 1, 'jobs' for 0 or 2 (a regular plural, an 's' added)."""
-    return noun if count == 1 else noun + "s"
+def plural(count: int, noun: str, nouns: Optional[str] = None) -> str:
+    """``noun`` as ``count`` of it is said: 'job' for 1, 'jobs' for 0 or 2 (a regular plural, an 's' added; an
+    irregular one is given as ``nouns``: ``plural(2, "process", "processes")``)."""
+    return noun if count == 1 else (nouns if nouns is not None else noun + "s")
 
 
-def counted(count: int, noun: str) -> str:
+def counted(count: int, noun: str, nouns: Optional[str] = None) -> str:
     """'1 job', '2 jobs', '0 jobs': the zoo commands' one way to count in words, where they printed '1 job(s)' (and
-    '1 jobs'). ``noun`` may be qualified: ``counted(2, "failed job")`` is '2 failed jobs'."""
-    return f"{count} {plural(count, noun)}"
+    '1 jobs'). ``noun`` may be qualified: ``counted(2, "failed job")`` is '2 failed jobs'; ``nouns`` is an irregular
+    plural (:func:`plural`)."""
+    return f"{count} {plural(count, noun, nouns)}"
 
 
 def format_table(header: Sequence[str], rows: Iterable[Sequence]) -> str:

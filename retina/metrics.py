@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from neurozoo.datasets.cell_names import cell_name
+from neurozoo.datasets.text_table import counted
 
 MIN_EXPLAINABLE = 0.15
 
@@ -113,7 +114,7 @@ def heldout_metrics(prediction, repeats, cells: Optional[Sequence[str]] = None,
     if repeats.ndim != 3 or prediction.shape != (repeats.shape[0], repeats.shape[2]):
         raise ValueError(f"prediction (C, T) and repeats (C, R, T) must agree; got {prediction.shape} and {repeats.shape}")
     if repeats.shape[1] < 2:  # no noise variance: FEVE, the oracle and the explainable fraction NaN, with warnings
-        raise ValueError(f"repeats (C, R, T): {repeats.shape[1]} repeat(s); the noise variance, FEVE and the "
+        raise ValueError(f"repeats (C, R, T): {counted(repeats.shape[1], 'repeat')}; the noise variance, FEVE and the "
                          "leave-one-out oracle need at least 2 repeats of the test stimulus")
     for name, values in (("prediction", prediction), ("repeats", repeats)):
         finite = np.isfinite(values) if values.dtype.kind in "fc" else np.ones(values.shape, dtype=bool)

@@ -235,7 +235,7 @@ def test_nan_policy(tmp_path):
     values = assembly.values.copy()
     values[2, 1, 0] = np.nan
     write_assembly(assembly.copy(data=values), tmp_path / "nan.nc")
-    with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n1'\]"):
+    with pytest.raises(DataError, match=r"nan\.nc: field 'data' has NaN/inf values in 1 neuroid, e.g. \['n1'\]"):
         load_assembly(tmp_path / "nan.nc")
     # and where the first is, as the retina reader names its first NaN (the error named the neuroid only)
     with pytest.raises(DataError, match=r"; pass nan_policy='allow' or 'drop-neuroids'; the first of 1 is at stimulus_id "
@@ -260,7 +260,7 @@ def test_repeats_never_shown_as_nan_rows_are_named_with_the_way_out(tmp_path):
     values = assembly.values.copy()
     values[-3:] = np.nan  # the last repeat of three stimuli was never shown
     write_assembly(assembly.copy(data=values), tmp_path / "missing.nc")
-    expected = r"missing\.nc: field 'data' has NaN/inf values in 4 neuroid\(s\), e.g. \['n0', 'n1', 'n2'\]; 3 of 32 " \
+    expected = r"missing\.nc: field 'data' has NaN/inf values in 4 neuroids, e.g. \['n0', 'n1', 'n2'\]; 3 of 32 " \
                r"presentations are NaN/inf in every neuroid \(e.g. im005, repetition 3\), as repeats never shown are: " \
                r"drop those presentations, or pass nan_policy='allow'"
     with pytest.raises(DataError, match=expected):
@@ -280,7 +280,7 @@ def test_inf_and_empty_assemblies_are_refused_on_load(tmp_path):
     values = assembly.values.copy()
     values[0, 2, 1] = -np.inf
     write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
-    with pytest.raises(DataError, match=r"inf\.nc: field 'data' has NaN/inf values in 1 neuroid\(s\), e.g. \['n2'\]"):
+    with pytest.raises(DataError, match=r"inf\.nc: field 'data' has NaN/inf values in 1 neuroid, e.g. \['n2'\]"):
         load_assembly(tmp_path / "inf.nc")
     assert list(load_assembly(tmp_path / "inf.nc", nan_policy="drop-neuroids")["neuroid_id"].values) == ["n0", "n1", "n3"]
     empty = assembly.isel(presentation=[])
@@ -361,7 +361,7 @@ def test_stimulus_ids_must_match_the_stimulus_set(tmp_path):
     path = write_assembly(assembly, tmp_path / "a.nc")
     complete = make_stimulus_set({"stimulus_id": [f"im{i:03d}" for i in range(5)]}, "toy")
     assert load_assembly(path, stimulus_set=complete).sizes["presentation"] == 15
-    with pytest.raises(DataError, match=r"a\.nc: 2 stimulus_id value\(s\) are not in stimulus set 'toy', e.g. \['im003', 'im004'\]"):
+    with pytest.raises(DataError, match=r"a\.nc: 2 stimulus_id values are not in stimulus set 'toy', e.g. \['im003', 'im004'\]"):
         load_assembly(path, stimulus_set=complete.iloc[:3])
 
 
@@ -388,7 +388,7 @@ def test_a_nan_repetition_is_named_not_reported_as_a_repeated_presentation():
     repetition = np.repeat(np.arange(3.0), 5)
     for index, count in (([6], 1), ([1, 6], 2)):
         repetition[index] = np.nan
-        message = (f"cells.nc: coordinate 'repetition' is NaN or infinite at {count} presentation(s), e.g. index "
+        message = (f"cells.nc: coordinate 'repetition' is NaN or infinite at {count} presentation{'s' if count > 1 else ''}, e.g. index "
                    f"{index} (stimulus_id {['im001'] * count}); expected a trial number for every presentation")
         with pytest.raises(DataError, match=f"^{re.escape(message)}$"):
             validate_assembly(_assembly().assign_coords(repetition=("presentation", repetition)), "cells.nc")
@@ -428,11 +428,26 @@ def test_stimulus_set_errors(tmp_path):
     with pytest.raises(DataError, match="column 'stimulus_id' has duplicates"):
         make_stimulus_set({**records, "stimulus_id": ["a", "a", "b"]}, "dup", tmp_path / "src")
     (tmp_path / "src" / "img1.png").unlink()
-    with pytest.raises(DataError, match=r"1 image file\(s\) listed in column 'filename' are missing .*img1\.png"):
+    with pytest.raises(DataError, match=r"1 image file listed in column 'filename' is missing .*img1\.png"):
         make_stimulus_set(records, "gone", tmp_path / "src")
     (tmp_path / "bad.csv").write_text("filename\nx.png\n")
     with pytest.raises(DataError, match=r"bad\.csv: missing column 'stimulus_id'"):
         load_stimulus_set(tmp_path / "bad.csv")
+
+
+def test_a_stimulus_sets_missing_images_are_counted_in_words(tmp_path):
+    """The refusal said "1 image file(s) listed in column 'filename' are missing": one file is now one that is."""
+    records = _images(tmp_path / "src", 3)
+    (tmp_path / "src" / "img1.png").unlink()
+    with pytest.raises(DataError) as one:
+        make_stimulus_set(records, "gone", tmp_path / "src")
+    assert str(one.value) == (f"gone: 1 image file listed in column 'filename' is missing from {tmp_path / 'src'}, "
+                              "e.g. ['img1.png']")
+    (tmp_path / "src" / "img2.png").unlink()
+    with pytest.raises(DataError) as two:
+        make_stimulus_set(records, "gone", tmp_path / "src")
+    assert str(two.value) == (f"gone: 2 image files listed in column 'filename' are missing from {tmp_path / 'src'}, "
+                              "e.g. ['img1.png', 'img2.png']")
     no_images = make_stimulus_set({"stimulus_id": ["a"]}, "labels-only")
     with pytest.raises(DataError, match="no image file for stimulus_id 'a'"):
         no_images.get_stimulus("a")
@@ -455,7 +470,7 @@ def test_a_stimulus_set_whose_image_folder_is_missing_is_named(tmp_path):
     for name in ("img0.png", "img1.png", "img2.png"):
         (tmp_path / "out" / "toy" / name).unlink()
     (tmp_path / "out" / "toy").rmdir()
-    with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image file\(s\), e\.g\. \['img0\.png', "
+    with pytest.raises(DataError, match=rf"toy\.csv: column 'filename' names 3 image files, e\.g\. \['img0\.png', "
                                         rf"'img1\.png', 'img2\.png'\], but the image folder {tmp_path}/out/toy does not "
                                         r"exist \(expected beside the CSV, named as it without \.csv; or, in "
                                         r"Brain-Score's layout, toy\.zip or the images themselves beside the CSV\)"):
@@ -642,18 +657,18 @@ def test_whole_number_float_stimulus_ids_match_a_csvs_and_other_floats_or_empty_
     (tmp_path / "doubles.csv").write_text("stimulus_id,filename\n" + "".join(f"{i},{i}.png\n" for i in range(5)))
     loaded = load_assembly(tmp_path / "doubles.nc", stimulus_set=load_stimulus_set(tmp_path / "doubles.csv"))
     assert loaded["stimulus_id"].values.tolist() == [str(int(n)) for n in numbers]
-    for name, ids, message in (("half", numbers + 0.5, r"holds \d+ value\(s\) that are not whole numbers, e\.g\. "
+    for name, ids, message in (("half", numbers + 0.5, r"holds \d+ values that are not whole numbers, e\.g\. "
                                                         r"\[0\.5, 1\.5, 2\.5\]; expected text or whole numbers"),
                                ("nan", np.where(numbers == 1, np.nan, numbers),
-                                r"holds \d+ value\(s\) that are not whole numbers, e\.g\. \[nan"),
+                                r"holds \d+ values? that (is|are) not whole numbers, e\.g\. \[nan"),
                                ("empty", np.where(numbers == 1, "", numbers.astype(int).astype(str)),
-                                r"is empty at \d+ presentation\(s\), e\.g\. index \[\d+")):
+                                r"is empty at \d+ presentations?, e\.g\. index \[\d+")):
         assembly.assign_coords(stimulus_id=("presentation", ids)).to_netcdf(tmp_path / f"{name}.nc")
         with pytest.raises(DataError, match=rf"^{tmp_path}/{name}\.nc: coordinate 'stimulus_id' {message}"):
             load_assembly(tmp_path / f"{name}.nc")
     # an empty neuroid id too (it loaded, a unit named '')
     assembly.assign_coords(neuroid_id=("neuroid", ["n0", "", "n2", "n3"])).to_netcdf(tmp_path / "unnamed.nc")
-    with pytest.raises(DataError, match=rf"^{tmp_path}/unnamed\.nc: coordinate 'neuroid_id' is empty at 1 neuroid\(s\), "
+    with pytest.raises(DataError, match=rf"^{tmp_path}/unnamed\.nc: coordinate 'neuroid_id' is empty at 1 neuroid, "
                                         r"e\.g\. index \[1\]; expected an id for every neuroid$"):
         load_assembly(tmp_path / "unnamed.nc")
 
@@ -670,7 +685,7 @@ def test_allow_keeps_nan_but_refuses_inf(tmp_path):
     values[0, 2, 1] = -np.inf
     write_assembly(assembly.copy(data=values), tmp_path / "inf.nc")
     first = assembly.isel(presentation=0)
-    expected = (rf"inf\.nc: field 'data' has 1 infinite value\(s\) \(e\.g\. stimulus_id {first['stimulus_id'].item()}, "
+    expected = (rf"inf\.nc: field 'data' has 1 infinite value \(e\.g\. stimulus_id {first['stimulus_id'].item()}, "
                 rf"repetition {first['repetition'].item()}, neuroid_id n2, time bin \[80, 90\) ms\); nan_policy='allow' "
                 "keeps NaN")
     with pytest.raises(DataError, match=expected):
@@ -728,7 +743,7 @@ def test_id_like_columns_keep_their_text_through_a_csv_round_trip_and_other_colu
     write_assembly(assembly, tmp_path / "ids.nc")
     assert load_assembly(tmp_path / "ids.nc", stimulus_set=loaded)["stimulus_id"].values[:3].tolist() == ["007", "010", "1"]
     write_assembly(assembly.assign_coords(stimulus_id=("presentation", np.tile(["7", "010", "1"], 3))), tmp_path / "seven.nc")
-    with pytest.raises(DataError, match=r"1 stimulus_id value\(s\) are not in stimulus set 'ids', e\.g\. \['7'\]"):
+    with pytest.raises(DataError, match=r"1 stimulus_id value is not in stimulus set 'ids', e\.g\. \['7'\]"):
         load_assembly(tmp_path / "seven.nc", stimulus_set=loaded)
 
 
@@ -742,7 +757,7 @@ def test_a_stimulus_set_csv_with_an_empty_id_a_partly_empty_filename_or_shifted_
     for name in ("a.png", "b.png"):
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(folder / name)
     (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n,b.png\n")
-    with pytest.raises(DataError, match=r"set\.csv: column 'stimulus_id' is empty in 1 of 2 row\(s\), e\.g\. row \[1\] "
+    with pytest.raises(DataError, match=r"set\.csv: column 'stimulus_id' is empty in 1 of 2 rows, e\.g\. row \[1\] "
                                         r"\(from 0, the header not counted\); expected an id for every stimulus"):
         load_stimulus_set(tmp_path / "set.csv")
     (tmp_path / "set.csv").write_text("stimulus_id,filename\n1,a.png\n2,\n")
@@ -794,7 +809,7 @@ def test_a_stimulus_set_rewrite_interrupted_halfway_leaves_the_set_of_before(tmp
 @pytest.mark.parametrize("arguments, message", [
     # ignored without a word: the file's own bins were read, whatever the window asked for
     ({"time_bin": (90, 80)}, r"time_bin=\(90, 80\) reads a file of dims \(presentation, neuroid\) as one time bin; this "
-                             r"file has 3 time bin\(s\) of its own \(\[70, 80\), \[80, 90\), \[90, 100\) ms\)"),
+                             r"file has 3 time bins of its own \(\[70, 80\), \[80, 90\), \[90, 100\) ms\)"),
     ({"time_bin": "70-170"}, r"time_bin: expected \(start_ms, end_ms\), e\.g\. \(70, 170\); got '70-170'$"),
     # a TypeError from indexing a string ("string indices must be integers")
     ({"stimulus_set": "stimuli.csv"}, r"stimulus_set: expected a stimulus set with a 'stimulus_id' column "

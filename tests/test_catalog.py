@@ -71,19 +71,19 @@ def test_import_says_per_file_whether_it_was_imported_or_already_present(toy, ca
     assert capsys.readouterr().out.splitlines() == [
         f"toy.set: toy/a.bin: imported (copied from {toy / 'toy' / 'a.bin'}), sha256 verified",
         f"toy.set: toy/b.txt: imported (copied from {toy / 'toy' / 'b.txt'}), sha256 verified",
-        f"toy.set: 2 file(s) verified in {data} (2 imported)"]
+        f"toy.set: 2 files verified in {data} (2 imported)"]
 
     (data / "toy" / "b.txt").unlink()
     assert zoo_data("import", "toy.set", "--from", str(toy), "--link") == 0
     assert capsys.readouterr().out.splitlines() == [
         "toy.set: toy/a.bin: already present, sha256 verified (--force replaces it)",
         f"toy.set: toy/b.txt: imported (linked to {(toy / 'toy' / 'b.txt').resolve()}), sha256 verified",
-        f"toy.set: 2 file(s) verified in {data} (1 imported, 1 already present)"]
+        f"toy.set: 2 files verified in {data} (1 imported, 1 already present)"]
 
     assert zoo_data("import", "toy.set", "--from", str(toy), "--force") == 0
     lines = capsys.readouterr().out.splitlines()
     assert lines[0] == f"toy.set: toy/a.bin: replaced (copied from {toy / 'toy' / 'a.bin'}), sha256 verified"
-    assert lines[2] == f"toy.set: 2 file(s) verified in {data} (2 replaced)"
+    assert lines[2] == f"toy.set: 2 files verified in {data} (2 replaced)"
 
     (toy / "toy" / "b.txt").write_bytes(b"BETA\n")  # a failure after the first file: nothing is done, nothing said
     (data / "toy" / "b.txt").unlink()

@@ -157,7 +157,7 @@ def test_zoo_list_imports_no_torch_and_the_lazily_registered_models_still_build(
     model = retina.create_model("bncnn2016", n_cells=3)
     assert isinstance(model, RetinaCNN) and model.n_cells == 3
     assert convrnn.MODELS.get("cornet_z").tags == {"family": "cornet", "default_zoo": False}
-    with pytest.raises(SpecError, match=r"^ConvRNN model 'cornet_z': unknown override\(s\) \['n_steps'\]; it takes: "):
+    with pytest.raises(SpecError, match=r"^ConvRNN model 'cornet_z': unknown override \['n_steps'\]; it takes: "):
         convrnn.create_model("cornet_z", n_steps=10)
 
 

@@ -323,7 +323,7 @@ def test_a_cornet_refuses_an_override_it_does_not_take(name):
 
     takes = ["num_classes", "width_multiplier", *([] if name == "cornet_z" else ["times"])]
     assert accepted_keywords(convrnn.MODELS.get(name).factory) == takes
-    with pytest.raises(SpecError, match=rf"^ConvRNN model '{name}': unknown override\(s\) \['n_steps'\]; it takes: "
+    with pytest.raises(SpecError, match=rf"^ConvRNN model '{name}': unknown override \['n_steps'\]; it takes: "
                                         rf"{', '.join(takes)}$"):
         convrnn.create_model(name, n_steps=10)
     assert convrnn.create_model(name, width_multiplier=0.5, num_classes=3).readout.out_features == 3

@@ -226,7 +226,7 @@ def test_zoo_dynamics_convrnn_width_and_image_size_shrink_the_analysed_state(tmp
 
 @pytest.mark.parametrize("argv, message", [
     (["dynamics", "rgc_shallow", "--width", "0.25", "--set", "width_multiplier=0.5"], "disagree"),
-    (["dynamics", "rgc_shallow", "--set", "bogus=1"], "unknown override(s) ['bogus']"),
+    (["dynamics", "rgc_shallow", "--set", "bogus=1"], "unknown override ['bogus']"),
     (["dynamics", "flipflop-gru", "--width", "0.5"], "--width apply to ConvRNNs only"),
     # options that do not apply were ignored: `zoo dynamics linear --layer conv4` analysed the linear system
     (["dynamics", "linear", "--layer", "conv4"], "linear: --layer apply to ConvRNNs only"),

@@ -210,7 +210,7 @@ def test_condition_means_are_the_benchmarks_repetition_means_and_refuse_what_the
         condition_means(session)
     infinite = assembly.copy(data=np.where(np.arange(assembly.size).reshape(assembly.shape) == 7, np.inf,
                                            assembly.values))
-    with pytest.raises(DataError, match=r"^assembly: field 'data' has 1 infinite value\(s\)"):
+    with pytest.raises(DataError, match=r"^assembly: field 'data' has 1 infinite value\b"):
         condition_means(infinite)
 
 
@@ -307,7 +307,7 @@ def test_repeated_stimulus_ids_are_refused_naming_them():
     (lambda a: a.where(a.time_bin_start != 20, np.inf), r"^a: \d+ NaN/inf values, the first at stimulus_id s0, time bin "
                                                          r"20 ms"),
     (lambda a: a.values, r"^activity a: expected an xarray\.DataArray with dims .*got ndarray$"),  # AttributeError: dims
-    (lambda a: a.drop_vars("time_bin_start"), r"^a: missing coordinate\(s\) \['time_bin_start'\]"),  # a KeyError
+    (lambda a: a.drop_vars("time_bin_start"), r"^a: missing coordinate \['time_bin_start'\]"),  # a KeyError
     (lambda a: a.astype(str), r"^a: holds <U\d+ values; expected numbers$"),  # numpy's UFuncTypeError
 ])
 @pytest.mark.parametrize("compare", [similarity_over_time, trajectory_similarity])

@@ -210,7 +210,7 @@ def test_zoo_score_warns_of_loading_workers_that_take_every_cpu(tmp_path, monkey
 
     monkeypatch.setattr(cpus, "available_cpus", lambda: 1)
     four = coded_folder(tmp_path / "four", WNIDS[:4], per_class=1)
-    with pytest.warns(UserWarning, match=r"^--workers 1 on a CPU run with 1 CPU\(s\): the loading processes take"):
+    with pytest.warns(UserWarning, match=r"^--workers 1 on a CPU run with 1 CPU: the loading processes take"):
         assert _zoo("score", "rgc_shallow", "imagenet.val", "--data", four, "--image-size", "16", "--workers", "1",
                     *TINY, "--set", "num_classes=4", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}",
                     "--out", tmp_path / "results") == 0

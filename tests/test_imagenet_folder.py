@@ -115,7 +115,7 @@ def test_imagenets_validation_images_as_distributed_are_named_with_what_to_do(tm
         with pytest.raises(DataError) as raised:
             check(tmp_path / "data")
         assert str(raised.value) == (
-            f"image folder {val} has no class folders (expected {val}/<wnid>/<image>.JPEG); it holds 2 image(s) "
+            f"image folder {val} has no class folders (expected {val}/<wnid>/<image>.JPEG); it holds 2 images "
             "directly, e.g. ILSVRC2012_val_00000001.JPEG, ILSVRC2012_val_00000002.JPEG, with no WNID in their names (a "
             "flat folder names them <wnid>_<anything>.JPEG): ImageNet's validation images as distributed "
             "(ILSVRC2012_val_*.JPEG) must first be sorted into class folders by the devkit's labels "
@@ -143,7 +143,7 @@ def test_empty_class_folder_is_named(folder):
     (empty / "sub").mkdir()
     (empty / "sub" / "n09999999_1.JPEG.part").write_text("half a download")
     for check in (open_imagenet, check_imagenet):
-        with pytest.raises(DataError, match=r"n09999999 has no images: it holds 2 file\(s\), none with an image "
+        with pytest.raises(DataError, match=r"n09999999 has no images: it holds 2 files, none with an image "
                                             r"extension, e.g\. notes\.txt, sub/n09999999_1\.JPEG\.part; expected"):
             check(folder)
 
@@ -162,10 +162,33 @@ def test_a_class_folder_of_only_macos_hidden_files_is_said_to_hold_hidden_files(
         with pytest.raises(DataError) as raised:
             check(folder)
         assert str(raised.value).startswith(
-            f"class folder {folder / 'train' / '__MACOSX'} has no images: it holds only 2 hidden file(s), e.g. "
+            f"class folder {folder / 'train' / '__MACOSX'} has no images: it holds only 2 hidden files, e.g. "
             "n01440764/.DS_Store, n01440764/._a.JPEG, which are skipped (a name starting with '.': macOS's .DS_Store "
             "and ._* resource forks); __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: "
             "delete it; expected image files (.jpg")
+
+
+def test_a_class_folder_of_one_file_says_one_file(folder):
+    """It said "it holds 1 hidden file(s), e.g. .DS_Store, which are skipped" of a single file."""
+    from neurozoo.convrnn.training.imagefolder import check_imagenet
+
+    lone = folder / "train" / "n09999999"
+    lone.mkdir()
+    (lone / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    with pytest.raises(DataError) as hidden:
+        check_imagenet(folder)
+    assert str(hidden.value).startswith(f"class folder {lone} has no images: it holds only 1 hidden file, e.g. "
+                                        ".DS_Store, which is skipped (a name starting with '.'")
+    (lone / "notes.txt").write_text("not an image")
+    with pytest.raises(DataError) as other:
+        check_imagenet(folder)
+    assert str(other.value).startswith(f"class folder {lone} has no images: it holds 2 files, none with an image "
+                                       "extension, e.g. .DS_Store, notes.txt; expected")
+    (lone / ".DS_Store").unlink()
+    with pytest.raises(DataError) as one:
+        check_imagenet(folder)
+    assert str(one.value).startswith(f"class folder {lone} has no images: it holds 1 file, none with an image "
+                                     "extension, e.g. notes.txt; expected")
 
 
 def test_val_class_missing_from_train(folder):

@@ -65,6 +65,7 @@ def test_zoo_submit_and_the_leaderboard_commands_count_in_words(tmp_path, capsys
 
     assert [counted(n, "job") for n in (0, 1, 2)] == ["0 jobs", "1 job", "2 jobs"]
     assert counted(1, "failed job") == "1 failed job" and counted(3, "queued or running job") == "3 queued or running jobs"
+    assert [counted(n, "process", "processes") for n in (1, 2)] == ["1 process", "2 processes"]  # an irregular plural
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
     folder = tmp_path / "sub"
     folder.mkdir()
@@ -113,7 +114,7 @@ BAD_INPUT = {
                                       f"rgc_shallow={_garbage(t)}", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                            "garbage.pt: not a readable PyTorch file of tensors (UnpicklingError; "),
     "NaN stimulus": (lambda t: ["fit", "ln", "--data", str(_nan_recording(t)), "--out", str(t / "fit"), "--quiet"],
-                     "dataset train/stimulus: contains 1 NaN/inf value(s), the first at index (120, 3, 4) (frame 120, row 3, "
+                     "dataset train/stimulus: contains 1 NaN/inf value, the first at index (120, 3, 4) (frame 120, row 3, "
                      "column 4); expected finite intensities, shape (T, 50, 50)"),
     "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
                     "field 'delay' must be an integer >= 0 (time steps), got 'soon'"),

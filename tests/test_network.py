@@ -668,6 +668,22 @@ def test_bad_yaml_files_name_the_file(tmp_path):
         GraphSpec.from_yaml(str(tmp_path / "absent.yaml"))
 
 
+@pytest.mark.parametrize("fields, said", [("chanels: 3", "field ['chanels']"),
+                                          ("chanels: 3, kernal: 3", "fields ['chanels', 'kernal']")])
+def test_a_spec_files_unknown_fields_and_a_models_unknown_overrides_are_counted_in_words(tmp_path, fields, said):
+    """The refusals said "unknown field(s)" and "unknown override(s)", of one name as of several."""
+    typo = tmp_path / "typo.yaml"
+    typo.write_text(f"layers:\n  - {{name: conv1, {fields}}}\n")
+    with pytest.raises(SpecError, match=rf"^{re.escape(str(typo))}: layers\[0\] has unknown {re.escape(said)}; "
+                                        r"allowed: "):
+        GraphSpec.from_yaml(str(typo))
+    overrides = {"n_step": 10} if said.startswith("field ") else {"n_step": 10, "widht": 1.0}
+    with pytest.raises(SpecError) as error:
+        convrnn.create_model("rgc_shallow", **overrides)
+    assert str(error.value).startswith(f"spec 'rgc_shallow': unknown override{'s' * (len(overrides) > 1)} "
+                                       f"{sorted(overrides)}; did you mean n_steps?; valid: ")
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"n_steps": 0}, r"need n_steps >= 1 \(frames of a movie\) and image_steps >= 0, got n_steps=0, image_steps=\d+"),
     ({"n_steps": -1}, r"got n_steps=-1"),

@@ -226,7 +226,7 @@ def test_zoo_fit_checks_the_test_stimulus_for_nans_before_fitting(tmp_path, caps
     out = tmp_path / "fit"
     assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/stimulus: contains 1 NaN/inf "
-                                               "value(s), the first at index (10, 3, 4) (frame 10, row 3, column 4); "
+                                               "value, the first at index (10, 3, 4) (frame 10, row 3, column 4); "
                                                "expected finite intensities, shape (T, 50, 50)")
     assert not out.exists()
 
@@ -389,16 +389,16 @@ def _set(path, dataset, index, value):
 
 @pytest.mark.parametrize("split,change,message", [
     ("train", lambda p: _set(p, "train/response/binned", (2, 70), np.inf),
-     "dataset train/response/binned: contains 1 NaN/inf value(s), the first at index (2, 70) (cell03, frame 70); "
+     "dataset train/response/binned: contains 1 NaN/inf value, the first at index (2, 70) (cell03, frame 70); "
      "expected finite values, shape (3, 120)"),
     ("test", lambda p: _set(p, "test/stimulus", (77, 3, 9), np.nan),
-     "dataset test/stimulus: contains 1 NaN/inf value(s), the first at index (77, 3, 9) (frame 77, row 3, column 9); "
+     "dataset test/stimulus: contains 1 NaN/inf value, the first at index (77, 3, 9) (frame 77, row 3, column 9); "
      "expected finite intensities, shape (T, 50, 50)"),
     ("test", lambda p: _set(p, "test/repeats/cell02", (slice(1, 3), 50), np.nan),
-     "dataset test/repeats/cell02: contains 2 NaN/inf value(s), the first at index (1, 50) (trial 1, frame 50); "
+     "dataset test/repeats/cell02: contains 2 NaN/inf values, the first at index (1, 50) (trial 1, frame 50); "
      "expected finite rates, shape (n_repeats, 80)"),
     ("train", lambda p: _set(p, "train/time", 5, np.nan),
-     "dataset train/time: contains 1 NaN/inf value(s), the first at index (5,) (frame 5); expected finite frame times "
+     "dataset train/time: contains 1 NaN/inf value, the first at index (5,) (frame 5); expected finite frame times "
      "in s, shape (120,)"),
     ("train", lambda p: _corrupt(p, "train/response", None),
      "dataset train/response: missing; expected a group holding firing_rate_10ms or binned, each (cells, T) (train "
@@ -472,7 +472,7 @@ def test_spikes_missing_name_what_the_file_holds(tmp_path):
 
 @pytest.mark.parametrize("spikes, message", [
     (np.array([b"0.1", b"0.2"]), "holds |S3 values, expected numbers, shape (n_spikes,)"),
-    (np.array([0.1, np.nan, 0.3]), "contains 1 NaN/inf value(s), the first at index (1,) (spike 1); expected finite "
+    (np.array([0.1, np.nan, 0.3]), "contains 1 NaN/inf value, the first at index (1,) (spike 1); expected finite "
                                    "spike times in s, shape (n_spikes,)"),
 ])
 def test_spike_times_that_are_not_numbers_or_not_finite_are_named(tmp_path, spikes, message):
@@ -753,7 +753,7 @@ def test_a_test_stimulus_unlike_the_training_one_is_warned_of_before_fitting(tmp
 @pytest.mark.parametrize("change, message", [
     # each was written without a word and refused only by the first fit that read it
     (lambda train, test: train.update(stimulus=np.full_like(train["stimulus"], np.nan)),
-     r"dataset train/stimulus: contains \d+ NaN/inf value\(s\)"),
+     r"dataset train/stimulus: contains \d+ NaN/inf values?"),
     (lambda train, test: train.update(time=train["time"][:-1]), r"dataset train/time: expected shape \(120,\) to match"),
     (lambda train, test: train["response"].update(binned=train["response"]["binned"][:, :-1]),
      r"dataset train/response/binned: expected shape \(3, 120\)"),
@@ -844,7 +844,7 @@ def test_a_training_movie_with_nans_is_refused_without_a_warning_of_nan_statisti
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         train_split, _ = checked_experiment(path)
-    with pytest.raises(DataError, match=r"dataset train/stimulus: contains 1 NaN/inf value\(s\), the first at index "
+    with pytest.raises(DataError, match=r"dataset train/stimulus: contains 1 NaN/inf value, the first at index "
                                         r"\(3, 3, 3\)"):
         train_split.stimulus  # noqa: B018
 

@@ -265,7 +265,7 @@ def test_heldout_metrics_refuses_a_single_repeat():
     """One repeat has no noise variance: FEVE, the oracle and the explainable fraction were NaN for every cell (with
     numpy's "Degrees of freedom <= 0" warnings), and every cell failed the filter without a word."""
     rng = np.random.default_rng(0)
-    with pytest.raises(ValueError, match=r"^repeats \(C, R, T\): 1 repeat\(s\); the noise variance, FEVE and the "
+    with pytest.raises(ValueError, match=r"^repeats \(C, R, T\): 1 repeat; the noise variance, FEVE and the "
                                          r"leave-one-out oracle need at least 2 repeats"):
         heldout_metrics(rng.normal(size=(2, 10)), rng.normal(size=(2, 1, 10)))
 

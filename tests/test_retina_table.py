@@ -71,7 +71,7 @@ def test_unknown_model_or_recording_is_refused_by_name(bad, capsys):
     assert main(["--models", bad[0]] if len(bad) == 1 else bad) == 2
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and "usage:" not in error  # one line, as every zoo command's; no argparse usage
-    assert (f"unknown retina model '{bad[-1]}'" if len(bad) == 1 else f"unknown recording(s) {bad[-1]}") in error
+    assert (f"unknown retina model '{bad[-1]}'" if len(bad) == 1 else f"unknown recording {bad[-1]};") in error
 
 
 def test_unknown_model_is_the_registrys_one_refusal_before_any_fit(tmp_path, capsys):

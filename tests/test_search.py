@@ -343,7 +343,7 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
 
 @pytest.mark.parametrize("patch, message", [
     ({"cells": {"rgc": {"tau_bias": {"float": [3.0, -3.0]}}}}, "cells.rgc.tau_bias: 'float' needs low < high"),
-    ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter(s) ['tau_bais'] for cell 'rgc'"),
+    ({"cells": {"rgc": {"tau_bais": 1.0}}}, "unknown hyperparameter ['tau_bais'] for cell 'rgc'"),
     ({"cells": {"rgc": {"gate_nonlinearity": {"choice": ["sigmoid", "softplus"]}}}}, "value 'softplus' is not accepted"),
     ({"cells": {"lstmx": {}}}, "unknown cell kind 'lstmx'"),
     ({"cells": {"rgc": {"tau_multiplier": {"tied": "tau_ofset"}}}}, "'tied' must name a numeric, untied hyperparameter"),
@@ -380,9 +380,9 @@ def test_a_trial_records_the_input_to_cell_its_rgc_is_built_with():
     # the registries' one refusal (datasets.registry.lookup): a misspelt name had no close names
     ({"base": "rgc_shalow"}, "field 'base': unknown model 'rgc_shalow'; expected a registered model or an existing "
                              "spec file; did you mean rgc_shallow"),
-    ({"colour": 1}, "unknown field(s) ['colour']"),
+    ({"colour": 1}, "unknown field ['colour']"),
     # said "spec 'tiny': unknown override(s)" without the space file or its field
-    ({"overrides": {"colour": 1}}, "field 'overrides': spec 'tiny4': unknown override(s) ['colour']"),
+    ({"overrides": {"colour": 1}}, "field 'overrides': spec 'tiny4': unknown override ['colour']"),
     ({"wiring": {"lstm": "ugrnn_intermediate"}}, "wiring names cell 'lstm', not among the space's cells"),
     ({"wiring": {"rgc": "no_such_model"}}, "'wiring: {rgc: no_such_model}': unknown model 'no_such_model'; expected a "
                                            "registered model or 'base' (known: base, "),
@@ -445,7 +445,7 @@ def test_zoo_search_says_the_width_size_and_epochs_its_trials_train_at(tiny, tmp
     argv = [a for a in search_argv(tiny, tmp_path / "run", 0, "--export", "0", "--no-record") if a != "--quiet"]
     del argv[argv.index("--width"):argv.index("--width") + 2]  # the default
     assert main(["search", *argv]) == 0
-    assert "0 trial(s) over 1 worker(s); each at width 0.25, 32 px, 1 epoch(s)" in capsys.readouterr().out
+    assert "0 trials over 1 worker; each at width 0.25, 32 px, 1 epoch" in capsys.readouterr().out
 
 
 def test_zoo_search_exports_the_trained_models_with_provenance_and_records_scores(tiny, tmp_path):
@@ -952,10 +952,10 @@ def test_two_workers_split_one_study_without_duplicates(tiny, tmp_path, request,
         assert env["NEUROZOO_SEARCH_STORAGE"] == url
     printed = "".join(capfd.readouterr())
     # the preamble and the totals once, from this command: each worker printed them again (K interleaved copies),
-    # its own share as "2 trial(s) over 1 worker(s)", and optuna's "Using an existing study" on joining
+    # its own share as "2 trials over 1 worker", and optuna's "Using an existing study" on joining
     assert printed.count("search space 'tiny': ") == 1 and printed.count(f"study {name!r} in ") == 1
     assert f"study {name!r} in {'sqlite:///' if url.startswith('sqlite') else ''}" in printed
-    assert "4 trial(s) over 2 worker(s)" in printed and "over 1 worker(s)" not in printed
+    assert "4 trials over 2 workers" in printed and "over 1 worker;" not in printed
     assert "Using an existing study" not in printed and printed.count(f"study {name!r}: 4 complete") == 1
     assert len(re.findall(r"^trial \d+ epoch 1/1: val top-1 ", printed, re.M)) == 4  # a line per trial, named
     password = make_url(url).password
@@ -1075,7 +1075,7 @@ def test_a_bad_data_folder_is_refused_before_the_study_exists(tmp_path, capsys):
             Image.new("RGB", (8, 8)).save(tmp_path / "ok" / split / wnid / "0.png")
     (tmp_path / "ok" / "train" / "n02" / "0.png").rename(tmp_path / "n02.png")
     (tmp_path / "ok" / "val" / "n03").mkdir()
-    for fix, message in ((lambda: None, f"{tmp_path}/ok/val has class folder(s) n03 that the training split does not have"),
+    for fix, message in ((lambda: None, f"{tmp_path}/ok/val has class folder n03 that the training split does not have"),
                          (lambda: (tmp_path / "ok" / "val" / "n03").rmdir(),
                           f"class folder {tmp_path}/ok/train/n02 has no images"),
                          (lambda: (tmp_path / "n02.png").rename(tmp_path / "ok" / "train" / "n02" / "0.png"),
@@ -1113,7 +1113,7 @@ def test_a_data_folder_without_a_full_batch_is_refused_before_the_study_exists(t
     out = tmp_path / "search"
     assert main(["search", "--data", str(data), "--trials", "1", "--batch-size", "8", "--out", str(out), "--quiet"]) == 2
     assert capsys.readouterr().err == (f"zoo search: error: {data / 'train'}: 4 training images give no full batch of "
-                                       "8 per process on 1 process(es); lower --batch-size\n")
+                                       "8 per process on 1 process; lower --batch-size\n")
     assert not out.exists()
 
 
@@ -1136,7 +1136,7 @@ def test_a_train_folder_unlike_val_is_refused_before_the_study_exists(tmp_path, 
         assert capsys.readouterr().err == f"zoo search: error: {message}\n"
         assert not out.exists()
 
-    refused(f"{data}/train has class folder(s) n00000003 that val/ does not have; trials train on train/ and are "
+    refused(f"{data}/train has class folder n00000003 that val/ does not have; trials train on train/ and are "
             f"scored on val/, so train/ must hold the class folders of val/, no more (2 in {data}/val)")
     (data / "train").rename(tmp_path / "train")
     (data / "train").mkdir()  # empty
@@ -1150,7 +1150,7 @@ def test_a_train_folder_unlike_val_is_refused_before_the_study_exists(tmp_path, 
         (data / "val" / wnid).rmdir()
     Image.new("RGB", (8, 8)).save(data / "val" / "n00000001_0.png")
     Image.new("RGB", (8, 8)).save(data / "val" / "n00000009_0.png")
-    refused(f"{data}/val has class folder(s) n00000009 that the training split does not have; train/ and val/ must "
+    refused(f"{data}/val has class folder n00000009 that the training split does not have; train/ and val/ must "
             "use the same WNIDs")
 
 
@@ -1552,7 +1552,7 @@ def test_a_rerun_of_an_interrupted_study_says_what_it_continues(tiny, tmp_path, 
     monkeypatch.setattr(objective.Objective, "_run", run)
     assert main(["search", *search_argv(tiny, out, 1, "--export", "0", "--no-record")]) == 0
     assert capsys.readouterr().err.splitlines()[0] == (
-        f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trial(s) so far (1 complete, "
+        f"zoo search: continuing study 'tiny' in sqlite:///{out / 'search.sqlite'}: 2 trials so far (1 complete, "
         "1 fail); 1 interrupted, not run again: new trials follow")
 
 
@@ -1676,7 +1676,7 @@ def test_a_trial_killed_after_its_last_epoch_was_saved_is_recorded_complete_by_t
     assert recorded.user_attrs["recovered_from"] == 0 and recorded.user_attrs["epochs_done"] == 2
     assert f"zoo search: trial 0 died after its last epoch was saved: recorded complete from {folder} (val top-1 " \
            f"{max(top1):.2f}%; user attribute recovered_from 0)" in err
-    assert "2 trial(s) so far (1 complete, 1 fail)" in err
+    assert "2 trials so far (1 complete, 1 fail)" in err
     provenance = json.loads((out / "tiny_best1.json").read_text())
     assert provenance["trial"] == 1 and provenance["weights"] == str((folder / "best.pth").resolve())
     # the folder is the killed trial's (trial_00000), named by the number the provenance carries
@@ -2200,7 +2200,7 @@ def test_a_trial_of_a_worker_dead_on_another_machine_is_recovered_once_its_heart
     assert again.state == optuna.trial.TrialState.COMPLETE and again.params == first.params
     assert again.user_attrs["epochs_done"] == epochs
     # recovered before the rerun counts the study, which says what follows (it said "1 running")
-    assert f"2 trial(s) so far ({'1 complete, 1 fail' if epochs == 1 else '1 fail, 1 waiting'})" in err
+    assert f"2 trials so far ({'1 complete, 1 fail' if epochs == 1 else '1 fail, 1 waiting'})" in err
     if epochs == 1:
         assert again.user_attrs["recovered_from"] == 0 and again.user_attrs["out"] == str(dead)
         assert again.value == saved["val_top1"] and again.intermediate_values == {0: saved["val_top1"]}
@@ -2240,9 +2240,9 @@ DAMAGED_CHECKPOINTS = {
     "not a zip or pickle": (lambda path: path.write_bytes(b"not a checkpoint at all"),
                             r"checkpoint {path}: not a readable PyTorch file of tensors \("),
     "other fields": (lambda path: torch.save({"weights": torch.ones(1)}, path),
-                     r"checkpoint {path} lacks field\(s\) \['epoch', 'global_step', 'model'\]"),
+                     r"checkpoint {path} lacks fields \['epoch', 'global_step', 'model'\]"),
     "no optimizer state": (_without_optimizer,
-                           r"--resume {path}: the checkpoint lacks field\(s\) \['optimizer'\], which a resume reads"),
+                           r"--resume {path}: the checkpoint lacks field \['optimizer'\], which a resume reads"),
 }
 
 
@@ -2383,7 +2383,7 @@ def test_the_command_of_local_workers_counts_a_trial_whose_heartbeat_is_stale_as
     assert main(["search", *search_argv(tiny, out, 0, "--workers", "2", "--heartbeat", "60", "--export", "0",
                                         "--no-record")]) == 0
     assert capsys.readouterr().err.splitlines()[0] == (
-        f"zoo search: continuing study 'tiny' in {url}: 2 trial(s) so far (1 running, 1 dead); 1 dead (trial 0: "
+        f"zoo search: continuing study 'tiny' in {url}: 2 trials so far (1 running, 1 dead); 1 dead (trial 0: "
         f"running in the storage, its worker's heartbeat stale): recovered by the first worker to start a trial")
     # told, not recovered: that is the workers' (the first to start a trial fails it, then runs it again)
     trials = optuna.load_study(study_name="tiny", storage=url).trials

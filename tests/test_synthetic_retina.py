@@ -137,7 +137,7 @@ def test_zoo_data_verify_checks_a_generated_recording_against_the_digest_recorde
     assert _zoo_data("verify") == 1
     out = capsys.readouterr().out
     assert f"MISMATCH {path}: sha256 {sha256_file(path)} differs from {generated}" in out
-    assert f"delete {path} to generate it again" in out and "1 problem(s)" in out
+    assert f"delete {path} to generate it again" in out and "1 problem;" in out
     with pytest.warns(UserWarning, match="differs from the digest recorded when it was generated"):
         assert load_embedded_retina("whitenoise", **sizes) == path  # the next use generates it again
     assert sha256_file(path) == generated and _zoo_data("verify") == 0
@@ -261,7 +261,7 @@ def test_zoo_data_verify_says_to_delete_an_unreadable_recordings_manifest_alone(
     out = capsys.readouterr().out
     assert f"MISMATCH {tmp_path / 'retina' / MANIFEST}: unreadable manifest" in out
     assert "delete this file alone" in out and "delete the folder" not in out and "derived folder" not in out
-    assert "1 problem(s)" in out
+    assert "1 problem;" in out
 
 
 def test_zoo_data_list_shows_the_embedded_retina_recordings_and_whether_they_are_generated(

@@ -901,7 +901,7 @@ def test_resume_without_rng_state_still_equals_the_uninterrupted_run(data, tmp_p
     state = load_checkpoint(tmp_path / "a" / "last.pth")
     state.pop("rng")
     save_checkpoint(state, tmp_path / "b" / "last.pth")
-    with pytest.warns(UserWarning, match=r"RNG states of 0 process\(es\), this run has 1: .*not augmentation"):
+    with pytest.warns(UserWarning, match=r"RNG states of 0 processes, this run has 1: .*not augmentation"):
         other = Trainer(config(data, tmp_path / "b", resume="auto"))
     other.fit()
     other.close()
@@ -1107,7 +1107,7 @@ def test_a_cpu_run_names_what_float16_autocast_compiling_and_too_many_workers_wo
     assert float16.startswith("--amp-dtype float16 on a CPU: float16 convolutions have no fast CPU kernels, so "
                               "autocast runs them about 16x slower than float32") and float16.endswith("fast path")
     assert inductor.startswith("--compile on a CPU (inductor): the first training step waits") and "minutes" in inductor
-    assert workers == ("--workers 2 on a CPU run with 2 CPU(s): the loading processes take the cores the model "
+    assert workers == ("--workers 2 on a CPU run with 2 CPUs: the loading processes take the cores the model "
                        "computes on; 1 (min(4, CPUs - 1), the default) leaves one to it")
 
 
@@ -1556,8 +1556,8 @@ def test_resume_with_another_global_batch_is_refused(data, tmp_path):
     first.fit(until_epoch=1)
     first.close()
     with pytest.raises(UserFacingError, match=rf"--resume {tmp_path / 'last.pth'}: the checkpoint ran 4 steps per epoch \(global batch 8 = "
-                                              r"--batch-size 8 x 1 process\(es\)\); this run would run 2 \(global batch "
-                                              r"16 = --batch-size 16 x 1 process\(es\)\).*same global batch"):
+                                              r"--batch-size 8 x 1 process\); this run would run 2 \(global batch "
+                                              r"16 = --batch-size 16 x 1 process\).*same global batch"):
         Trainer(config(data, tmp_path, warmup_epochs=0, batch_size=16, resume="auto"))
     same = Trainer(config(data, tmp_path, warmup_epochs=0, resume="auto"))
     assert same.global_step == 4 and same.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.5)
@@ -1608,7 +1608,7 @@ def test_resume_inside_an_epoch_with_another_global_batch_is_refused_even_with_t
     crash_before_step(config(data, tmp_path, max_steps_per_epoch=2, checkpoint_every=1), 2)
     assert load_checkpoint(tmp_path / "last.pth")["epoch_steps"] == 1
     with pytest.raises(UserFacingError, match=r"--resume .*last\.pth: the checkpoint stopped after 1 batches of epoch 1 \(global batch "
-                                              r"8 = --batch-size 8 x 1 process\(es\)\); this run has global batch 16 "
+                                              r"8 = --batch-size 8 x 1 process\); this run has global batch 16 "
                                               r".*resume with the same global batch"):
         Trainer(config(data, tmp_path, max_steps_per_epoch=2, batch_size=16, resume="auto"))
 

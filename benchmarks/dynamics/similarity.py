@@ -23,6 +23,8 @@ from typing import Callable, Dict
 import numpy as np
 import xarray as xr
 
+from neurozoo.datasets.text_table import plural
+
 DIMS = ("stimulus_id", "time_bin", "neuroid")
 
 
@@ -121,7 +123,8 @@ def align(a: xr.DataArray, b: xr.DataArray):
             raise ValueError(f"activity {name}: expected dims {DIMS}, got {tuple(array.dims)}")
         missing = [coord for coord in ("stimulus_id", "time_bin_start") if coord not in array.coords]
         if missing:
-            raise ValueError(f"{array.name or name}: missing coordinate(s) {missing} (coords: {sorted(array.coords)})")
+            raise ValueError(f"{array.name or name}: missing {plural(len(missing), 'coordinate')} {missing} "
+                             f"(coords: {sorted(array.coords)})")
         if array.dtype.kind not in "biuf":
             raise ValueError(f"{array.name or name}: holds {array.dtype} values; expected numbers")
         finite = np.isfinite(array.values)

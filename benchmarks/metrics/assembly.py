@@ -10,6 +10,7 @@ import xarray as xr
 
 from neurozoo.datasets.assembly import check_values, validate_assembly
 from neurozoo.datasets.errors import DataError
+from neurozoo.datasets.text_table import counted
 
 DIMS = ("presentation", "neuroid", "time_bin")
 
@@ -238,7 +239,7 @@ def align_features(features: xr.DataArray, stimulus_ids: Sequence, bins: Tuple[n
                         "stimulus")
     missing = [s for s in stimulus_ids if s not in position]
     if missing:
-        raise DataError(f"features: no activations for {len(missing)} stimulus_id(s) of the benchmark, "
+        raise DataError(f"features: no activations for {counted(len(missing), 'stimulus_id')} of the benchmark, "
                         f"e.g. {np.asarray(missing[:3]).tolist()}")
     rows = np.array([position[s] for s in stimulus_ids])
     values = np.asarray(features.values)

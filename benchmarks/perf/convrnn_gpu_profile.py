@@ -36,6 +36,7 @@ from torch.utils.flop_counter import FlopCounterMode, conv_flop_count
 
 from neurozoo.benchmarks.perf.convrnn_gpu_speed import (configure, forward_flops, peak_flops, rgc_builder, sync,
                                                         timed_steps, training_step)
+from neurozoo.datasets.text_table import counted
 
 DENSE, DEPTHWISE = "dense conv", "depthwise conv"
 FORWARD, BWD_INPUT, BWD_WEIGHT, BWD_BOTH = "forward", "backward-input", "backward-weight", "backward, not split"
@@ -219,10 +220,11 @@ def main(argv=None) -> int:
         label = "reference path (fp32, eager)"
     step = training_step(model, device, args.batch_size, args.image_size, amp=False, channels_last=False)
 
-    print(f"warm-up: {args.warmup} step(s) ...", file=sys.stderr, flush=True)
+    print(f"warm-up: {counted(args.warmup, 'step')} ...", file=sys.stderr, flush=True)
     warm, step_s, _ = timed_steps(step, device, args.warmup, args.steps)
     step_us = step_s * 1e6
-    print(f"warm-up {warm:.1f} s; step {step_us / 1e3:.1f} ms; profiling {args.steps} step(s) ...", file=sys.stderr,
+    print(f"warm-up {warm:.1f} s; step {step_us / 1e3:.1f} ms; "
+          f"profiling {counted(args.steps, 'step')} ...", file=sys.stderr,
           flush=True)
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if on_gpu else [])
     with profile(activities=activities, record_shapes=True) as prof:

@@ -215,6 +215,7 @@ def load_test(args, scratch: Path) -> int:
     os.environ.update({k: env[k] for k in ("NEUROZOO_HOME", "NEUROZOO_CACHE")})
     from neurozoo import benchmarks
     from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.datasets.text_table import counted
 
     url = args.db or f"sqlite:///{scratch / 'load.sqlite'}"
     db = LeaderboardDB(url)
@@ -292,7 +293,7 @@ def load_test(args, scratch: Path) -> int:
     done = [i for i in accepted if i in stored and stored[i]["status"] == "done"]
     failed = [(i, stored[i]["jobs"][0]["error"]) for i in accepted if i in stored and stored[i]["status"] == "failed"]
     print(f"database {db.engine.dialect.name}; board {args.models} models x {len(names)} benchmarks; {args.readers} "
-          f"readers, think time {args.think:g} s; {args.workers} scorer process(es)")
+          f"readers, think time {args.think:g} s; {counted(args.workers, 'scorer process', 'scorer processes')}")
     print(f"{'':14s} {'phase':11s} {'n':>6s} {'p50 ms':>8s} {'p90 ms':>8s} {'p99 ms':>8s} {'max ms':>8s} "
           f"{'>300 ms':>8s}  p99 vs baseline")
     for kind in ("ranking page", "model page"):

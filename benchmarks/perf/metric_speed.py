@@ -289,8 +289,10 @@ def sizes(args) -> dict:
 
 
 def args_line(args, n_features: int, splits: int) -> str:
+    from neurozoo.datasets.text_table import counted  # the script's parent process imports no neurozoo otherwise
+
     return (f"-- {args.presentations} stimuli x 4 repetitions, {args.neuroids} neuroids, {args.bins} bins, "
-            f"{args.objects} objects; {n_features} float32 features; {splits} split(s)")
+            f"{args.objects} objects; {n_features} float32 features; {counted(splits, 'split')}")
 
 
 def main(argv=None) -> int:

@@ -29,6 +29,7 @@ from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_par
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
 from neurozoo.datasets.db_urls import shown_url
+from neurozoo.datasets.text_table import counted, plural
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -195,8 +196,9 @@ def _run(args: argparse.Namespace) -> int:
     if not args.quiet and not worker:
         print(space.summary())
         # how each trial trains: the default width (0.25) quartered a user's own base spec without a word
-        print(f"study {study_name!r} in {shown_url(storage)}: {args.trials} trial(s) over {args.workers} worker(s); "
-              f"each at width {args.width:g}, {args.image_size} px, {args.epochs} epoch(s)", flush=True)
+        print(f"study {study_name!r} in {shown_url(storage)}: {counted(args.trials, 'trial')} over "
+              f"{counted(args.workers, 'worker')}; each at width {args.width:g}, {args.image_size} px, "
+              f"{counted(args.epochs, 'epoch')}", flush=True)
     if args.quiet:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     raise_if_terminated()  # the safe point before the trials: a SIGTERM while the study was opened stops here
@@ -256,9 +258,9 @@ def _continued(storage, study_name: str, recover: bool = True) -> str:
     counts.insert(4, (len(dead), "dead"))
     shown = ", ".join(f"{n} {name}" for n, name in counts if n)
     beats = "their workers' heartbeats" if len(dead) > 1 else "its worker's heartbeat"
-    return (f"{len(trials)} trial(s) so far ({shown})" +
+    return (f"{counted(len(trials), 'trial')} so far ({shown})" +
             (f"; {interrupted} interrupted, not run again: new trials follow" if interrupted else "") +
-            (f"; {len(dead)} dead (trial{'s' * (len(dead) > 1)} {', '.join(map(str, dead))}: running in the storage, "
+            (f"; {len(dead)} dead ({plural(len(dead), 'trial')} {', '.join(map(str, dead))}: running in the storage, "
              f"{beats} stale): recovered by the first worker to start a trial" if dead else ""))
 
 

@@ -16,6 +16,7 @@ import optuna
 
 from neurozoo.convrnn.search.space import SearchSpace
 from neurozoo.datasets.json_files import write_json
+from neurozoo.datasets.text_table import counted
 
 BENCHMARK = "search.val_top1"
 
@@ -92,8 +93,10 @@ def export_specs(study: optuna.Study, space: SearchSpace, out_dir, k: int = 1) -
         name = spec_name(study.study_name, rank)
         overrides = model_overrides(trial)
         built = ", ".join(f"{key} {value}" for key, value in sorted(overrides.items())) or "as configured"
+        epochs = trial.user_attrs.get("epochs_done")
         description = (f"search {study.study_name} (space {space.name}) rank {rank}: trial {trial.number}, "
-                       f"val top-1 {trial.value:.2f}% after {trial.user_attrs.get('epochs_done', '?')} epoch(s); "
+                       f"val top-1 {trial.value:.2f}% "
+                       f"after {'? epochs' if epochs is None else counted(epochs, 'epoch')}; "
                        f"built as trained ({built})")
         config = trial_config(space, trial)
         spec = space.spec(config, name=name, description=description).with_overrides(**overrides)

@@ -44,6 +44,7 @@ import optuna
 from neurozoo.convrnn.search.export import RUN_KEYS
 from neurozoo.convrnn.search.space import SearchSpace
 from neurozoo.datasets.json_files import write_json
+from neurozoo.datasets.text_table import counted
 
 
 @dataclass
@@ -363,6 +364,7 @@ class Objective:
         trial.report(accuracy, trainer.epoch - 1)
         trial.set_user_attr("epochs_done", trainer.epoch)
         if self.settings.progress:
-            print(f"trial {trial.number}: resumed from a checkpoint of all {trainer.epoch} epoch(s), nothing to "
+            print(f"trial {trial.number}: resumed from a checkpoint of {'its' if trainer.epoch == 1 else 'all'} "
+                  f"{counted(trainer.epoch, 'epoch')}, nothing to "
                   f"train: val top-1 {accuracy:.2f}%", flush=True)
         return accuracy

@@ -48,6 +48,7 @@ from neurozoo.convrnn.cells import CELLS, cell_config_keys, create_cell
 from neurozoo.convrnn.wiring import LayerWiring, resolve_wiring
 from neurozoo.convrnn.spec import GraphSpec, load_spec
 from neurozoo.datasets.errors import SpecError, yaml_problem
+from neurozoo.datasets.text_table import plural
 
 TRAIN_KEYS = ("lr", "weight_decay", "momentum", "label_smoothing")
 SPACE_KEYS = ("name", "description", "base", "image_size", "cell_layers", "cells", "wiring", "feedback", "train",
@@ -180,7 +181,8 @@ class SearchSpace:
             raise SpecError(f"{source}: a search space must be a mapping, got {type(data).__name__}")
         unknown = set(data) - set(SPACE_KEYS)
         if unknown:
-            raise SpecError(f"{source}: unknown field(s) {sorted(unknown)}; allowed: {', '.join(SPACE_KEYS)}")
+            raise SpecError(f"{source}: unknown {plural(len(unknown), 'field')} {sorted(unknown)}; "
+                            f"allowed: {', '.join(SPACE_KEYS)}")
         if "base" not in data:
             raise SpecError(f"{source}: field 'base' (a registered model name or a graph-spec YAML path) is required")
         base, base_ref = _load_base(data["base"], source, base_dir)
@@ -389,7 +391,7 @@ def _parse_cell(kind: str, params: Any, where: str) -> Dict[str, Param]:
     if valid is not None:
         unknown = sorted(set(params) - set(valid))
         if unknown:
-            raise SpecError(f"{where}: unknown hyperparameter(s) {unknown} for cell {kind!r} "
+            raise SpecError(f"{where}: unknown {plural(len(unknown), 'hyperparameter')} {unknown} for cell {kind!r} "
                             f"(valid: {', '.join(valid) or 'none'})")
     parsed = {key: parse_param(raw, f"{where}.{key}") for key, raw in params.items()}
     for key, param in parsed.items():
@@ -456,7 +458,8 @@ def _parse_feedback(raw: Any, cell_layers: Sequence[str], names: Sequence[str], 
                 raise SpecError(f"{source}: feedback.{kind} edge {src}->{tgt} must go from a higher layer to a lower one")
     dupes = sorted({f"{s}->{t}" for s, t in edges if edges.count((s, t)) > 1 or (s, t) in fixed})
     if dupes:
-        raise SpecError(f"{source}: feedback edge(s) {dupes} listed twice (or both candidate and fixed)")
+        raise SpecError(f"{source}: {plural(len(dupes), 'feedback edge')} {dupes} "
+                        "listed twice (or both candidate and fixed)")
     return edges, fixed
 
 

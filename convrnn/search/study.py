@@ -44,6 +44,7 @@ from neurozoo.convrnn.search.workers import MAX_RETRY
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.datasets.db_urls import missing_driver_advice, shown_url, with_installed_driver
 from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.text_table import counted
 
 PRUNERS = ("median", "halving", "none")
 
@@ -159,7 +160,7 @@ def recover_dead_trial(study: optuna.Study, trial: optuna.trial.FrozenTrial,
         RetryStaleTrial(max_retry=max_retry)(study, queued)
     if len(study.get_trials(deepcopy=False)) == before:  # retried max_retry times already
         print(f"zoo search: trial {trial.number} died unfinished; not run again: its configuration was retried "
-              f"{max_retry} time(s) already (--retries)", file=sys.stderr, flush=True)
+              f"{counted(max_retry, 'time')} already (--retries)", file=sys.stderr, flush=True)
         return
     where = f", to resume from its checkpoint in {folders[0]} where the worker that runs it can read it" \
         if folders else ""

@@ -16,6 +16,7 @@ import torch
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.json_files import written_whole
 from neurozoo.datasets.torch_files import read_torch_file
+from neurozoo.datasets.text_table import plural
 
 
 def save_checkpoint(state: Dict[str, Any], path) -> Path:
@@ -59,7 +60,8 @@ def load_checkpoint(path, map_location="cpu") -> Dict[str, Any]:
                         "(model, epoch, global_step, ...)")
     missing = {"model", "epoch", "global_step"} - set(state)
     if missing:
-        raise DataError(f"checkpoint {path} lacks field(s) {sorted(missing)}; not written by `zoo train`?")
+        raise DataError(f"checkpoint {path} lacks {plural(len(missing), 'field')} {sorted(missing)}; "
+                        "not written by `zoo train`?")
     return state
 
 

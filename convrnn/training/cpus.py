@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import List
 
+from neurozoo.datasets.text_table import counted
+
 MAX_DEFAULT_WORKERS = 4
 
 
@@ -42,6 +44,7 @@ def cpu_path_problems(device, *, amp: bool = False, amp_dtype: str = "bfloat16",
                         "seconds, without speeding anything up")
     cpus = available_cpus()
     if workers >= cpus:
-        problems.append(f"--workers {workers} on a CPU run with {cpus} CPU(s): the loading processes take the cores "
+        problems.append(f"--workers {workers} on a CPU run with {counted(cpus, 'CPU')}: "
+                        "the loading processes take the cores "
                         f"the model computes on; {default_workers()} (min(4, CPUs - 1), the default) leaves one to it")
     return problems

@@ -53,6 +53,7 @@ from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.model_modes import eval_mode
 from neurozoo.datasets.provenance import code_version, environment, git_commit, module_sha256
 from neurozoo.datasets.torch_files import UnreadableTorchFile, state_mismatch
+from neurozoo.datasets.text_table import counted, plural
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("cosine", "step", "constant")
@@ -746,7 +747,8 @@ class Trainer:
                                        worker_init_fn=functools.partial(sigterm_from, os.getpid()))
         if len(self.train_loader) == 0:
             raise DataError(f"{self.train_set.root}: {len(self.train_set)} training images give no full batch of "
-                            f"{c.batch_size} per process on {d.world_size} process(es); lower --batch-size")
+                            f"{c.batch_size} per process on "
+                            f"{counted(d.world_size, 'process', 'processes')}; lower --batch-size")
         self.steps_per_epoch = len(self.train_loader)
         if c.max_steps_per_epoch:
             self.steps_per_epoch = min(self.steps_per_epoch, c.max_steps_per_epoch)
@@ -1025,7 +1027,8 @@ class Trainer:
         where = f"--resume {path}" if path is not None else "--resume"
         missing = [key for key in RESUMED_STATE if key not in state]
         if missing:  # a KeyError once the weights were loaded
-            raise DataError(f"{where}: the checkpoint lacks field(s) {missing}, which a resume reads; not written by "
+            raise DataError(f"{where}: the checkpoint lacks {plural(len(missing), 'field')} {missing}, "
+                            "which a resume reads; not written by "
                             f"`zoo train`?")
         saved = state.get("config") or {}
         try:
@@ -1078,7 +1081,7 @@ class Trainer:
         if len(rng) == self.dist.world_size:
             restore_rng_state(rng[self.dist.rank], self.generator)
         else:
-            warnings.warn(f"checkpoint holds RNG states of {len(rng)} process(es), this run has "
+            warnings.warn(f"checkpoint holds RNG states of {counted(len(rng), 'process', 'processes')}, this run has "
                           f"{self.dist.world_size}: the global random streams (of a model that draws random numbers "
                           "itself; not augmentation, which is seeded per image) restart from the seed")
             seed_all(self.config.seed + 1000 * self.epoch + self.dist.rank)
@@ -1142,7 +1145,8 @@ class Trainer:
             return
 
         def batches(batch_size: int, world_size: int) -> str:
-            return f"global batch {batch_size * world_size} = --batch-size {batch_size} x {world_size} process(es)"
+            return (f"global batch {batch_size * world_size} = --batch-size {batch_size} x "
+                    f"{counted(world_size, 'process', 'processes')}")
 
         before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
         if per_epoch == self.steps_per_epoch:

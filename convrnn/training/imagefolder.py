@@ -22,6 +22,7 @@ import torch
 
 from neurozoo.datasets.errors import DataError
 from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images; imported from here too)
+from neurozoo.datasets.text_table import counted, plural
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
 WNID = re.compile(r"^n\d{8}$")
@@ -54,7 +55,7 @@ def class_folders(root: Path) -> List[str]:
         images = sorted(e.name for e in os.scandir(root) if e.is_file() and is_image(e.name))
         loose = ""
         if images:
-            loose = (f"; it holds {len(images)} image(s) directly, e.g. {shown_names(images)}, with no WNID "
+            loose = (f"; it holds {counted(len(images), 'image')} directly, e.g. {shown_names(images)}, with no WNID "
                      "in their names (a flat folder names them <wnid>_<anything>.JPEG)")
             if any(RAW_VAL_NAME.match(name) for name in images):
                 loose += (": ImageNet's validation images as distributed (ILSVRC2012_val_*.JPEG) must first be sorted "
@@ -82,12 +83,13 @@ def no_images(folder: Path) -> DataError:
                     for root, _, names in os.walk(folder, followlinks=True) for name in names)
     hidden = [name for name in others if os.path.basename(name).startswith(".")]
     if others and len(hidden) == len(others):  # "none with an image extension" was said of ._x.JPEG
-        found = (f"it holds only {len(hidden)} hidden file(s), e.g. {', '.join(hidden[:3])}, which are skipped (a "
+        found = (f"it holds only {counted(len(hidden), 'hidden file')}, e.g. {', '.join(hidden[:3])}, which "
+                 f"{'is' if len(hidden) == 1 else 'are'} skipped (a "
                  "name starting with '.': macOS's .DS_Store and ._* resource forks)")
         if folder.name == "__MACOSX":
             found += "; __MACOSX is the folder of resource forks that a zip made on a Mac unpacks to: delete it"
     else:
-        found = (f"it holds {len(others)} file(s), none with an image extension, e.g. {', '.join(others[:3])}"
+        found = (f"it holds {counted(len(others), 'file')}, none with an image extension, e.g. {', '.join(others[:3])}"
                  if others else "it is empty")
     return DataError(f"class folder {folder} has no images: {found}; expected image files ({', '.join(IMG_EXTENSIONS)}), "
                      "or remove the folder (every class folder is a class)")
@@ -107,7 +109,8 @@ class ImageFolder(torch.utils.data.Dataset):
         else:
             unknown = [name for name in found if name not in class_to_idx]
             if unknown:
-                raise DataError(f"{self.root} has class folder(s) {shown_names(unknown)} that the training split does "
+                raise DataError(f"{self.root} has {plural(len(unknown), 'class folder')} {shown_names(unknown)} "
+                                "that the training split does "
                                 "not have; train/ and val/ must use the same WNIDs")
         self.class_to_idx = dict(class_to_idx)
         self.classes = sorted(self.class_to_idx, key=self.class_to_idx.get)
@@ -204,11 +207,13 @@ def check_imagenet(data_dir, require_val: bool = False, batch_size: Optional[int
     if "val" in wnids:
         unknown = sorted(set(wnids["val"]) - set(wnids["train"]))
         if unknown:
-            raise DataError(f"{data_dir / 'val'} has class folder(s) {shown_names(unknown)} that the training split "
+            raise DataError(f"{data_dir / 'val'} has {plural(len(unknown), 'class folder')} {shown_names(unknown)} "
+                            "that the training split "
                             "does not have; train/ and val/ must use the same WNIDs")
         unscored = sorted(set(wnids["train"]) - set(wnids["val"]))
         if require_val and unscored:
-            raise DataError(f"{data_dir / 'train'} has class folder(s) {shown_names(unscored)} that val/ does not have; "
+            raise DataError(f"{data_dir / 'train'} has {plural(len(unscored), 'class folder')} {shown_names(unscored)} "
+                            "that val/ does not have; "
                             f"trials train on train/ and are scored on val/, so train/ must hold the class folders of "
                             f"val/, no more ({len(wnids['val'])} in {data_dir / 'val'})")
     for split, names in wnids.items():
@@ -225,7 +230,7 @@ def check_imagenet(data_dir, require_val: bool = False, batch_size: Optional[int
             if found >= batch_size:
                 return
         raise DataError(f"{train}: {found} training images give no full batch of {batch_size} per process on 1 "
-                        "process(es); lower --batch-size")
+                        "process; lower --batch-size")
 
 
 def raised_in_worker(error: Exception) -> str:

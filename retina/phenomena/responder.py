@@ -7,6 +7,7 @@ import numpy as np
 
 from neurozoo.datasets.errors import UserFacingError
 from neurozoo.datasets.termination import SafePoint
+from neurozoo.datasets.text_table import plural
 
 N_FRAMES = 40
 
@@ -24,7 +25,8 @@ def check_rates_finite(rates: np.ndarray, protocol: str, probe: str, system: str
     if bad.any():
         cells = np.flatnonzero(bad.any(1))
         shown = ", ".join(map(str, cells[:10])) + (f", ... ({len(cells)} cells)" if len(cells) > 10 else "")
-        raise NonFiniteRates(f"{protocol}: {system}'s rates to {probe} are NaN or inf in cell(s) {shown} of "
+        raise NonFiniteRates(f"{protocol}: {system}'s rates to {probe} are NaN or inf in "
+                             f"{plural(len(cells), 'cell')} {shown} of "
                              f"{len(rates)} ({int(bad.sum())} values of {bad.size}); expected finite rates (a diverged "
                              "fit or NaN weights)")
 

@@ -2,7 +2,9 @@
 NCCL on GPUs and gloo on CPU. A single process (no WORLD_SIZE, or 1) needs no process group."""
 from __future__ import annotations
 
+import atexit
 import os
+import sys
 import warnings
 from dataclasses import dataclass
 from datetime import timedelta
@@ -87,7 +89,35 @@ def init_distributed(device: str = "auto") -> DistInfo:
         backend = "nccl" if resolved.type == "cuda" else "gloo"
         kwargs = {"device_id": resolved} if resolved.type == "cuda" else {}
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size, **kwargs)
+        global _joined_group
+        _joined_group = True
     return DistInfo(rank, world_size, local_rank, resolved)
+
+
+#: whether this process joined a multi-process group (:func:`init_distributed`): :func:`exit_process` reads it
+_joined_group = False
+
+
+def exit_process(code: int) -> None:
+    """End a training entry point's process with ``code``. A process that joined a multi-process group ends by
+    ``os._exit`` once its exit handlers ran and its output is flushed, skipping the interpreter's finalization and
+    C++'s static destructors: torch's DistributedDataParallel keeps the gloo group, and its three threads, alive after
+    ``destroy_process_group`` (measured with torch 2.13: the group's threads still run once the wrapper is freed and
+    collected), so the group was torn down by the exit itself, and a rank that had finished its work and left the
+    group cleanly aborted there now and then ("terminate called without an active exception", SIGABRT; torchrun then
+    reported a finished run as failed): a C++ thread taking the GIL of an interpreter being finalized is ended in a
+    way that aborts where it runs a destructor. Everything the run writes is closed before this (checkpoints, logs,
+    the run record); ``atexit`` handlers run (logging's flush among them), and only what exists to tear the process
+    down is skipped. A process that joined no group exits as usual."""
+    if not _joined_group:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # as the interpreter's exit would (logging.shutdown, tqdm's monitor join, tempfiles)
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # a closed or broken pipe: nothing more can be said there
+            pass
+    os._exit(code)
 
 
 #: how long a rank leaving the run waits for the others at the barrier before it destroys the process group

@@ -49,7 +49,7 @@ def run_zoo(db_url: Optional[str] = None, models: Optional[Sequence[str]] = None
         counts = work(db, lambda job: score_spec(job["spec"], device=device), ids=ids, lease_s=lease_s,
                       progress=progress)
     except KeyboardInterrupt as error:  # the scorer has handed the job it was scoring back to the queue
-        raise RunInterrupted(_kept(db, ids, done_before, error)) from None
+        raise RunInterrupted(stopped_jobs(db, ids, done_before, error)) from None
     jobs = db.jobs(ids=ids)
     for note in scored_layers_notes(db, jobs):
         echo(f"layers: {note}")
@@ -84,11 +84,17 @@ def scored_layers_notes(db, jobs) -> List[str]:
     return [layers_note(model, list(regions.items())) for model, regions in chosen.items()]
 
 
-def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
-    """What an interrupted run leaves: how many of its jobs are done (stored whole), the checkpoint of a retina fit
-    stopped part-way, and how to continue."""
+#: how ``zoo run`` stopped part-way goes on (:func:`stopped_jobs`)
+RERUN = " and no report was written: rerun the same command to continue (finished results are reused)"
+
+
+def stopped_jobs(db, ids, done_before: int, error: KeyboardInterrupt, then: str = RERUN,
+                 then_none: Optional[str] = None) -> str:
+    """What a scorer stopped part-way (``zoo run``, ``zoo work``) leaves of the jobs ``ids``: how many are done
+    (stored whole), the checkpoint of a retina fit stopped part-way, and how to continue: ``then``, or ``then_none``
+    where none of them is left to score (a stop as the last one was stored; default ``then``)."""
     from neurozoo.datasets.text_table import counted
-    from neurozoo.leaderboard.db import DONE, FAILED
+    from neurozoo.leaderboard.db import DONE, FAILED, QUEUED, RUNNING
     from neurozoo.retina.fit import FitInterrupted
 
     statuses = [j["status"] for j in db.jobs(ids=ids)]
@@ -101,9 +107,12 @@ def _kept(db, ids, done_before: int, error: KeyboardInterrupt) -> str:
     else:
         how = f" ({error})" if str(error) else ""
     failures = f", {failed} failed" if failed else ""
+    if statuses.count(QUEUED) + statuses.count(RUNNING):
+        others = f"the others are queued{then}"
+    else:
+        others = f"none is left to score{then if then_none is None else then_none}"
     return (f"stopped{how} with {done} of {counted(len(ids), 'job')} done and stored ({done - done_before} in this "
-            f"run){failures}{fit}; the others are queued and no report was written: rerun the same command to "
-            f"continue (finished results are reused)")
+            f"run){failures}{fit}; {others}")
 
 
 def spec_name(spec) -> str:

@@ -347,9 +347,19 @@ def _work(args) -> int:
                                   "use 0 or more") from None
     limits = Limits(memory_bytes=int(args.memory_gb * 2 ** 30), wall_s=args.timeout,
                     cpu_s=args.cpu_s or 2 * args.timeout)
-    with sigterm_deferred():  # a service manager's stop ends it like Ctrl-C: its job goes back to the queue
-        counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits), lease_s=args.lease,
-                      progress=not args.no_progress)
+    try:
+        with sigterm_deferred():  # a service manager's stop ends it like Ctrl-C: its job goes back to the queue
+            counts = work(db, lambda job: score_job(job, args.device, sandbox=sandbox, limits=limits),
+                          lease_s=args.lease, progress=not args.no_progress)
+    except KeyboardInterrupt as error:
+        from neurozoo.leaderboard.run import stopped_jobs
+
+        # what was kept, as zoo run says it: it printed only "zoo work: interrupted; signal 15" (a bare "interrupted"
+        # on Ctrl-C), whether the job under way had been stored or handed back, and nothing of how to go on
+        kept = stopped_jobs(db, [job["id"] for job in pending], 0, error, then=": run zoo work again to score them",
+                            then_none=": nothing was lost")
+        print(f"zoo work: interrupted; {kept}", file=sys.stderr)
+        return 130
     print(f"done {counts['done']}, failed {counts['failed']}")
     return 1 if counts["failed"] else 0
 

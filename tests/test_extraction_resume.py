@@ -123,6 +123,24 @@ def test_an_extraction_stopped_before_its_last_layer_was_saved_reads_every_batch
     assert model.passes == 0
 
 
+
+def test_the_partial_entry_left_by_a_kill_after_its_final_entry_was_saved_goes_with_the_next_read(stimuli, tmp_path,
+                                                                                                   monkeypatch):
+    """A kill between the final entry's rename and the removal of its partial one (ActivationCache.save) left the
+    partial batches (all of them: a layer's features again) for good: every later run read the final entry and never
+    looked at them, and `zoo cache` listed them as an extraction stopped part-way. The next read of the final entry
+    removes them; the features read are the uninterrupted run's."""
+    uninterrupted = _uninterrupted(_toy, stimuli, ["conv2"], tmp_path)
+    cache, model = ActivationCache(tmp_path / "acts"), _counted(_toy())
+    with monkeypatch.context() as patched, pytest.raises(Stop):  # killed right after the final entry's rename
+        patched.setattr(ActivationCache, "remove_partial", lambda self, key: (_ for _ in ()).throw(Stop))
+        _extract(model, stimuli, ["conv2"], cache)
+    assert len(list(cache.root.rglob("*.nc.signed"))) == 1 and len(_partials(cache)) == N_BATCHES
+    model.passes = 0
+    _assert_identical(_extract(model, stimuli, ["conv2"], cache), uninterrupted)
+    assert model.passes == 0 and _partials(cache) == [] and not list(cache.root.rglob("*.partial"))
+
+
 def test_a_partial_of_another_batch_size_is_not_used_and_is_replaced(stimuli, tmp_path):
     """Batches of another size are other batches (and a convolution's low bits can depend on the batch size):
     they are never stitched to this extraction's."""

@@ -805,3 +805,45 @@ def test_zoo_run_refuses_a_named_model_that_none_of_the_named_benchmarks_scores(
     error = capsys.readouterr().err
     assert error.startswith(f"zoo run: error: {says}") and len(error.splitlines()) == 1, error
     assert not db.exists() and not report.exists()
+
+
+def test_zoo_work_stopped_says_what_it_kept_and_how_to_go_on(tmp_path, capsys, monkeypatch):
+    """`zoo work` stopped by SIGTERM said only "zoo work: interrupted; signal 15" (a bare "interrupted" on Ctrl-C),
+    whether the job under way was stored or handed back, where `zoo run` says what it kept and how to go on. The stop
+    is raised where `zoo work` takes it: in a job (its sandbox's safe point; a Ctrl-C anywhere), and between jobs."""
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import scorer, worker
+    from neurozoo.leaderboard.db import DONE, QUEUED
+
+    url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
+    db = LeaderboardDB(url)
+    first, second = (db.enqueue(model, "ventral_embedded.V4-temporal", {"m": model}) for model in ("alpha", "beta"))
+    stops = iter([None, KeyboardInterrupt("signal 15"), KeyboardInterrupt(), None])  # stored, stopped, Ctrl-C, stored
+
+    def score(job, *args, **kwargs):
+        stop = next(stops)
+        if stop is not None:
+            raise stop
+        return ScoreRecord(model=job["model"], benchmark=job["benchmark"], value=0.5, settings={"k": 1}), None
+
+    monkeypatch.setattr(worker, "score_job", score)
+    for said in ("stopped (signal 15) with 1 of 2 jobs done and stored (1 in this run); the others are queued: run "
+                 "zoo work again to score them",
+                 "stopped with 0 of 1 job done and stored (0 in this run); the others are queued: run zoo work again "
+                 "to score them"):
+        assert main(["work", "--db", url, "--no-progress"]) == 130
+        assert capsys.readouterr().err.splitlines() == [f"zoo work: interrupted; {said}"]
+        assert {job["id"]: (job["status"], job["attempts"]) for job in db.jobs()} == {first: (DONE, 1),
+                                                                                       second: (QUEUED, 0)}
+
+    def stopped_after(*args, **kwargs):  # a SIGTERM as its last job was stored: taken before the next claim
+        real_work(*args, **kwargs)
+        raise KeyboardInterrupt("signal 15")
+
+    real_work = scorer.work
+    monkeypatch.setattr(scorer, "work", stopped_after)
+    assert main(["work", "--db", url, "--no-progress"]) == 130
+    assert capsys.readouterr().err.splitlines() == ["zoo work: interrupted; stopped (signal 15) with 1 of 1 job done "
+                                                    "and stored (1 in this run); none is left to score: nothing was "
+                                                    "lost"]
+    db.dispose()

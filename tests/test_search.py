@@ -2436,6 +2436,42 @@ def test_a_trial_whose_worker_died_before_its_first_heartbeat_is_recovered_not_l
     assert retried.number == 2 and retried.params["x"] == expected[0] != expected[2]
 
 
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_trial_of_a_worker_dead_on_this_host_is_recovered_at_once_not_counted_running(tmp_path, request, capsys,
+                                                                                        backend):
+    """A zoo search killed (SIGKILL, the out-of-memory killer) and run again within the grace period (2 minutes by
+    default) said "1 trial(s) so far (1 running)" of the dead process's trial and ran its new trials beside it; the
+    trial was recovered only by a later command, once its heartbeat was stale. A trial whose worker is a process of
+    this host that no longer exists is recovered at once, as zoo run and zoo work release such a worker's job; a live
+    process's trial, and another host's (whose process this host cannot see), wait for their heartbeat as before."""
+    import warnings
+
+    from neurozoo.convrnn.search.study import fail_stale_trials
+
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
+    if url is None:
+        pytest.skip("no PostgreSQL (set NEUROZOO_TEST_POSTGRES_URL)")
+    storage = make_storage(url, heartbeat_interval=60, grace_period=120)  # zoo search's defaults: nothing stale yet
+    study = open_study(_study_name(request), storage, seed=0, pruner="median")
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()
+    with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
+        warnings.simplefilter("ignore", UserWarning)
+        trials = [study.ask() for _ in range(3)]
+    for trial, worker in zip(trials, (f"{socket.gethostname()}:{gone.pid}", f"{socket.gethostname()}:{os.getpid()}",
+                                      f"othermachine:{gone.pid}")):
+        trial.set_user_attr("worker", worker)
+        storage.record_heartbeat(trial._trial_id)  # all fresh: the killed one beat seconds before it died
+    fail_stale_trials(study)  # the rerun's check
+    dead, live, other, again = study.trials
+    assert [t.state for t in (dead, live, other)] == [optuna.trial.TrialState.FAIL] + [
+        optuna.trial.TrialState.RUNNING] * 2
+    assert again.state == optuna.trial.TrialState.WAITING and again.user_attrs["retry_of"] == dead.number == 0
+    assert "zoo search: trial 0 died unfinished: queued to run again (user attribute retry_of 0)" in capsys.readouterr().err
+    fail_stale_trials(study)  # told again: recovered once
+    assert len(study.trials) == 4
+
 def test_trials_that_diverge_at_the_search_defaults_explode_before_any_update_whatever_the_lr():
     """Why --lr keeps its default 0.05 (zoo train's went from 0.1 to 0.01): on a CPU at the defaults (SGD, momentum
     0.9, width 0.25, 224 px, batch 4, constant rate, 6 steps; docs/convrnn.md), timedecay and most RGC draws of the

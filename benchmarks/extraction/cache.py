@@ -25,7 +25,8 @@ torch, the CPU's thread count, what a bit-identical resumption also needs) and t
 time_bins)`` float32 array in ``.npy`` bytes, renamed into place whole. One file per batch: the writes cost what the features weigh (a file
 rewritten after each batch cost the square), and a SIGKILL loses at most the batch in progress. A rerun reads the
 batches ``0, 1, ...`` up to the first missing, unreadable or foreign one (with a warning for the last two), removes
-that one and those after it, and computes the rest; the final entry's save removes the folder. A partial of
+that one and those after it, and computes the rest; the final entry's save removes the folder (one left by a kill
+between the two goes with the final entry's next read, :meth:`ActivationCache.load`). A partial of
 settings never run again stays, as final entries do, until ``zoo cache clear`` (:mod:`benchmarks.cache_contents`).
 
 In use: an extraction (and the leaderboard worker, for a submission's layers: :func:`leaderboard.worker.model_features`)
@@ -178,6 +179,8 @@ class ActivationCache:
         for name in ("stimulus_id", "neuroid_id", "layer", "object_name"):
             if name in array.coords:
                 array = array.assign_coords({name: (array[name].dims, np.asarray(array[name].values).astype(str))})
+        if self.partial_folder(key).is_dir():  # left by a kill between the final entry's rename and its removal (save):
+            self.remove_partial(key)  # read by nothing now the final entry is whole, kept for good otherwise
         return array
 
     def save(self, key: str, array: xr.DataArray) -> Path:

@@ -112,7 +112,37 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
             ).scalars().all()
         for trial_id in silent:
             self.record_heartbeat(trial_id)
-        return super()._get_stale_trial_ids(study_id)
+        stale = super()._get_stale_trial_ids(study_id)
+        return stale + [trial_id for trial_id in self._dead_here(study_id) if trial_id not in stale]
+
+    def _dead_here(self, study_id: int) -> list:
+        """The RUNNING trials whose worker (user attribute ``worker``, ``<host>:<pid>``) is a process of this host
+        that no longer exists: dead, whatever its heartbeat's age. A ``zoo search`` killed (SIGKILL, the
+        out-of-memory killer) and run again within the grace period (2 minutes by default) counted its trial
+        running ("1 trial(s) so far (1 running)") and left it so, to be recovered only by a later command; as
+        ``zoo run`` and ``zoo work`` release a dead local worker's job at once
+        (:func:`leaderboard.scorer.release_dead_workers`), it is recovered at once. Another host's trials wait for
+        their heartbeat, as before: this host cannot see their processes."""
+        import socket
+
+        from optuna.storages._rdb import models
+
+        from neurozoo.datasets.cache import process_alive
+
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sqlalchemy.select(models.TrialModel.trial_id, models.TrialUserAttributeModel.value_json)
+                .join(models.TrialUserAttributeModel,
+                      models.TrialUserAttributeModel.trial_id == models.TrialModel.trial_id)
+                .where(models.TrialModel.study_id == study_id,
+                       models.TrialModel.state == optuna.trial.TrialState.RUNNING,
+                       models.TrialUserAttributeModel.key == "worker")).all()
+        host, dead = socket.gethostname(), []
+        for trial_id, value in rows:
+            name, _, pid = str(json.loads(value)).rpartition(":")
+            if name == host and pid.isdigit() and not process_alive(int(pid)):
+                dead.append(trial_id)
+        return dead
 
     def record_heartbeat(self, trial_id: int) -> None:
         """optuna's, once more where its first heartbeat met another process's first for the same trial (the one

@@ -145,7 +145,9 @@ class HeldoutBenchmark:
                                                          sizes=self.sizes, refit=refit, **settings)
         else:
             name, module = type(model).__name__, model
-        frame = evaluate(module, path, device=device, heldout_history=heldout_history)
+        # a fit of some of the file's cells (fit setting cells) is scored on those: its settings name them (resolved)
+        frame = evaluate(module, path, device=device, heldout_history=heldout_history,
+                         cells=fit_info.get("settings", {}).get("cells"))
         stats = summary(frame)
         kept = frame[frame["passes"]]
         info.update(fit_info)

@@ -480,7 +480,8 @@ def selected_cells(spec, names: Sequence[str], where: str = "cells") -> Tuple[in
     n = len(names)
     valid = (f"the file's {counted(n, 'cell')}: indices 0..{n - 1} or names "
              f"{names[0]}{'..' + names[-1] if n > 1 else ''}")
-    items = [item.strip() for item in spec.split(",")] if isinstance(spec, str) else list(spec)
+    items = ([item.strip() for item in spec.split(",")] if isinstance(spec, str) else
+             [spec] if isinstance(spec, (int, np.integer)) else list(spec))
     if not items or any(isinstance(item, str) and not item for item in items):
         raise SpecError(f"{where}: an empty item in {spec!r} (expected comma-separated cells, at least one: {valid})")
     chosen, given = [], {}
@@ -521,8 +522,8 @@ def narrowed(recording: Recording, cells) -> Recording:
     names = [cell_name(i) for i in range(recording.file_cells)]
     selection = selected_cells(cells, names, where=f"{recording.path}: cells")
     if selection != recording.selection:
-        raise DataError(f"{recording.path}: cells {cells!r}: the Recording holds other cells ({', '.join(recording.cells)}); "
-                        "read it with read_experiment(path, split, cells=...)")
+        raise DataError(f"{recording.path}: cells {cells!r}: the Recording holds other cells "
+                        f"({', '.join(recording.cells)}); read it with read_experiment(path, split, cells=...)")
     return recording
 
 

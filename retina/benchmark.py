@@ -107,10 +107,15 @@ class HeldoutBenchmark:
 
     @property
     def path(self) -> Path:
+        return self.checked_path(self.fit_settings.get("cells"))
+
+    def checked_path(self, cells=None) -> Path:
+        """The recording scored, a file of one's own checked first (:func:`checked_experiment`; ``cells``: the fit
+        setting's selection, the only cells checked and scored)."""
         if self.data is not None:
             from neurozoo.datasets.retina_h5 import checked_experiment
 
-            refuse_unscorable_cells(self.data, checked_experiment(self.data)[1])
+            refuse_unscorable_cells(self.data, checked_experiment(self.data, cells=cells)[1])
             return Path(self.data)
         from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
@@ -132,7 +137,7 @@ class HeldoutBenchmark:
         check_heldout_history(create_model(model, n_cells=1) if named and heldout_history == "observed" else model,
                               heldout_history, name=model if named else None)
         started = time.perf_counter()
-        path = self.path
+        path = self.checked_path({**self.fit_settings, **fit_overrides}.get("cells") if named else None)
         info = provenance(path)
         fit_info = {}
         if isinstance(model, str):

@@ -152,7 +152,7 @@ def _run_fit(args) -> int:
     checked_objective_options(args)
     path = resolve_data(args.data)
     train, test = checked_experiment(path, cells=selected_file_cells(path, args.cells))
-    stimulus = fit_stimulus_class(path, args.stimulus_class)
+    stimulus = fit_stimulus_class(path, args.stimulus_class, cells=train.selection)
     problem = unscorable_cells(path, test)
     if problem:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
         print(f"zoo fit: warning: {problem}; fitting anyway: the held-out medians are undefined, the per-cell values "
@@ -289,10 +289,11 @@ def selected_file_cells(path: Path, spec):
         return None
     from neurozoo.datasets.retina_h5 import read_experiment, selected_cells
 
-    return selected_cells(spec, read_experiment(path, "train").cells, where=f"--cells {spec}")
+    where = f"--cells {spec}" if spec.strip() else "--cells"
+    return selected_cells(spec, read_experiment(path, "train").cells, where=where)
 
 
-def fit_stimulus_class(path: Path, given):
+def fit_stimulus_class(path: Path, given, cells=None):
     """The stimulus class of the recording ``path`` that ``zoo fit`` records (``given``: ``--stimulus-class``), by
     :func:`datasets.retina_stimulus_class.experiment_stimulus_class` as ``retina_h5.heldout`` reads it. A neurozoo
     embedded recording's class is its ``kind``: another given is refused, as ``zoo score`` takes the class of weights
@@ -301,8 +302,8 @@ def fit_stimulus_class(path: Path, given):
     from neurozoo.datasets.retina_h5 import checked_experiment
     from neurozoo.datasets.retina_stimulus_class import class_by_attribute, experiment_stimulus_class
 
-    known = experiment_stimulus_class(path, given=given)
-    kind = class_by_attribute(checked_experiment(path)[0].attrs)
+    known = experiment_stimulus_class(path, given=given, cells=cells)
+    kind = class_by_attribute(checked_experiment(path, cells=cells)[0].attrs)
     if given is not None and kind is not None and kind != given:
         raise UserFacingError(f"--stimulus-class {given}: {path} is a neurozoo embedded {kind} recording (attribute "
                               f"kind), which is its class wherever its weights are scored; leave the option out")
@@ -408,4 +409,5 @@ def class_checked(path: Path, result) -> bool:
     from neurozoo.datasets.retina_h5 import checked_experiment
     from neurozoo.datasets.retina_stimulus_class import class_by_attribute
 
-    return result.stimulus_class_checked or class_by_attribute(checked_experiment(path)[0].attrs) is not None
+    return result.stimulus_class_checked or class_by_attribute(
+        checked_experiment(path, cells=result.config.cells)[0].attrs) is not None

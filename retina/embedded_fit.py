@@ -51,7 +51,8 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
         from neurozoo.datasets.retina_h5 import read_experiment
 
         with torch.random.fork_rng(devices=[]):  # naming a folder must not move the caller's random stream
-            model = create_model(name, n_cells=len(read_experiment(path, "train", cells=(settings or {}).get("cells")).cells))
+            cells = (settings or {}).get("cells")
+            model = create_model(name, n_cells=len(read_experiment(path, "train", cells=cells).cells))
     key = fit_settings_key(model, seed, resolved_cells(path, settings), name)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or root or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"

@@ -669,6 +669,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         # as recorded: under the deep-retina objective its penalty (objective_penalty), not the l2 and l1 it does not
         # use; a checkpoint written before it recorded them so (l2 and l1, no objective_penalty) resumes, those skipped
         now = recorded_settings(config, model)
+        now.setdefault("cells", None)  # every cell, which the record leaves unstated
         changed = [f"{key} {then[key]} -> {now[key]}" for key in (*RESUME_FIXED, *RECORDED_ONLY)
                    if key in then and key in now and then[key] != now[key]]
         # a fit begun under another fitting protocol (or before checkpoints recorded it) would be finished under this
@@ -1059,9 +1060,9 @@ RECORDED_ONLY = ("objective_penalty",)
 def recorded_settings(config: FitConfig, model: nn.Module) -> dict:
     """The settings a fit's record states (:func:`provenance`'s ``settings``: ``zoo fit``'s summary.json, a retina
     benchmark's score; its ``history.json``'s and checkpoint's ``config``, which listed l2 and l1 until 2026-12-05):
-    every :class:`FitConfig` setting (``cells`` only where a selection was fitted), but under an objective with its own penalty
-    (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at their
-    defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
+    every :class:`FitConfig` setting (``cells`` only where a selection was fitted), but under an objective with its
+    own penalty (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at
+    their defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
     ``deep_retina_penalty_scales``). The zoo objective's are every setting, as before the option."""
     settings = asdict(config)
     if config.cells is None:  # every cell: not stated, as before the setting (the records of such fits unchanged)

@@ -76,7 +76,9 @@ class RetinaFileHeldoutBenchmark:
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
         path = Path(data).expanduser().resolve()
-        known = experiment_stimulus_class(path, given=stimulus_class)
+        # a fit of some of the file's cells (fit setting cells) checks those only, as zoo fit --cells
+        cells = {**self.fit_settings, **fit_overrides}.get("cells") if isinstance(model, str) else None
+        known = experiment_stimulus_class(path, given=stimulus_class, cells=cells)
         return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path,
                                                     stimulus_class=known.name),
                              model, seed, device, refit, progress, heldout_history, fit_overrides, data=str(path),

@@ -201,6 +201,11 @@ class Recording:
     #: only ``firing_rate_10ms`` and ``binned`` there and pass over the rest (:func:`read_experiment`); one is read,
     #: with the checks of the others, when :meth:`response` asks for it by name
     unread: Tuple[str, ...] = ()
+    #: the file's cells this Recording holds, as indices into the file's (``read_experiment(..., cells=...)``), in
+    #: file order; None: all of them
+    selection: Optional[Tuple[int, ...]] = None
+    #: how many cells the file holds (those of ``selection`` among them)
+    file_cells: Optional[int] = None
 
     @property
     def n_frames(self) -> int:
@@ -227,7 +232,11 @@ class Recording:
             import h5py
 
             with h5py.File(self.path, "r") as f:
-                self.responses[key] = _read_response(self.path, f, self.split, key, self.n_frames, len(self.cells))
+                if self.selection is None:
+                    self.responses[key] = _read_response(self.path, f, self.split, key, self.n_frames, len(self.cells))
+                else:  # the file's cells, then the selection's (the key's own count checked against the file's)
+                    self.responses[key] = _read_response(self.path, f, self.split, key, self.n_frames,
+                                                         self.file_cells)[list(self.selection)]
         if key not in self.responses:
             units = "spike counts per frame" if key == "binned" else "spikes/s"
             hint = ""
@@ -460,9 +469,75 @@ def _read_repeats(path, f, split: str, cells: Sequence[str], T: int) -> np.ndarr
     return np.stack(arrays)
 
 
+def selected_cells(spec, names: Sequence[str], where: str = "cells") -> Tuple[int, ...]:
+    """The indices (into ``names``, a file's cells in file order) that ``spec`` selects, sorted: a comma-separated text
+    (``"0,2,5"``, ``"cell01,cell03"``, both mixed) or a sequence of indices and names. Refused with a
+    :class:`~neurozoo.datasets.errors.SpecError` naming ``where`` (``zoo fit``: ``--cells``), the bad item and the
+    valid range and names: an empty selection, an item that is neither an index in range nor one of the names, a cell
+    given twice (by index or name)."""
+    from neurozoo.datasets.errors import SpecError, did_you_mean
+
+    n = len(names)
+    valid = (f"the file's {counted(n, 'cell')}: indices 0..{n - 1} or names "
+             f"{names[0]}{'..' + names[-1] if n > 1 else ''}")
+    items = ([item.strip() for item in spec.split(",")] if isinstance(spec, str) else
+             [spec] if isinstance(spec, (int, np.integer)) else list(spec))
+    if not items or any(isinstance(item, str) and not item for item in items):
+        raise SpecError(f"{where}: an empty item in {spec!r} (expected comma-separated cells, at least one: {valid})")
+    chosen, given = [], {}
+    for item in items:
+        if isinstance(item, str) and item in names:
+            index = names.index(item)
+        elif isinstance(item, (int, np.integer)) and not isinstance(item, bool) or \
+                isinstance(item, str) and re.fullmatch(r"\d+", item):
+            index = int(item)
+            if index >= n:
+                raise SpecError(f"{where}: cell index {item} is out of range ({valid})")
+        else:
+            raise SpecError(f"{where}: {item!r} is not a cell of the file{did_you_mean([str(item)], names)} ({valid})")
+        if index in given:
+            raise SpecError(f"{where}: {names[index]} given twice ({given[index]!r} and {item!r}); expected each cell "
+                            f"once ({valid})")
+        given[index] = item
+        chosen.append(index)
+    return tuple(sorted(chosen))
+
+
+def _selected(recording: Recording, selection: Tuple[int, ...]) -> Recording:
+    """``recording`` (all the file's cells) narrowed to the cells ``selection`` (indices, file order): its responses,
+    repeats and names."""
+    index = list(selection)
+    return replace(recording, cells=[recording.cells[i] for i in index],
+                   responses={key: data[index] for key, data in recording.responses.items()},
+                   repeats=None if recording.repeats is None else recording.repeats[index], selection=selection)
+
+
+def narrowed(recording: Recording, cells) -> Recording:
+    """``recording`` (of :func:`read_experiment`) holding the cells ``cells`` only (None: as it is), as
+    ``read_experiment(path, split, cells=cells)`` reads them; refused where it holds another selection already."""
+    if cells is None:
+        return recording
+    if recording.selection is None:
+        return _selected(recording, selected_cells(cells, recording.cells, where=f"{recording.path}: cells"))
+    names = [cell_name(i) for i in range(recording.file_cells)]
+    selection = selected_cells(cells, names, where=f"{recording.path}: cells")
+    if selection != recording.selection:
+        raise DataError(f"{recording.path}: cells {cells!r}: the Recording holds other cells "
+                        f"({', '.join(recording.cells)}); read it with read_experiment(path, split, cells=...)")
+    return recording
+
+
 def read_experiment(path, split: str = "train", require_repeats: Optional[bool] = None,
-                    check_stimulus: Optional[bool] = None) -> Recording:
+                    check_stimulus: Optional[bool] = None, cells=None) -> Recording:
     """Read and validate one split of a deep-retina experiment file (repeats required for ``test``).
+
+    ``cells``: the cells to read (:func:`selected_cells`: indices and/or the file's names, a sequence or a
+    comma-separated text such as ``"0,2"`` or ``"cell01,cell03"``; None, all), as deep-retina's ``loadexpt(expt,
+    cells, ...)`` takes the indices of the cells to load (``f[train_or_test]['response/firing_rate_10ms'][cells,
+    indices]``: deepretina/experiments.py line 228 at 064d631) and torch-deep-retina's ``loadexpt`` likewise. Every
+    array of the split holds those cells only (each response, the repeats), in file order whatever the order given (as
+    h5py's indexing by a list takes them), under the file's names (``cell03`` stays ``cell03``);
+    ``Recording.selection`` holds their indices. The whole file is still validated.
 
     The test split's stimulus (the short held-out movie) is read now and checked to be finite, so that a caller
     validating the file before a long fit is not told of a NaN only after it; the training movie (gigabytes for a real
@@ -484,7 +559,10 @@ def read_experiment(path, split: str = "train", require_repeats: Optional[bool] 
     from neurozoo.datasets.provenance import file_state
 
     read = _read_split(str(path.resolve()), file_state(path), split, require_repeats)
-    recording = replace(read, path=path, responses=dict(read.responses), attrs=dict(read.attrs))
+    recording = replace(read, path=path, responses=dict(read.responses), attrs=dict(read.attrs),
+                        file_cells=len(read.cells))
+    if cells is not None:
+        recording = _selected(recording, selected_cells(cells, read.cells, where=f"{path}: cells"))
     if check_stimulus:
         recording.stimulus  # noqa: B018 (the training movie read and validated now; the test split's is, with the file)
     return recording
@@ -609,21 +687,22 @@ def _check_splits_agree(path, train: Recording, test: Recording) -> None:
     cells. A cell silent in training but not in test was fitted to zeros and its held-out r and FEVE printed among the
     others, and all-zero training responses gave a median held-out r, with no word that nothing had been learnt. (A
     cell silent in both, a dead channel, is fitted and has no held-out numbers: no explainable variance.)"""
-    if test.cells != train.cells:
-        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                        f"got {len(test.cells)}")
     tested = np.zeros(len(test.cells), bool)
     for data in [*test.responses.values(), *([] if test.repeats is None else [test.repeats])]:
         tested |= (data > 0).reshape(len(test.cells), -1).any(axis=1)
     for key, data in train.responses.items():
         silent = [train.cells[i] for i in np.flatnonzero(~(data > 0).any(axis=1) & tested)]
         if silent:
+            names = train.cells if train.selection is None else [cell_name(i) for i in range(train.file_cells)]
+            kept = [names.index(c) for c in train.cells if c not in silent]
+            way_out = (f"leave {'it' if len(silent) == 1 else 'them'} out: zoo fit --cells {','.join(map(str, kept))}"
+                       if kept else "no cell left to fit: none responds in train/")
             shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
             one = len(silent) == 1
             _fail(path, f"train/response/{key}", f"{len(silent)} of {counted(len(train.cells), 'cell')} {'is' if one else 'are'} 0 "
                   f"at every frame ({shown}) but {'responds' if one else 'respond'} in test/: a model fitted to no spike "
                   f"would be scored held out on the test split's; expected each cell to respond somewhere in train/ "
-                  f"(drop the cell from both splits)")
+                  f"({way_out})")
 
 
 def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:
@@ -644,14 +723,22 @@ def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:
     return time
 
 
-def checked_experiment(path) -> Tuple[Recording, Recording]:
+def checked_experiment(path, cells=None) -> Tuple[Recording, Recording]:
     """``(train, test)`` of an experiment file to fit and score on, both validated (:func:`read_experiment`) and the
     same cells in both, before a fit that would otherwise fail only after it. Read and checked once per process while
     the file is unchanged (:func:`read_experiment`), so its warnings are given once however many steps of one run
-    (``zoo score --checkpoint``'s model, then the benchmark) ask for it."""
+    (``zoo score --checkpoint``'s model, then the benchmark) ask for it. ``cells``: the cells to fit and score
+    (:func:`read_experiment`), the only ones the splits' agreement is checked on (a cell silent through ``train/``
+    left out is no matter)."""
     from neurozoo.datasets.provenance import file_state
 
     train, test = read_experiment(path, "train"), read_experiment(path, "test")
+    if test.cells != train.cells:
+        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
+                        f"got {len(test.cells)}")
+    if cells is not None:
+        selection = selected_cells(cells, train.cells, where=f"{path}: cells")
+        train, test = _selected(train, selection), _selected(test, selection)
     _check_splits_agree(path, train, test)
     resolved, state = str(Path(path).resolve()), file_state(path)
     _warn_of_unlike_stimuli(resolved, state)

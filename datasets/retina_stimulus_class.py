@@ -93,14 +93,15 @@ def recording_stimulus_class(path, attrs: Optional[Mapping] = None, given: Optio
     return StimulusClass(UNKNOWN)
 
 
-def experiment_stimulus_class(path, given: Optional[str] = None) -> StimulusClass:
+def experiment_stimulus_class(path, given: Optional[str] = None, cells=None) -> StimulusClass:
     """:func:`recording_stimulus_class` of an experiment file read (and checked) by
-    :func:`datasets.retina_h5.checked_experiment`, whose read is cached: the file is not opened again for it."""
+    :func:`datasets.retina_h5.checked_experiment`, whose read is cached: the file is not opened again for it.
+    ``cells``: the cells fitted (``zoo fit --cells``), the only ones checked."""
     from neurozoo.datasets.retina_h5 import checked_experiment
 
     if given is not None:
         checked_stimulus_class(given)  # before the file is read
-    return recording_stimulus_class(path, attrs=checked_experiment(path)[0].attrs, given=given)
+    return recording_stimulus_class(path, attrs=checked_experiment(path, cells=cells)[0].attrs, given=given)
 
 
 def _root_attributes(path) -> dict:

@@ -139,11 +139,12 @@ def refit(path: Path, summary: Dict[str, Any], data: Path, device: str, scratch:
                         "null); the summary was edited")
     torch.manual_seed(config.seed)
     try:
-        model = create_model(summary["model"], n_cells=len(read_experiment(data, "train").cells))
+        model = create_model(summary["model"], n_cells=len(read_experiment(data, "train", cells=config.cells).cells))
     except UnknownNameError as error:
         raise UserFacingError(f"{path}: {error}") from None
     result = fit(model, data, config=config, out=scratch, resume=False)
-    return result, evaluate(result.model, data, device=device, heldout_history=history), weights_sha256(scratch)
+    return result, evaluate(result.model, data, device=device, heldout_history=history,
+                           cells=result.config.cells), weights_sha256(scratch)
 
 
 def stored_metrics(path: Path):

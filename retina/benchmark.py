@@ -107,10 +107,15 @@ class HeldoutBenchmark:
 
     @property
     def path(self) -> Path:
+        return self.checked_path(self.fit_settings.get("cells"))
+
+    def checked_path(self, cells=None) -> Path:
+        """The recording scored, a file of one's own checked first (:func:`checked_experiment`; ``cells``: the fit
+        setting's selection, the only cells checked and scored)."""
         if self.data is not None:
             from neurozoo.datasets.retina_h5 import checked_experiment
 
-            refuse_unscorable_cells(self.data, checked_experiment(self.data)[1])
+            refuse_unscorable_cells(self.data, checked_experiment(self.data, cells=cells)[1])
             return Path(self.data)
         from neurozoo.datasets.synthetic_retina import load_embedded_retina
 
@@ -132,7 +137,7 @@ class HeldoutBenchmark:
         check_heldout_history(create_model(model, n_cells=1) if named and heldout_history == "observed" else model,
                               heldout_history, name=model if named else None)
         started = time.perf_counter()
-        path = self.path
+        path = self.checked_path({**self.fit_settings, **fit_overrides}.get("cells") if named else None)
         info = provenance(path)
         fit_info = {}
         if isinstance(model, str):
@@ -145,7 +150,9 @@ class HeldoutBenchmark:
                                                          sizes=self.sizes, refit=refit, **settings)
         else:
             name, module = type(model).__name__, model
-        frame = evaluate(module, path, device=device, heldout_history=heldout_history)
+        # a fit of some of the file's cells (fit setting cells) is scored on those: its settings name them (resolved)
+        frame = evaluate(module, path, device=device, heldout_history=heldout_history,
+                         cells=fit_info.get("settings", {}).get("cells"))
         stats = summary(frame)
         kept = frame[frame["passes"]]
         info.update(fit_info)

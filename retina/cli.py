@@ -41,6 +41,12 @@ def _add_fit(sub) -> None:
                         "--checkpoint reads the weights' class; without it such a file's class is recorded unknown. "
                         "A rerun resuming the fit must say the same (a checkpoint written before checkpoints recorded "
                         "the class takes it unchecked: summary.json's stimulus_class_checked false)")
+    p.add_argument("--cells", metavar="SPEC",
+                   help="the cells to fit and score: comma-separated indices into the file's cells (from 0) and/or "
+                        "their names (cell01 is index 0), e.g. 0,2,5 or cell01,cell03; taken in file order whatever "
+                        "the order given (as deep-retina's loadexpt(expt, cells, ...) indexes the file). Default: "
+                        "every cell. Recorded in summary.json (provenance.settings.cells, the indices); part of the "
+                        "fit cache's key and of what a resume must share")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: for embedded:KIND the "
                                             "fit cache that `zoo probe --fit-embedded` and `zoo score` share, one "
                                             "folder per model, data, seed and settings, a finished fit read from it; "
@@ -145,13 +151,15 @@ def _run_fit(args) -> int:
         checked_stimulus_class(args.stimulus_class)
     checked_objective_options(args)
     path = resolve_data(args.data)
-    train, test = checked_experiment(path)
-    stimulus = fit_stimulus_class(path, args.stimulus_class)
+    train, test = checked_experiment(path, cells=selected_file_cells(path, args.cells))
+    stimulus = fit_stimulus_class(path, args.stimulus_class, cells=train.selection)
     problem = unscorable_cells(path, test)
     if problem:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
         print(f"zoo fit: warning: {problem}; fitting anyway: the held-out medians are undefined, the per-cell values "
               "are printed", file=sys.stderr)
     overrides = {key: getattr(args, key) for key in FIT_OPTIONS if getattr(args, key) is not None}
+    if train.selection is not None:  # the indices, resolved: one key and one record however the cells were named
+        overrides["cells"] = train.selection
     out = None
     try:
         checked_heldout_history(args, n_cells=len(train.cells))  # before a fit that its scoring would then refuse
@@ -274,7 +282,18 @@ def checked_heldout_history(args, n_cells: int) -> None:
                               "option out")
 
 
-def fit_stimulus_class(path: Path, given):
+def selected_file_cells(path: Path, spec):
+    """``--cells SPEC`` as the indices of the file's cells it selects (:func:`datasets.retina_h5.selected_cells`,
+    refusals naming ``--cells``), None where the option is left out (every cell)."""
+    if spec is None:
+        return None
+    from neurozoo.datasets.retina_h5 import read_experiment, selected_cells
+
+    where = f"--cells {spec}" if spec.strip() else "--cells"
+    return selected_cells(spec, read_experiment(path, "train").cells, where=where)
+
+
+def fit_stimulus_class(path: Path, given, cells=None):
     """The stimulus class of the recording ``path`` that ``zoo fit`` records (``given``: ``--stimulus-class``), by
     :func:`datasets.retina_stimulus_class.experiment_stimulus_class` as ``retina_h5.heldout`` reads it. A neurozoo
     embedded recording's class is its ``kind``: another given is refused, as ``zoo score`` takes the class of weights
@@ -283,8 +302,8 @@ def fit_stimulus_class(path: Path, given):
     from neurozoo.datasets.retina_h5 import checked_experiment
     from neurozoo.datasets.retina_stimulus_class import class_by_attribute, experiment_stimulus_class
 
-    known = experiment_stimulus_class(path, given=given)
-    kind = class_by_attribute(checked_experiment(path)[0].attrs)
+    known = experiment_stimulus_class(path, given=given, cells=cells)
+    kind = class_by_attribute(checked_experiment(path, cells=cells)[0].attrs)
     if given is not None and kind is not None and kind != given:
         raise UserFacingError(f"--stimulus-class {given}: {path} is a neurozoo embedded {kind} recording (attribute "
                               f"kind), which is its class wherever its weights are scored; leave the option out")
@@ -307,6 +326,8 @@ def resume_command(args, path: Path, out) -> str:
             command.append(option if value else "--no-" + option[2:])
         elif value is not None:
             command += [option, str(value)]
+    if args.cells is not None:  # the checkpoint records the selection: a resume without it would be refused
+        command += ["--cells", args.cells]
     if args.stimulus_class is not None:  # the checkpoint records it: a resume without it would be refused
         command += ["--stimulus-class", args.stimulus_class]
     if args.heldout_history != "simulated":  # the scoring asked for, when the resumed fit is scored
@@ -333,7 +354,8 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary
 
-    frame = evaluate(result.model, path, device=args.device, heldout_history=args.heldout_history)
+    frame = evaluate(result.model, path, device=args.device, heldout_history=args.heldout_history,
+                     cells=result.config.cells)
     stats = summary(frame)
     checked = class_checked(path, result)
     write_atomic(out / "heldout_metrics.csv", frame.to_csv())
@@ -387,4 +409,5 @@ def class_checked(path: Path, result) -> bool:
     from neurozoo.datasets.retina_h5 import checked_experiment
     from neurozoo.datasets.retina_stimulus_class import class_by_attribute
 
-    return result.stimulus_class_checked or class_by_attribute(checked_experiment(path)[0].attrs) is not None
+    return result.stimulus_class_checked or class_by_attribute(
+        checked_experiment(path, cells=result.config.cells)[0].attrs) is not None

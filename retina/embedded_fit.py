@@ -51,8 +51,9 @@ def fit_dir(path: Path, name: str, kind: str, seed: int, settings: Optional[dict
         from neurozoo.datasets.retina_h5 import read_experiment
 
         with torch.random.fork_rng(devices=[]):  # naming a folder must not move the caller's random stream
-            model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
-    key = fit_settings_key(model, seed, settings, name)
+            cells = (settings or {}).get("cells")
+            model = create_model(name, n_cells=len(read_experiment(path, "train", cells=cells).cells))
+    key = fit_settings_key(model, seed, resolved_cells(path, settings), name)
     digest = hashlib.sha256(json.dumps([FIT_PROTOCOL, key], sort_keys=True).encode()).hexdigest()[:8]
     return (_FITS_ROOT.get() or root or path.parent / "fits") / f"{name}-{kind}-{provenance(path)['data_sha256'][:12]}-seed{seed}-fit{digest}"
 
@@ -88,7 +89,22 @@ def fit_settings_key(model: nn.Module, seed: int, settings: Optional[dict] = Non
         key.pop("objective")
     if key["filter_l2"] is None:  # likewise (the L2 on the filter's stored factors, protocol 11)
         key.pop("filter_l2")
+    if key["cells"] is None:  # likewise (every cell of the file); a selection: its indices (resolved_cells)
+        key.pop("cells")
+    else:
+        key["cells"] = [int(i) for i in key["cells"]]
     return key
+
+
+def resolved_cells(path: Path, settings: Optional[dict]) -> Optional[dict]:
+    """``settings`` with its ``cells`` (:attr:`retina.fit.FitConfig.cells`: indices and/or names, a text or a list)
+    as the indices into ``path``'s cells that they select (:func:`datasets.retina_h5.selected_cells`, sorted), so that
+    one selection given two ways (``"cell01,cell03"``, ``[2, 0]``) keys one fit; as it is without one."""
+    if not settings or settings.get("cells") is None:
+        return settings
+    from neurozoo.datasets.retina_h5 import read_experiment
+
+    return {**settings, "cells": read_experiment(path, "train", cells=settings["cells"]).selection}
 
 
 def fitted_embedded_model(name: str, kind: str = "whitenoise", seed: int = 0, device: str = "cpu",
@@ -167,7 +183,8 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
     torch.manual_seed(seed)
     # the cell count: the split's responses only (~0.03 s); the fit reads the file again, its movie once, and frees it
     # when done (handing the fit this Recording kept the 229 MB movie alive through zoo fit's evaluation: +80 MiB peak)
-    model = create_model(name, n_cells=len(read_experiment(path, "train").cells))
+    fit_settings = resolved_cells(path, fit_settings)  # a selection of cells (fit setting cells): its indices
+    model = create_model(name, n_cells=len(read_experiment(path, "train", cells=fit_settings.get("cells")).cells))
     out = fit_dir(path, name, label, seed, fit_settings, model=model, root=root)
     with fit_folder_locked(out, f"{name} on {what}", progress):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")

@@ -64,7 +64,7 @@ from torch import nn
 from neurozoo import retina
 from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
-from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, read_experiment, split_blocks
+from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, narrowed, read_experiment, split_blocks
 from neurozoo.datasets.termination import SafePoint, sigterm_deferred, termination_requested
 from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
@@ -124,6 +124,10 @@ class FitConfig:
     # after early stopping, fit the output BatchNorm's per-cell gain and offset alone to the training data (Poisson);
     # default: the model's ``default_output_calibration`` (the BN-CNN: True), else False
     output_calibration: Optional[bool] = None
+    # the file's cells fitted and scored (``zoo fit --cells``; deep-retina's ``loadexpt(expt, cells, ...)``): their
+    # indices into the file, or a text or list of indices and names that the fit resolves against the file
+    # (datasets.retina_h5.selected_cells) to the indices, sorted; None: every cell, in file order
+    cells: Optional[Any] = None
     seed: int = 0
     device: str = "cpu"
     max_steps_per_epoch: Optional[int] = None
@@ -159,7 +163,7 @@ def checked_fit_settings(settings: Mapping[str, Any], source: str, own_arguments
 #: What a resumed fit must share with its checkpoint: the settings that set the path of the optimisation (the
 #: stopping rules, device and progress bar may change between runs, e.g. a rerun with more epochs).
 RESUME_FIXED = ("lr", "batch_size", "l2", "l1", "response", "val_fraction", "n_blocks", "seed", "max_steps_per_epoch",
-                "batching", "monitor", "objective", "filter_l2")
+                "batching", "monitor", "objective", "filter_l2", "cells")
 
 
 #: What :attr:`FitConfig.objective` may be: the zoo's one protocol, or deep-retina's GLM objective
@@ -596,7 +600,9 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     started = time.perf_counter()
     config = checked_config(model, dataclasses.replace(config or FitConfig(),
                                                       **checked_fit_settings(overrides, "neurozoo.retina.fit.fit")))
-    recording = data if isinstance(data, Recording) else read_experiment(data, "train")
+    recording = narrowed(data, config.cells) if isinstance(data, Recording) else \
+        read_experiment(data, "train", cells=config.cells)
+    config = dataclasses.replace(config, cells=recording.selection)  # the indices (a text given: resolved), or None
     device = torch.device(config.device)
     history = int(getattr(model, "history", 0)) if getattr(model, "uses_history", False) else 0
     d = _Data(recording, config.response, history, device)
@@ -659,9 +665,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         # not resume it (compared as any setting, not skipped as one it lacks)
         then.setdefault("objective", "zoo")
         then.setdefault("filter_l2", None)  # likewise, before filter_l2 was a setting: on the stored factors
+        then.setdefault("cells", None)  # likewise, before cells was a setting: every cell of the file
         # as recorded: under the deep-retina objective its penalty (objective_penalty), not the l2 and l1 it does not
         # use; a checkpoint written before it recorded them so (l2 and l1, no objective_penalty) resumes, those skipped
         now = recorded_settings(config, model)
+        now.setdefault("cells", None)  # every cell, which the record leaves unstated
         changed = [f"{key} {then[key]} -> {now[key]}" for key in (*RESUME_FIXED, *RECORDED_ONLY)
                    if key in then and key in now and then[key] != now[key]]
         # a fit begun under another fitting protocol (or before checkpoints recorded it) would be finished under this
@@ -1021,7 +1029,7 @@ def check_heldout_history(model: nn.Module, heldout_history: str, name: Optional
 
 
 def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, heldout_history: str = "simulated",
-             **kwargs):
+             cells=None, **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
 
     ``target_lag=1``: deep-retina's alignment (:class:`~neurozoo.datasets.retina_h5.StimulusWindows`), the window
@@ -1029,13 +1037,14 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
     ``heldout_history`` (spike-history models): ``"simulated"`` (ours) runs the model on its own sampled spikes;
     ``"observed"`` feeds it the test split's binned counts (the repeats' average) one frame ahead, as deep-retina's
     scripts/fit_glms.py (64a39f3, lines 136-138: the test feed's ``spkhist``) -- the history then carries the response
-    being predicted."""
+    being predicted. ``cells``: the cells the model was fitted to (:attr:`FitConfig.cells`; None, all), the only ones
+    scored."""
     from neurozoo.retina.metrics import heldout_metrics
 
     if target_lag not in (0, 1):
         raise DataError(f"target_lag must be 0 (ours) or 1 (deep-retina's), got {target_lag}")
     check_heldout_history(model, heldout_history)
-    test = read_experiment(path, "test")
+    test = read_experiment(path, "test", cells=cells)
     if heldout_history == "observed":
         kwargs["observed_history"] = test.response("binned")
     prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
@@ -1051,11 +1060,15 @@ RECORDED_ONLY = ("objective_penalty",)
 def recorded_settings(config: FitConfig, model: nn.Module) -> dict:
     """The settings a fit's record states (:func:`provenance`'s ``settings``: ``zoo fit``'s summary.json, a retina
     benchmark's score; its ``history.json``'s and checkpoint's ``config``, which listed l2 and l1 until 2026-12-05):
-    every :class:`FitConfig` setting, but under an objective with its own penalty
-    (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at their
-    defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
+    every :class:`FitConfig` setting (``cells`` only where a selection was fitted), but under an objective with its
+    own penalty (``"deep-retina"``) not ``l2`` and ``l1``, which it does not use (:func:`checked_config` keeps them at
+    their defaults), and instead the penalty it does use, ``objective_penalty`` (the model's
     ``deep_retina_penalty_scales``). The zoo objective's are every setting, as before the option."""
     settings = asdict(config)
+    if config.cells is None:  # every cell: not stated, as before the setting (the records of such fits unchanged)
+        del settings["cells"]
+    else:  # a list, as JSON reads it back (history.json, summary.json): the checkpoint's compares equal to it
+        settings["cells"] = [int(i) for i in config.cells]
     if config.objective != "zoo":
         del settings["l2"], settings["l1"]
         settings["objective_penalty"] = dict(model.deep_retina_penalty_scales)

@@ -809,7 +809,7 @@ def test_a_cell_silent_through_the_training_split_but_not_in_test_is_refused_nam
     with pytest.raises(DataError, match=re.escape(
             f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02) but responds in test/: a "
             "model fitted to no spike would be scored held out on the test split's; expected each cell to respond "
-            "somewhere in train/ (drop the cell from both splits)")):
+            "somewhere in train/ (leave it out: zoo fit --cells 0,2)")):
         checked_experiment(path)
     with h5py.File(path, "a") as f:  # silent in test too: a dead channel, fitted, no held-out numbers
         for key in f["test/response"]:

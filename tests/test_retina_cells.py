@@ -1,0 +1,195 @@
+"""A selection of a recording's cells to fit and score (``zoo fit --cells``, ``FitConfig.cells``,
+``read_experiment(..., cells=...)``), as deep-retina's ``loadexpt(expt, cells, ...)`` loads the cells a lab chose
+(``f[train_or_test]['response/firing_rate_10ms'][cells, indices]``: deepretina/experiments.py line 228 at 064d631)."""
+import json
+import re
+import shutil
+
+import h5py
+import numpy as np
+import pytest
+import torch
+
+from neurozoo.datasets.errors import DataError, SpecError
+from neurozoo.datasets.retina_h5 import checked_experiment, read_experiment
+
+pytestmark = pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
+
+FIT = ["--epochs", "1", "--batch-size", "64", "--quiet"]
+
+
+@pytest.fixture(scope="module")
+def recording(tmp_path_factory):
+    from neurozoo.datasets.synthetic_retina import generate_recording
+
+    return generate_recording(tmp_path_factory.mktemp("cells") / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+
+
+def _metrics(folder):
+    import pandas as pd
+
+    return pd.read_csv(folder / "heldout_metrics.csv", index_col="cell")
+
+
+def _subset_file(path, out, index):
+    """``path`` with only the cells ``index`` (file order), written with h5py: every response, the repeats and the
+    spikes, the cells renamed cell01.. as a recording of those cells alone would name them."""
+    shutil.copy(path, out)
+    with h5py.File(out, "a") as f:
+        n_cells = f["train/response/firing_rate_10ms"].shape[0]
+        for split in ("train", "test"):
+            for key in list(f[f"{split}/response"]):
+                data = f[f"{split}/response/{key}"][()]
+                if data.shape[0] == n_cells:  # every (cells, T) dataset, the writer's own true_rate too
+                    del f[f"{split}/response/{key}"]
+                    f[f"{split}/response/{key}"] = data[index]
+        for group in ("test/repeats", "spikes"):
+            kept = [f[f"{group}/cell{i + 1:02d}"][()] for i in index]
+            for name in list(f[group]):
+                del f[f"{group}/{name}"]
+            for i, data in enumerate(kept):
+                f[f"{group}/cell{i + 1:02d}"] = data
+    return out
+
+
+def test_read_experiment_selects_the_cells_of_every_array_in_file_order(recording):
+    full_train, full_test = read_experiment(recording, "train"), read_experiment(recording, "test")
+    test = read_experiment(recording, "test", cells="cell05,2")  # names and indices, in any order: file order
+    assert test.cells == ["cell03", "cell05"] and test.selection == (2, 4) and test.file_cells == 12
+    np.testing.assert_array_equal(test.repeats, full_test.repeats[[2, 4]])
+    for key, data in full_test.responses.items():
+        np.testing.assert_array_equal(test.response(key), data[[2, 4]])
+    train = read_experiment(recording, "train", cells=[4, 2])
+    assert train.selection == (2, 4)
+    np.testing.assert_array_equal(train.response("binned"), full_train.response("binned")[[2, 4]])
+    # a dataset of response/ read by name later (Recording.response) is selected too
+    np.testing.assert_array_equal(test.response("true_rate"), full_test.response("true_rate")[[2, 4]])
+    assert read_experiment(recording, "test").cells == full_test.cells  # the cached read is not narrowed
+
+
+def test_zoo_fit_cells_fits_and_scores_only_those_cells_as_a_file_of_them_alone(recording, tmp_path, capsys):
+    """``zoo fit ln --cells cell05,2``: a model of 2 outputs, a table of cell03 and cell05 (the file's names), and the
+    per-cell held-out numbers of a fit with the same seed to a file holding those two cells only (written here with
+    h5py); recorded (summary.json, history.json); a resume under another selection (or none) is refused, the same
+    selection spelt otherwise reads the fit; the fit cache keys the selection by its indices."""
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.embedded_fit import fit_dir, fit_settings_key
+    from neurozoo.retina.fit import create_model
+
+    chosen = tmp_path / "chosen"
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(chosen), "--cells", "cell05,2"]) == 0
+    table = capsys.readouterr().out
+    assert torch.load(chosen / "model.pt")["bias"].shape == (2,)
+    frame = _metrics(chosen)
+    assert list(frame.index) == ["cell03", "cell05"]
+    assert re.search(r"^cell03 ", table, re.M) and re.search(r"^cell05 ", table, re.M)
+    assert not re.search(r"^cell0[1246] ", table, re.M)
+    summary = json.loads((chosen / "summary.json").read_text())
+    assert summary["provenance"]["settings"]["cells"] == [2, 4]
+    assert json.loads((chosen / "history.json").read_text())["config"]["cells"] == [2, 4]
+
+    alone = _subset_file(recording, tmp_path / "alone.h5", [2, 4])
+    assert zoo(["fit", "ln", "--data", str(alone), *FIT, "--out", str(tmp_path / "alone")]) == 0
+    other = _metrics(tmp_path / "alone")
+    assert list(other.index) == ["cell01", "cell02"]
+    np.testing.assert_allclose(frame.to_numpy(float), other.to_numpy(float), rtol=1e-5, atol=1e-6)
+    assert frame["correlation"].abs().min() > 0.01  # numbers of a fit, not zeros that would match anyway
+    weights = torch.load(tmp_path / "alone" / "model.pt")
+    for name, value in torch.load(chosen / "model.pt").items():
+        torch.testing.assert_close(value, weights[name])
+    # the whole file's fit scores these cells otherwise: the selection is what made the numbers match
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(tmp_path / "all")]) == 0
+    whole = _metrics(tmp_path / "all").loc[["cell03", "cell05"], "correlation"].to_numpy()
+    assert np.abs(whole - frame["correlation"].to_numpy()).max() > 1e-3
+
+    capsys.readouterr()
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(chosen)]) == 2
+    assert "a fit with other settings (cells [2, 4] -> None)" in capsys.readouterr().err
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(chosen), "--cells", "0"]) == 2
+    assert "a fit with other settings (cells [2, 4] -> [0])" in capsys.readouterr().err
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(tmp_path / "all"), "--cells", "2,4"]) == 2
+    assert "a fit with other settings (cells None -> [2, 4])" in capsys.readouterr().err
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(chosen), "--cells", "4,cell03"]) == 0
+    np.testing.assert_array_equal(_metrics(chosen).to_numpy(float), frame.to_numpy(float))
+
+    # zoo reproduce fits the recorded selection again and compares its per-cell numbers row by row
+    assert zoo(["reproduce", str(chosen / "summary.json")]) == 0
+
+    def folder(**settings):
+        return fit_dir(recording, "ln", "whitenoise", 0, settings)
+
+    assert folder(cells="cell03,cell05") == folder(cells=[4, 2]) != folder() == folder(cells=None)
+    assert folder(cells=[2, 4]) != folder(cells=[2])
+    assert "cells" not in fit_settings_key(create_model("ln", n_cells=12), 0)  # every cell: the key of before
+
+
+def test_a_cell_silent_in_training_refused_names_the_cells_option_that_fits_the_others(recording, tmp_path, capsys):
+    """The refusal of a file with a cell silent through train/ but firing in test/ says the ``--cells`` that leaves it
+    out; that command fits the others (the check is of the selected cells only)."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path = tmp_path / "silent.h5"
+    shutil.copy(recording, path)
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    with pytest.raises(DataError, match=re.escape("1 of 12 cells is 0 at every frame (cell02) but responds in test/")):
+        checked_experiment(path)
+    argv = ["fit", "ln", "--data", str(path), *FIT, "--out", str(tmp_path / "fit")]
+    assert zoo(argv) == 2
+    error = capsys.readouterr().err
+    assert "(leave it out: zoo fit --cells 0,2,3,4,5,6,7,8,9,10,11)" in error
+    spec = re.search(r"zoo fit --cells (\S+)\)", error).group(1)
+    assert not (tmp_path / "fit" / "summary.json").exists()
+    assert zoo([*argv, "--cells", spec]) == 0
+    frame = _metrics(tmp_path / "fit")
+    assert len(frame) == 11 and "cell02" not in frame.index
+    train, test = checked_experiment(path, cells=spec)
+    assert train.cells == test.cells == list(frame.index)
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("", "--cells: an empty item in '' (expected comma-separated cells, at least one: the file's 12 cells: indices "
+         "0..11 or names cell01..cell12)"),
+    ("0,,3", "--cells 0,,3: an empty item in '0,,3' (expected comma-separated cells, at least one: the file's 12 "
+             "cells: indices 0..11 or names cell01..cell12)"),
+    ("3,12", "--cells 3,12: cell index 12 is out of range (the file's 12 cells: indices 0..11 or names "
+             "cell01..cell12)"),
+    ("-1", "--cells -1: '-1' is not a cell of the file (the file's 12 cells: indices 0..11 or names cell01..cell12)"),
+    ("soma", "--cells soma: 'soma' is not a cell of the file (the file's 12 cells: indices 0..11 or names "
+             "cell01..cell12)"),
+    ("0,cell01", "--cells 0,cell01: cell01 given twice ('0' and 'cell01'); expected each cell once (the file's 12 "
+                 "cells: indices 0..11 or names cell01..cell12)"),
+])
+def test_bad_cell_specs_are_refused_naming_the_option_the_item_and_the_cells(recording, tmp_path, capsys, spec,
+                                                                            message):
+    from neurozoo.leaderboard.cli import main as zoo
+
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(tmp_path / "fit"), "--cells", spec]) == 2
+    assert f"zoo fit: error: {message}" in capsys.readouterr().err
+    assert not (tmp_path / "fit").exists()
+
+
+def test_a_recording_of_other_cells_is_not_fitted_as_a_selection(recording):
+    from neurozoo.retina.fit import create_model, fit
+
+    train = read_experiment(recording, "train", cells=[0, 1])
+    with pytest.raises(DataError, match=re.escape("cells [2, 3]: the Recording holds other cells (cell01, cell02)")):
+        fit(create_model("ln", n_cells=2), train, cells=[2, 3], epochs=1, progress=False)
+    with pytest.raises(SpecError, match=re.escape("cells: cell index 12 is out of range")):
+        read_experiment(recording, "test", cells=[12])
+
+
+def test_the_file_benchmark_fits_and_scores_the_cells_of_its_fit_settings(recording, tmp_path):
+    """``benchmarks.load("retina_h5.heldout", fit_settings={"cells": ...})``: the benchmark's fit and scoring go through
+    the same selection as ``zoo fit --cells``: the same per-cell held-out r, one row per chosen cell, recorded."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.cli import main as zoo
+
+    settings = {"epochs": 1, "batch_size": 64, "cells": "cell05,2"}
+    score = benchmarks.load("retina_h5.heldout", fit_settings=settings).score("ln", recording, progress=False)
+    assert score.provenance["settings"]["cells"] == [2, 4]
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(tmp_path / "fit"), "--cells", "2,4"]) == 0
+    frame = _metrics(tmp_path / "fit")
+    assert [row["cell"] for row in score.per_bin] == ["cell03", "cell05"]
+    np.testing.assert_allclose([row["correlation"] for row in score.per_bin], frame["correlation"], rtol=1e-6)

@@ -139,7 +139,8 @@ def run_score(args) -> int:
         # options that do not apply were silently ignored: `zoo score ln retina_embedded.* --layers conv1` scored
         given = [flag for flag, value in IMAGE_MODEL_ONLY.items() if getattr(args, value) not in (None, [], False)]
         if given:
-            raise UserFacingError(f"{args.model}: {', '.join(given)} apply to image models (ConvRNNs, timm:) only, "
+            verb = "applies" if len(given) == 1 else "apply"
+            raise UserFacingError(f"{args.model}: {', '.join(given)} {verb} to image models (ConvRNNs, timm:) only, "
                                   f"not to a retina model")
     from neurozoo.benchmarks.paths import output_folder, results_dir
     from neurozoo.benchmarks.records import ResultsStore, missing_sqlite_file

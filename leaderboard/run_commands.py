@@ -33,7 +33,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
     p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
@@ -101,7 +101,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
-    p.add_argument("--lease", type=positive, default=60.0)
+    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
@@ -111,7 +111,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(the board does not rank outdated scores)")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(handler=_work)
 
     from neurozoo.leaderboard.reproduce import add_command as add_reproduce

@@ -205,49 +205,51 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     pending = [j for j in db.jobs(ids=ids) if j["status"] in ("queued", RUNNING)]
     counts = {"done": 0, "failed": 0}
     bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not progress)
-    while True:
-        raise_if_terminated()  # a stop asked for during the last job's trusted scoring: no job is claimed
-        job = db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)
-        if job is None and release_dead_workers(db, ids):  # a worker killed on this host since this one started
-            continue
-        if job is None:
-            break
-        bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
-        started = time.perf_counter()
-        # a zoo job (trusted, in this process) has no submission to withdraw and no sandbox to stop: renewals only
-        with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S,
-                       lease_token=job["lease_token"]):
-            try:
-                raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
-                record, hidden = score(job)
-            except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
-                db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
-                raise
-            except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), or
-                # another run's now (queued again by a restore, claimed by another worker): not failed
-                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; its "
-                          "sandbox was stopped")
-                bar.update()
+    try:  # closed on a stop too: `zoo run: interrupted; ...` was written after the bar, on its line
+        while True:
+            raise_if_terminated()  # a stop asked for during the last job's trusted scoring: no job is claimed
+            job = db.claim(worker, lease_s=lease_s, max_attempts=max_attempts, ids=ids)
+            if job is None and release_dead_workers(db, ids):  # a worker killed on this host since this one started
                 continue
-            except Exception as error:
-                reason = f"{type(error).__name__}: {error}"
-                if not getattr(error, "user_facing", False) and not reason.strip():
-                    reason = traceback.format_exc(limit=3)
-                if db.fail(job["id"], worker, reason, public=public_reason(error), lease_token=job["lease_token"]):
-                    counts["failed"] += 1
-                    bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
-                else:  # the job is another run's (or withdrawn): its failure, as a score, is not this run's to record
-                    bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; "
-                              f"this worker's failure was not recorded: {reason}")
-                bar.update()
-                continue
-        record.duration_s = time.perf_counter() - started
-        if store_with_retries(db, job, worker, record, hidden, lease_s if store_retry_s is None else store_retry_s,
-                              lambda line: bar.write(line, file=sys.stderr)):
-            counts["done"] += 1
-        else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
-            bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; this "
-                      "worker's score was not stored")
-        bar.update()
-    bar.close()
+            if job is None:
+                break
+            bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
+            started = time.perf_counter()
+            # a zoo job (trusted, in this process) has no submission to withdraw and no sandbox to stop: renewals only
+            with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S,
+                           lease_token=job["lease_token"]):
+                try:
+                    raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
+                    record, hidden = score(job)
+                except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
+                    db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
+                    raise
+                except sandbox.Cancelled:  # the job is already `withdrawn` (recorded by withdraw_submission), or
+                    # another run's now (queued again by a restore, claimed by another worker): not failed
+                    bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; its "
+                              "sandbox was stopped")
+                    bar.update()
+                    continue
+                except Exception as error:
+                    reason = f"{type(error).__name__}: {error}"
+                    if not getattr(error, "user_facing", False) and not reason.strip():
+                        reason = traceback.format_exc(limit=3)
+                    if db.fail(job["id"], worker, reason, public=public_reason(error), lease_token=job["lease_token"]):
+                        counts["failed"] += 1
+                        bar.write(f"failed: {job['model']} on {job['benchmark']}: {reason}")
+                    else:  # the job is another run's (or withdrawn): its failure, as a score, is not this run's to record
+                        bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; "
+                                  f"this worker's failure was not recorded: {reason}")
+                    bar.update()
+                    continue
+            record.duration_s = time.perf_counter() - started
+            if store_with_retries(db, job, worker, record, hidden, lease_s if store_retry_s is None else store_retry_s,
+                                  lambda line: bar.write(line, file=sys.stderr)):
+                counts["done"] += 1
+            else:  # not a failure of the job: it was counted as one, and zoo work exited 1 with nothing failed
+                bar.write(f"job {job['id']} ({job['model']} on {job['benchmark']}): {why_superseded(db, job)}; this "
+                          "worker's score was not stored")
+            bar.update()
+    finally:
+        bar.close()
     return counts

@@ -229,8 +229,9 @@ def kept_epoch_line(result) -> str:
     value = (f"validation r {history[best]['val_correlation']:.3f}" if monitor == "correlation" else
              f"validation Poisson loss {history[best]['val_poisson']:.4g}")
     why = "stopped early: no validation gain for the patience" if result.early_stopped else "the epoch limit reached"
-    return (f"fit: kept epoch {best + 1} of {len(history)} (history.json's epoch {best}; best {value}; {why}), "
-            f"{result.duration_s:.0f} s of fitting")
+    took = (f"{result.duration_s:.0f} s of fitting" if result.epochs_fitted != 0 else
+            "a finished fit read, no epoch fitted now")  # its duration_s is the reading's (1 s read as the fit's time)
+    return f"fit: kept epoch {best + 1} of {len(history)} (history.json's epoch {best}; best {value}; {why}), {took}"
 
 
 #: what an undefined (NaN) value means in each column of zoo fit's cell table (retina.metrics.heldout_metrics)

@@ -202,6 +202,9 @@ class FitResult:
     # resumed or read under a class the caller named: that class is taken as told, unchecked against the one the fit
     # was begun under (zoo fit's summary.json says so, stimulus_class_checked); True otherwise
     stimulus_class_checked: bool = True
+    # the epochs this call trained: 0 where it resumed a finished fit (read from its checkpoint, the fit cache's or
+    # --out's), whose duration_s is then the reading's, not the fitting's; None: not counted
+    epochs_fitted: Optional[int] = None
 
 
 class ResumeRefused(DataError):
@@ -716,6 +719,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             model.init_from_data(d.target[:, train_t].mean(1).to(device))
 
     finished = state["bad_epochs"] >= config.patience or state["epoch"] >= config.epochs  # a resumed, finished fit
+    epochs_before = state["epoch"]
     if optimizer_state is not None and not finished:  # said: a resume looked like a fresh fit
         import sys
 
@@ -802,7 +806,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
                        time.perf_counter() - started, extra=extra, data_sha256=data_sha256,
                        early_stopped=state["bad_epochs"] >= config.patience,
-                       torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked)
+                       torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked,
+                       epochs_fitted=state["epoch"] - epochs_before)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": recorded_settings(config, model), "history": state["history"],

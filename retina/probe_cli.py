@@ -26,7 +26,7 @@ def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", 
                         "fit)")
     p.add_argument("--seed", type=at_least(0), default=0)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="with --fit-embedded: no progress bar while it fits")
 
 
 def _contrast_args(p: argparse.ArgumentParser) -> None:

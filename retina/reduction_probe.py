@@ -55,8 +55,9 @@ def check_model(args) -> None:
     try:
         check_kept(model, args.layer, args.k)
     except TypeError:
-        raise UserFacingError(f"{args.model} ({type(model).__name__}) has no hidden layers to attribute (conv1, "
-                              "layer1, layer2, readout): `zoo probe reduction` takes a CNN (bncnn, bncnn2016)") from None
+        raise UserFacingError(f"{args.model} ({type(model).__name__}) has no hidden layers to attribute (a CNN's "
+                              "conv1, layer1, layer2 before its readout): `zoo probe reduction` takes a CNN (bncnn, "
+                              "bncnn2016)") from None
     except ValueError as error:
         raise UserFacingError(f"--k: {error}") from None
     for option, needed in (("--fill pruned", args.fill == "pruned"), ("--site pre", args.site == "pre")):

@@ -133,6 +133,19 @@ def test_every_option_without_a_default_value_says_what_it_is():
     assert len(epochs) == 6 and all(re.search(r"default:? 40", text) for text in epochs.values()), epochs
 
 
+def test_every_switch_says_what_it_does():
+    """A switch (an option taking no value) has no default to show, so its help is all a user gets: ``zoo run
+    --no-progress``, ``zoo work --no-progress``, ``zoo probe ... --quiet``, ``zoo search --quiet`` and
+    ``--channels-last`` showed their name alone."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    silent = [(parser.prog, action.option_strings[0])
+              for parser in _parsers(build_parser()) for action in parser._actions
+              if action.option_strings and not isinstance(action, argparse._HelpAction)
+              and action.nargs == 0 and not action.help]
+    assert silent == []
+
+
 def test_the_command_list_names_each_subcommand_of_a_command():
     """``zoo --help`` is where a user looks for what there is: its line for ``zoo probe`` named three of the five
     probes (not gain-control and reduction), and ``zoo token``'s none of create, revoke and list."""

@@ -138,10 +138,10 @@ BAD_INPUT = {
     "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
                      "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
     "score a retina model --width": (lambda t: ["score", "ln", "retina_embedded.osr", "--width", "0.5"],
-                                     "ln: --width apply to image models (ConvRNNs, timm:) only"),
+                                     "ln: --width applies to image models (ConvRNNs, timm:) only"),
     # were silently ignored: the retina model was fitted and scored as without them
     "score a retina model --layers": (lambda t: ["score", "ln", "retina_embedded.whitenoise-heldout", "--layers",
-                                                 "conv1"], "ln: --layers apply to image models"),
+                                                 "conv1"], "ln: --layers applies to image models"),
     "score a retina model, image options": (lambda t: ["score", "ln", "retina_embedded.osr", "--max-features", "10",
                                                        "--batch-size", "4", "--no-cache", "--set", "n_steps=2"],
                                             "ln: --max-features, --batch-size, --no-cache, --set apply to image models"),

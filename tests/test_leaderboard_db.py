@@ -352,6 +352,26 @@ def test_an_interrupted_worker_hands_its_job_back(db):
     assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}
 
 
+def test_an_interrupted_worker_closes_its_progress_bar_before_the_stop_is_reported(db, capsys):
+    """`zoo run` stopped by SIGTERM printed `zoo run: interrupted; ...` on the progress bar's line, glued after
+    `... bncnn on retina_embedded.naturalscene-heldout]`, and the bar was drawn again below it: the bar was closed only
+    when the stopped loop's frame was collected, after the command had reported the stop."""
+    from neurozoo.leaderboard.scorer import work
+
+    db.enqueue("m", "b", {})
+
+    def interrupted(job):
+        raise KeyboardInterrupt
+
+    try:
+        work(db, interrupted, progress=True)
+    except KeyboardInterrupt:  # where zoo run and zoo work report the stop (the stopped loop's frame still alive)
+        err = capsys.readouterr().err
+    else:
+        pytest.fail("the stop did not reach the caller")
+    assert "scoring:" in err and err.endswith("\n"), repr(err)
+
+
 def test_a_sigterm_during_trusted_scoring_keeps_that_score_and_claims_no_other_job(db, monkeypatch):
     """SIGTERM (a service manager stopping `zoo work`) raised KeyboardInterrupt wherever the worker was: in trusted
     scoring it threw the job's finished work away, inside a database call it could cut the call mid-way. It is taken

@@ -161,7 +161,7 @@ def test_a_recording_the_summary_names_that_changed_or_is_gone_is_refused(record
 def test_a_model_without_hidden_layers_and_a_layer_out_of_range_are_refused(recording_and_weights, tmp_path, capsys):
     data, folder = recording_and_weights
     assert zoo(["probe", "reduction", "ln", "--checkpoint", str(folder / "model.pt"), "--data", str(data)]) == 2
-    assert "ln (LN) has no hidden layers to attribute" in capsys.readouterr().err
+    assert "ln (LN) has no hidden layers to attribute (a CNN's conv1, layer1, layer2 before its readout)" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit:
         zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
              "--layer", "3"])

@@ -1519,10 +1519,15 @@ def test_an_interrupted_zoo_fit_rerun_says_which_checkpoint_and_epoch_it_resumes
     capsys.readouterr()
     monkeypatch.setattr(fitting, "_mean_correlation", correlation)
     assert zoo(args) == 0
-    assert capsys.readouterr().err.splitlines()[0] == f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted"
+    captured = capsys.readouterr()
+    assert captured.err.splitlines()[0] == f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted"
+    assert re.search(r", \d+ s of fitting$", captured.out.splitlines()[-1])  # it fitted the second epoch
     assert len(json.loads((out / "history.json").read_text())["history"]) == 2
     assert zoo(args) == 0
-    assert "resuming" not in capsys.readouterr().err
+    captured = capsys.readouterr()
+    assert "resuming" not in captured.err
+    # its last line said "1 s of fitting": the reading's time, read as the fit's
+    assert captured.out.splitlines()[-1].endswith("the epoch limit reached), a finished fit read, no epoch fitted now")
 
 
 def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_the_uninterrupted_fit(
@@ -1621,7 +1626,7 @@ def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch()
     history = [{"val_correlation": 0.5, "val_poisson": -60.0}, {"val_correlation": 0.7, "val_poisson": -68.94},
                {"val_correlation": 0.6, "val_poisson": -61.0}]
     result = SimpleNamespace(history=history, best_epoch=1, early_stopped=True, duration_s=12.4,
-                             config=SimpleNamespace(monitor="poisson"))
+                             config=SimpleNamespace(monitor="poisson"), epochs_fitted=3)
     assert kept_epoch_line(result) == ("fit: kept epoch 2 of 3 (history.json's epoch 1; best validation Poisson loss "
                                        "-68.94; stopped early: no validation gain for the patience), 12 s of fitting")
     result.config.monitor, result.early_stopped = "correlation", False

@@ -73,14 +73,17 @@ def add_commands(sub) -> dict:
                     "similarity of whole trajectories when two systems share a time grid. SYSTEM: ConvRNN "
                     "name[:layer], neural:V4|IT|zhang_desimone2011.it[/even|/odd], or an example (flipflop-gru...)."))
     compare.add_argument("systems", nargs="+")
-    compare.add_argument("--metrics", default="rsa,cka,debiased_cka")
-    compare.add_argument("--checkpoint", type=Path, help="weights for the ConvRNN systems")
+    compare.add_argument("--metrics", default="rsa,cka,debiased_cka",
+                         help="comma-separated, some of rsa, cka, debiased_cka, each per pair of time bins (the "
+                              "Procrustes similarity is added where two systems share a time grid)")
+    compare.add_argument("--checkpoint", type=Path,
+                         help="weights for the ConvRNN systems (default: untrained, drawn from --seed)")
     _convrnn_arguments(compare)
     compare.add_argument("--n-steps", type=at_least(1), help="ConvRNN steps (default: the model's)")
     compare.add_argument("--train-steps", type=at_least(0),
                          help="trained examples among the systems: training steps (default: the example's)")
     compare.add_argument("--max-stimuli", type=at_least(1),
-                         help="ConvRNNs: this many ventral stimuli, spread over the set")
+                         help="ConvRNNs: this many ventral stimuli, spread over the set (default: all of them)")
     compare.add_argument("--seed", type=at_least(0), default=0)
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)

@@ -90,11 +90,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "the contents")
     p.add_argument("--device", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--channels-last", action="store_true")
+    p.add_argument("--channels-last", action="store_true",
+                   help="channels-last memory format for model and images (as zoo train --channels-last)")
     p.add_argument("--export", type=at_least(0), default=1, help="export the best K configurations (0: none)")
     p.add_argument("--results", default=None, help="results-store URL (default: $NEUROZOO_HOME/results.sqlite)")
     p.add_argument("--no-record", dest="record", action="store_false", help="do not write scores to the store")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true",
+                   help="no progress bars, search-space summary or totals; optuna logs warnings only")
     p.add_argument("--report", default=None, help=argparse.SUPPRESS)  # a local worker's error goes there (workers.py)
 
 

@@ -48,7 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="final: cross-entropy of the model's answer (its decoder's output for *_tmaxconf / *_dthresh, "
                         "else the last step), as the original; all: the mean over every step's logits from the first readout")
     p.add_argument("--label-smoothing", type=float, default=0.0)
-    p.add_argument("--grad-clip", type=float, default=None, help="clip the gradient norm to this value")
+    p.add_argument("--grad-clip", type=float, default=None,
+                   help="clip the gradient norm to this value (default: no clipping)")
     p.add_argument("--image-size", type=int, default=224)
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
@@ -77,7 +78,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-backend", default="inductor", help="with --compile (refused without it)")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
-    p.add_argument("--max-steps-per-epoch", type=int, default=None, help="cut every epoch short (quick runs)")
+    p.add_argument("--max-steps-per-epoch", type=int, default=None,
+                   help="cut every epoch short (quick runs; default: whole epochs)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
                         "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "

@@ -537,3 +537,16 @@ def test_refusals_about_an_assembly_read_from_a_file_name_the_file(tmp_path):
     assert load_assembly(copy).attrs["source_file"] == str(copy)
     assert internal_consistency(load_assembly(means.parent / "trials.nc").drop_vars("rig")).value == pytest.approx(
         internal_consistency(assembly).value)  # the attribute changes no number
+
+
+def test_the_ceilings_split_seed_and_count_are_brainscores_split_for_that_seed():
+    """``random_state`` and ``n_splits`` reach the ShuffleSplit over repetitions: for a seed other than the default the
+    per-split ceilings are Brain-Score's for that seed (its ``Split(random_state=...)``, tests/brainscore_reference.py),
+    not the default seed's. (A ceiling that ignored the seed passed every test: all used the default, 1.)"""
+    assembly = _with_a_silent_unit()
+    seeded = internal_consistency(assembly, n_splits=4, random_state=7, silent="drop")
+    reference = ceiling_splits(assembly, n_splits=4, random_state=7)
+    assert seeded.per_split.shape == (4, 2)
+    np.testing.assert_allclose(seeded.per_split, reference, rtol=0, atol=1e-12)
+    default = ceiling_splits(assembly, n_splits=4)  # seed 1: other halves, other medians
+    assert np.abs(reference - default).max() > 1e-3

@@ -550,3 +550,21 @@ def test_the_ceilings_split_seed_and_count_are_brainscores_split_for_that_seed()
     np.testing.assert_allclose(seeded.per_split, reference, rtol=0, atol=1e-12)
     default = ceiling_splits(assembly, n_splits=4)  # seed 1: other halves, other medians
     assert np.abs(reference - default).max() > 1e-3
+
+
+def test_balanced_halves_put_the_rounded_share_of_each_stimulus_shown_repetitions_in_the_second_half():
+    """``round(n * |second| / R)`` of a stimulus's ``n`` shown repetitions go to the second half (docstring): with 10
+    repetitions split 5 / 5, a stimulus shown 7 times puts 4 (3.5 rounded) there, one shown 3 times 2 (1.5), one shown
+    all 10 times exactly Brain-Score's split (``isin(repetition, second)``). (Truncating instead of rounding, 3 and 1,
+    passed every test.)"""
+    from neurozoo.benchmarks.metrics.ceiling import balanced_halves
+
+    shown_count = {"a": 10, "b": 7, "c": 3}
+    ids = np.repeat(list(shown_count), 10)
+    repetitions = np.tile(np.arange(10), 3)
+    shown = repetitions < np.repeat(list(shown_count.values()), 10)
+    first, second = np.array([3, 0, 8, 5, 1]), np.array([9, 2, 7, 4, 6])
+    in_second = balanced_halves(ids, repetitions, shown, first, second)
+    assert not (in_second & ~shown).any()
+    assert [int(in_second[ids == s].sum()) for s in shown_count] == [5, 4, 2]
+    np.testing.assert_array_equal(in_second[ids == "a"], np.isin(np.arange(10), second))

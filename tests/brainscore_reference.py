@@ -82,7 +82,7 @@ def span_time(features, assembly, make_regression, per_time=False):
     return per_split.mean(0), per_split.std(0) / np.sqrt(len(per_split))
 
 
-def ceiling_splits(assembly):
+def ceiling_splits(assembly, n_splits=10, random_state=1):
     """Brain-Score's internal consistency, (splits, bins) of per-split medians, written from brain-score/vision
     (brainscore_vision/metrics/internal_consistency/ceiling.py at 0971191): TemporalCeiling runs the ceiling per
     time bin; _SplitHalvesConsistency (lines 39-42) has CrossValidationSingle split np.unique(repetition) by
@@ -91,7 +91,7 @@ def ceiling_splits(assembly):
     applies Spearman-Brown with n=2; PearsonCorrelation uses scipy.stats.pearsonr (line 74), called per neuroid by
     XarrayCorrelation (metric_helpers/xarray_utils.py at 14dbe13, line 76), NaN for a constant input; its aggregate
     is scores.median(dim='neuroid') (line 83), which skips NaN (xarray's default skipna; Score does not override
-    median)."""
+    median). ``n_splits`` and ``random_state``: the ``Split`` defaults (10, 1) unless given."""
     from sklearn.model_selection import ShuffleSplit
 
     repetitions = np.unique(assembly["repetition"].values)
@@ -99,7 +99,7 @@ def ceiling_splits(assembly):
     for t in range(assembly.sizes["time_bin"]):
         one_bin = assembly.isel(time_bin=t)
         medians = []
-        for first, second in ShuffleSplit(10, train_size=0.5, random_state=1).split(np.zeros(len(repetitions))):
+        for first, second in ShuffleSplit(n_splits, train_size=0.5, random_state=random_state).split(np.zeros(len(repetitions))):
             half1, half2 = (one_bin.isel(presentation=np.isin(one_bin["repetition"].values, repetitions[h]))
                             .groupby("stimulus_id").mean("presentation").transpose("stimulus_id", "neuroid")
                             for h in (first, second))

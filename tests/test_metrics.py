@@ -188,6 +188,22 @@ def test_pearson_columns_known_values():
     assert pearson_columns(np.ones((5, 1)), a[:5, :1])[0] == 0.0
 
 
+
+def test_pearson_columns_with_missing_values_needs_three_pairs_as_its_docstring_says():
+    """With NaNs (pairwise deletion) a column left with 2 finite pairs has no r (NaN: +-1 over 2 points whatever the
+    values, so it would count as a perfect or a perfectly wrong neuroid in the median); with 3 it is scipy's r over
+    those 3. (Allowing 2 pairs passed every test: none had a column with so few.)"""
+    import scipy.stats
+
+    a = np.array([[1.0, 1.0], [2.0, 2.0], [3.0, 4.0], [4.0, np.nan], [5.0, np.nan]])
+    b = np.array([[2.0, 3.0], [1.0, 1.0], [np.nan, 5.0], [np.nan, 2.0], [7.0, 0.0]])
+    r = pearson_columns(a, b, axis=0)  # column 0: pairs at rows 0, 1, 4; column 1: rows 0, 1, 2
+    np.testing.assert_allclose(r, [scipy.stats.pearsonr([1, 2, 5], [2, 1, 7])[0],
+                                   scipy.stats.pearsonr([1, 2, 4], [3, 1, 5])[0]], rtol=1e-12)
+    b[4, 0] = np.nan  # column 0 down to 2 pairs
+    r = pearson_columns(a, b, axis=0)
+    assert np.isnan(r[0]) and r[1] == pytest.approx(scipy.stats.pearsonr([1, 2, 4], [3, 1, 5])[0], rel=1e-12)
+
 def test_pearson_columns_constant_columns_as_scipy_tests_them():
     """A column of equal values is constant even where its mean is not exact (21 x 0.1: the centred values are
     rounding residue, not 0): r = ``constant`` (0 by default, NaN as scipy.stats.pearsonr), with or without NaNs."""

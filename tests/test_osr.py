@@ -98,6 +98,22 @@ def test_the_benchmarks_cell_score_is_the_slope_match_of_a_called_osr():
         assert result["osr_fraction"] == float(called) and result["model_shows_osr"] is called
 
 
+
+def test_the_slope_match_is_relative_to_the_ground_truths_slope():
+    """``1 - |slope_model - slope_truth| / |slope_truth|``: the test above has a truth of slope 1, where dividing by
+    it changes nothing (a match without the division passed). A truth of slope 1.2 and a model of 0.9: 0.3 / 1.2 off,
+    a match of 0.75 (not 0.7); a model of 1.5 (no OSR: outside 1 +- 0.25) would match 0.75 too but scores 0."""
+    from neurozoo.retina.phenomena.osr import compare_to_ground_truth
+
+    periods = (10, 20, 30, 40)
+    truth = omitted_stimulus_response(_omission_detector(delay=4, stretch=0.2), periods=periods)
+    assert truth.is_osr.tolist() == [True, False] and truth.slope[0] == pytest.approx(1.2, abs=1e-12)
+    model = omitted_stimulus_response(_omission_detector(delay=4, stretch=-0.1), periods=periods)
+    assert model.slope[0] == pytest.approx(0.9, abs=1e-12) and model.is_osr[0]
+    result = compare_to_ground_truth(model, truth)
+    assert result["cells"][0]["slope_match"] == pytest.approx(0.75, abs=1e-12)
+    assert result["value"] == pytest.approx(0.75, abs=1e-12)
+
 def test_a_rise_after_a_train_the_cell_never_answered_is_no_osr(tmp_path):
     """The false positive of a 2-epoch BN-CNN fitted to LN-only cells: the flashes evoked nothing, then a rise
     17-19 frames after the omitted flash, its latency tracking the period (slope 0.84, R^2 1.00). Call version 1

@@ -86,3 +86,21 @@ def test_a_record_cut_short_is_named_whatever_the_records_filter(tmp_path, filte
         store.records(**filters)
     with pytest.raises(DataError, match=rf"^record {bad} in .*: its settings is not readable JSON"):
         store.query(**filters)
+
+
+def test_every_provenance_field_round_trips_and_a_rerun_on_other_data_or_seed_is_no_duplicate(tmp_path):
+    """The provenance a rerun is checked against (data checksum, seed, commit, device) is stored and read back as
+    given, and :meth:`ResultsStore.identical` (``zoo score`` reusing a record instead of storing a duplicate) matches
+    a record only where all of it agrees: a score of other data or another seed is a new result, not the stored one.
+    (The round trip above never read them back; a store that dropped the checksum, or matched records without it,
+    passed.)"""
+    from dataclasses import replace
+
+    store = ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}")
+    record = _record(git_commit="0123abcd" * 5)
+    stored = store.get(store.add(record))
+    assert (stored.data_sha256, stored.seed, stored.git_commit, stored.device) == ("ab" * 32, 1, "0123abcd" * 5, "cpu")
+    again = _record(git_commit="0123abcd" * 5, created_at=datetime(2020, 1, 2, tzinfo=timezone.utc))  # another time
+    assert store.identical(again).id == stored.id
+    for changed in ({"data_sha256": "cd" * 32}, {"seed": 2}, {"git_commit": "fedc" * 10}, {"device": "cuda"}):
+        assert store.identical(replace(_record(git_commit="0123abcd" * 5), **changed)) is None, changed

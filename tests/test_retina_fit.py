@@ -1633,3 +1633,83 @@ def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch()
     assert "best validation r 0.700; the epoch limit reached" in kept_epoch_line(result)
     result.best_epoch = -1  # every validation score NaN: nothing kept by it
     assert kept_epoch_line(result) == "fit: 3 epochs, none kept by its validation score (12 s)"
+
+
+def test_the_kept_epochs_validation_r_is_the_best_epochs_not_the_last_and_ties_keep_the_first(ln_recording,
+                                                                                                monkeypatch):
+    """The fit returns the best epoch's weights and reports that epoch's validation r. The tests above stop right after
+    their best epoch, where the last epoch's r is the best's (a fit reporting the last epoch's r, or keeping the last of
+    tied epochs, passed them). Here epoch 1 is best (0.7), epoch 2 ties it and epoch 3 falls: the kept epoch is 1,
+    its r 0.7, and the returned weights are epoch 1's (the checkpoint's best_state), not the last epoch's."""
+    import neurozoo.retina.fit as fit_module
+
+    scores = iter([0.5, 0.7, 0.7, 0.65])
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    weights = []
+    real_predict = fit_module._predict_targets
+
+    def predict_and_remember(model, *args, **kwargs):  # each epoch's weights, as validated
+        weights.append({k: v.detach().clone() for k, v in model.state_dict().items()})
+        return real_predict(model, *args, **kwargs)
+
+    monkeypatch.setattr(fit_module, "_predict_targets", predict_and_remember)
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=10, patience=2, min_delta=0.01,
+                 progress=False, max_steps_per_epoch=1)
+    assert [h["val_correlation"] for h in result.history] == [0.5, 0.7, 0.7, 0.65]
+    assert result.best_epoch == 1 and result.best_val_correlation == 0.7
+    kept = result.model.state_dict()
+    assert any(not torch.equal(weights[1][k], weights[3][k]) for k in kept)  # the epochs' weights differ
+    assert all(torch.equal(kept[k].cpu(), weights[1][k].cpu()) for k in kept)
+
+
+def test_the_fit_seed_draws_the_batch_order(ln_recording, monkeypatch):
+    """``seed`` orders each epoch's training batches: one seed gives the same order, another seed another one, in
+    every epoch. (A batch order drawn without the seed passed every test: they compared fits of one seed, and the
+    weights still differ between seeds through the seeded initialisation.)"""
+    import neurozoo.retina.fit as fit_module
+
+    orders = []
+    real_steps = fit_module._train_steps
+
+    def steps_and_remember(model, d, optimizer, batches, *args):
+        orders.append([tuple(np.asarray(b).ravel().tolist()) for b in batches])
+        return real_steps(model, d, optimizer, batches, *args)
+
+    monkeypatch.setattr(fit_module, "_train_steps", steps_and_remember)
+    for seed in (0, 0, 1):
+        fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=2, patience=5, seed=seed, progress=False,
+            max_steps_per_epoch=3)
+    assert len(orders) == 6 and orders[0] != orders[1]  # two epochs of one fit: two orders
+    assert orders[:2] == orders[2:4]  # seed 0 twice
+    assert orders[4] != orders[0] and orders[5] != orders[1]  # seed 1
+
+
+def test_the_validation_score_is_the_mean_over_cells_of_scipys_r_skipping_cells_without_one():
+    """Early stopping watches the mean over cells of the per-cell Pearson r (scipy.stats.pearsonr here), a cell
+    without an r (a constant prediction) left out: not the median, which differs here (0.5 against a mean near
+    0.17)."""
+    from scipy.stats import pearsonr
+
+    from neurozoo.retina.fit import _mean_correlation
+
+    rng = np.random.default_rng(0)
+    target = rng.normal(size=(50, 4))
+    pred = np.column_stack([2 * target[:, 0] + 1, -target[:, 1], target[:, 2] + rng.normal(size=50), np.ones(50)])
+    r = [pearsonr(pred[:, c], target[:, c])[0] for c in range(3)]
+    assert 0.3 < r[2] < 0.9
+    value = _mean_correlation(torch.from_numpy(pred), torch.from_numpy(target))
+    assert value == pytest.approx(np.mean(r), abs=1e-12)
+
+
+def test_a_gain_of_exactly_min_delta_is_progress(ln_recording, monkeypatch):
+    """"A gain of ``min_delta``" resets the patience, a gain of exactly ``min_delta`` included (scores that are binary
+    fractions, so the sums are exact): with patience 1 the fit runs on through gains of 0.25 and stops after the
+    first epoch without one. (A rule needing more than ``min_delta`` passed every test.)"""
+    import neurozoo.retina.fit as fit_module
+
+    scores = iter([0.25, 0.5, 0.75, 0.5, 0.9])
+    monkeypatch.setattr(fit_module, "_mean_correlation", lambda pred, target: next(scores))
+    result = fit(create_model("ln", n_cells=1, rank=1), ln_recording, epochs=10, patience=1, min_delta=0.25,
+                 progress=False, max_steps_per_epoch=1)
+    assert [h["val_correlation"] for h in result.history] == [0.25, 0.5, 0.75, 0.5]
+    assert result.best_epoch == 2 and result.early_stopped

@@ -71,6 +71,7 @@ def _corrupt(path, dataset, value):
     ("train/response/binned", np.zeros((3, 100), np.float32), "train", "expected shape (3, 120)"),
     ("test/repeats/cell02", None, "test", "test/repeats/cell02: missing"),
     ("test/repeats/cell01", np.zeros((4, 79), np.float32), "test", "expected shape (n_repeats >= 2, 80)"),
+    ("test/repeats/cell01", np.zeros((1, 80), np.float32), "test", "expected shape (n_repeats >= 2, 80), got (1, 80)"),
     ("train/response/binned", np.array([b"a", b"b"]), "train",
      "train/response/binned: holds |S1 values, expected numbers, shape (cells, 120)"),
     ("test/repeats/cell02", np.array(["x"], dtype=h5py.string_dtype()), "test",

@@ -228,8 +228,9 @@ def balanced_halves(ids: np.ndarray, repetitions: np.ndarray, shown: np.ndarray,
     split). Where stimuli miss repetitions (Cowley's session 210325: 6 to 10 of 10, the missing ones trailing),
     that global split would give a stimulus halves of 5 and 1 repetitions, or all of them in one half (the
     stimulus then drops out of the ceiling): the Spearman-Brown step assumes halves of equal reliability, so the
-    ceiling would be biased either way. Instead each stimulus puts ``round(n * |second| / R)`` of its ``n``
-    shown presentations in the second half, moving the last ones (in the split's order) of the fuller half.
+    ceiling would be biased either way. Instead each stimulus puts ``floor(n * |second| / R + 0.5)`` of its ``n``
+    shown presentations in the second half (a half rounded up, where Python's ``round`` would round 2.5 to 2; at least
+    one in each half where ``n >= 2``), moving the last ones (in the split's order) of the fuller half.
     """
     split_order = np.concatenate([first, second])
     by_value = np.argsort(split_order, kind="stable")

@@ -505,7 +505,7 @@ def test_a_rank_leaves_the_process_group_only_once_every_rank_came_to_leave_it(t
 
 
 # each rank: a DDP step, the wrapper freed, the group left; which gloo threads still run then, written by an exit
-# handler; its line printed with neither a newline nor a flush; then the training entry's exit, rank 1 with status 3
+# handler; its line printed with neither a newline nor a flush; then the training entry's exit with status 0
 EXIT = """
 import atexit, os, sys
 import torch
@@ -520,7 +520,7 @@ names = [open(f"/proc/self/task/{task}/comm").read().strip() for task in os.list
 gloo = sorted(name for name in names if "gloo" in name)
 atexit.register(lambda: open(os.path.join(sys.argv[1], f"rank{info.rank}"), "w").write(" ".join(gloo)))
 print(f"rank {info.rank} left the group: {left}", end="")
-exit_process(3 if info.rank == 1 else 0)
+exit_process(0)
 """
 
 
@@ -529,8 +529,9 @@ def test_a_rank_that_left_its_group_exits_with_its_status_its_output_and_exit_ha
     after the wrapper is freed, so the group was torn down by the interpreter's exit, where a finished rank aborted
     now and then (SIGABRT, "terminate called without an active exception": 4 errors in one of session 38's two CI
     runs, in this module's reference run). The training entry's ``exit_process`` ends such a rank by ``os._exit``
-    once its exit handlers ran and its output was flushed. Should the first assertion fail, torch frees the group
-    now, and the workaround may go."""
+    once its exit handlers ran and its output was flushed (a failing status exits as usual: see
+    test_a_nan_image_on_one_rank_stops_both_at_the_same_step_with_one_line_and_resumes_equal, whose rank 0 line a fast
+    rank 1 exit cut). Should the first assertion fail, torch frees the group now, and the workaround may go."""
     script = tmp_path / "exit.py"
     script.write_text(EXIT)
     process = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2",
@@ -539,8 +540,7 @@ def test_a_rank_that_left_its_group_exits_with_its_status_its_output_and_exit_ha
         assert (tmp_path / f"rank{rank}").read_text().split() == ["gloo_tcp_loop", "pt_gloo_runloop",
                                                                   "pt_gloo_runloop"], why(process)
         assert f"rank {rank} left the group: True" in process.stdout
-    assert process.returncode != 0 and "exitcode  : 3" in process.stderr, why(process)
-    assert "exitcode  : -6" not in process.stderr and "terminate called" not in process.stderr
+    assert process.returncode == 0 and "terminate called" not in process.stderr, why(process)
 
 
 def test_a_process_that_joined_no_group_exits_as_usual():

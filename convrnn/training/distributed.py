@@ -99,17 +99,18 @@ _joined_group = False
 
 
 def exit_process(code: int) -> None:
-    """End a training entry point's process with ``code``. A process that joined a multi-process group ends by
-    ``os._exit`` once its exit handlers ran and its output is flushed, skipping the interpreter's finalization and
-    C++'s static destructors: torch's DistributedDataParallel keeps the gloo group, and its three threads, alive after
-    ``destroy_process_group`` (measured with torch 2.13: the group's threads still run once the wrapper is freed and
-    collected), so the group was torn down by the exit itself, and a rank that had finished its work and left the
-    group cleanly aborted there now and then ("terminate called without an active exception", SIGABRT; torchrun then
-    reported a finished run as failed): a C++ thread taking the GIL of an interpreter being finalized is ended in a
-    way that aborts where it runs a destructor. Everything the run writes is closed before this (checkpoints, logs,
-    the run record); ``atexit`` handlers run (logging's flush among them), and only what exists to tear the process
-    down is skipped. A process that joined no group exits as usual."""
-    if not _joined_group:
+    """End a training entry point's process with ``code``. A process that joined a multi-process group and ends with
+    0 ends by ``os._exit`` once its exit handlers ran and its output is flushed, skipping the interpreter's
+    finalization and C++'s static destructors: torch's DistributedDataParallel keeps the gloo group, and its three
+    threads, alive after ``destroy_process_group`` (measured with torch 2.13: the group's threads still run once the
+    wrapper is freed and collected), so the group was torn down by the exit itself, and a rank that had finished its
+    work and left the group cleanly aborted there now and then ("terminate called without an active exception",
+    SIGABRT; torchrun then reported a finished run as failed). Everything the run writes is closed before this
+    (checkpoints, logs, the run record); ``atexit`` handlers run (logging's flush among them), and only what exists to
+    tear the process down is skipped. Any other status exits as usual: torchrun stops every rank as soon as one fails,
+    and a rank 1 that failed at once cut rank 0 short before the line saying why (its finalization's time had let
+    rank 0 say it). A process that joined no group exits as usual."""
+    if not _joined_group or code != 0:
         sys.exit(code)
     atexit._run_exitfuncs()  # as the interpreter's exit would (logging.shutdown, tqdm's monitor join, tempfiles)
     for stream in (sys.stdout, sys.stderr):

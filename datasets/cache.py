@@ -53,6 +53,14 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def dead_on_this_host(worker: str) -> bool:
+    """Whether ``worker``, named ``<host>:<pid>`` (a leaderboard job's worker, a search trial's), is a process of this
+    host that no longer exists. Another host's, or a name of another form, is not known dead: it waits for its lease
+    or heartbeat."""
+    name, _, pid = (worker or "").rpartition(":")
+    return name == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+
+
 #: How long a temporary whose writer this host cannot check (another host's, or one named before the host was) stays
 #: untouched before it counts as abandoned: far longer than any write, which keeps touching its file.
 TEMPORARY_MAX_AGE_S = 24 * 3600

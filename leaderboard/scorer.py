@@ -7,14 +7,13 @@ jobs of dead processes on this host back at once, and jobs of other hosts come b
 """
 from __future__ import annotations
 
-import socket
 import sys
 import threading
 import time
 import traceback
 from typing import Callable, Dict, Iterable, List, Optional
 
-from neurozoo.datasets.cache import process_alive
+from neurozoo.datasets.cache import dead_on_this_host
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.leaderboard import sandbox
 from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, check_lease_token, worker_id
@@ -99,11 +98,9 @@ def release_dead_workers(db: LeaderboardDB, ids: Optional[Iterable[int]] = None)
     those expired. Called at start-up and by :func:`work` before it stops: a worker killed while others drained the
     queue had left its job 'running' until a worker was started again. Each expiry is of the claim read here
     (:meth:`LeaderboardDB.expire_lease`): a job claimed again in between keeps its new claim's lease."""
-    host = socket.gethostname()
     released = []
     for job in db.jobs(status=RUNNING, ids=ids):
-        name, _, pid = (job["worker"] or "").rpartition(":")
-        if name == host and pid.isdigit() and not process_alive(int(pid)) and db.expire_lease(job):
+        if dead_on_this_host(job["worker"]) and db.expire_lease(job):
             released.append(job["id"])
     return released
 

@@ -875,6 +875,7 @@ def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
+    from neurozoo.datasets import cache
     from neurozoo.leaderboard import scorer
     from neurozoo.leaderboard.db import JobRow
 
@@ -887,12 +888,12 @@ def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_
         later.update(db.claim(name, lease_s=3600, ids=[job["id"]]))
         return False
 
-    monkeypatch.setattr(scorer, "process_alive", gone_and_its_pid_reused)
+    monkeypatch.setattr(cache, "process_alive", gone_and_its_pid_reused)  # what dead_on_this_host asks
     assert scorer.release_dead_workers(db) == []
     assert db.job(job["id"]) == later and later["lease_token"] != job["lease_token"]
     assert db.claim("other") is None  # the new claim's lease holds
 
-    monkeypatch.setattr(scorer, "process_alive", lambda pid: False)  # that worker dies too; it was older code's
+    monkeypatch.setattr(cache, "process_alive", lambda pid: False)  # that worker dies too; it was older code's
     with Session(db.engine) as session, session.begin():              # claim (no token): expired by its lease
         session.execute(update(JobRow).where(JobRow.id == job["id"]).values(lease_token=None))
     assert scorer.release_dead_workers(db) == [job["id"]]

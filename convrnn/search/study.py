@@ -123,11 +123,9 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
         ``zoo run`` and ``zoo work`` release a dead local worker's job at once
         (:func:`leaderboard.scorer.release_dead_workers`), it is recovered at once. Another host's trials wait for
         their heartbeat, as before: this host cannot see their processes."""
-        import socket
-
         from optuna.storages._rdb import models
 
-        from neurozoo.datasets.cache import process_alive
+        from neurozoo.datasets.cache import dead_on_this_host
 
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -137,12 +135,7 @@ class HeartbeatStorage(optuna.storages.RDBStorage):
                 .where(models.TrialModel.study_id == study_id,
                        models.TrialModel.state == optuna.trial.TrialState.RUNNING,
                        models.TrialUserAttributeModel.key == "worker")).all()
-        host, dead = socket.gethostname(), []
-        for trial_id, value in rows:
-            name, _, pid = str(json.loads(value)).rpartition(":")
-            if name == host and pid.isdigit() and not process_alive(int(pid)):
-                dead.append(trial_id)
-        return dead
+        return [trial_id for trial_id, value in rows if dead_on_this_host(str(json.loads(value)))]
 
     def record_heartbeat(self, trial_id: int) -> None:
         """optuna's, once more where its first heartbeat met another process's first for the same trial (the one

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
-from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+from neurozoo.datasets.cli_args import MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -60,8 +60,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
     p.add_argument("--workers", type=int, default=default_workers(),
-                   help="data-loading processes per training process (default: min(4, available CPUs - 1), "
-                        "%(default)s here; 0 loads in the training process)")
+                   help="data-loading processes per training process (default: min(4, available CPUs - 1)"
+                        f"{MACHINE_DEFAULT}; 0 loads in the training process)")
     p.add_argument("--hash-images", action="store_true",
                    help="run.json's data checksums (train_files_sha256, val_files_sha256) cover each image's bytes "
                         "(its sha256), so that an image edited to the same size changes them: reads ALL images once "

@@ -69,16 +69,27 @@ def _finite_number(text: str, expected: str, accept: Callable[[float], bool]) ->
     return value
 
 
+#: Where an option's default depends on the machine (``zoo train --workers``), its help gives the rule in words and
+#: then, with this, the machine's value: ``(default: min(4, available CPUs - 1), 1 here; ...)``. The command-line
+#: reference (``leaderboard.cli_reference``), the same on every machine, gives the rule only.
+MACHINE_DEFAULT = ", %(default)s here"
+
+
 class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows each option's default as ``(default: X)``, also for an option without help text, except where
     there is nothing to show (no default, an empty list, a switch: its default is that it is not given) or where the
     help already says its default in words (e.g. ``--workers``: ``min(4, available CPUs - 1)``)."""
 
     def add_argument(self, action):
+        super().add_argument(self.described(action))
+
+    def described(self, action):
+        """A copy of ``action`` whose help is what ``--help`` expands: an option without help text has its default
+        for help."""
+        action = copy.copy(action)
         if not action.help and _shows_default(action):
-            action = copy.copy(action)
             action.help = "(default: %(default)s)"
-        super().add_argument(action)
+        return action
 
     def _get_help_string(self, action):
         text = action.help or ""

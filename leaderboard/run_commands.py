@@ -46,11 +46,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("token", help="create, revoke and list submission tokens")
     tsub = p.add_subparsers(dest="token_command", required=True)
     c = tsub.add_parser("create", help="create a token for USER (printed once; only its hash is stored)")
-    c.add_argument("user")
+    c.add_argument("user", metavar="USER",
+                   help="the user the token is for: the owner of the submissions uploaded with it")
     c.add_argument("--db", help=DB_HELP)
     c.set_defaults(handler=_token_create)
     r = tsub.add_parser("revoke", help="revoke TOKEN, or every token of --user USER (refused from then on)")
-    r.add_argument("token", nargs="?")
+    r.add_argument("token", nargs="?", metavar="TOKEN", help="the token to revoke (or --user instead)")
     r.add_argument("--user", help="revoke every token of this user")
     r.add_argument("--db", help=DB_HELP)
     r.set_defaults(handler=_token_revoke)
@@ -65,7 +66,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                                    "queues one job per benchmark; `zoo work` scores them in isolated workers (smoke "
                                    "forward pass first). With --check: the same checks and a dry run of the model on "
                                    "two images of each benchmark, nothing queued (exit status 0 or 1).")
-    p.add_argument("path", type=Path)
+    p.add_argument("path", type=Path, metavar="PATH", help="the submission: a folder, or an archive of one")
     p.add_argument("--check", action="store_true",
                    help="only check: intake as the server does it, the files compared with the database's "
                         "submissions (--db, or the default one where it exists) as zoo submit compares them, then the "
@@ -79,7 +80,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submit)
 
     p = sub.add_parser("submission", help="status and public-split scores of a submission; withdraw or restore it")
-    p.add_argument("id", type=int)
+    p.add_argument("id", type=int, metavar="ID", help="the submission's id (zoo submit prints it)")
     p.add_argument("--db", help=DB_HELP)
     change = p.add_mutually_exclusive_group()
     change.add_argument("--withdraw", action="store_true",
@@ -94,10 +95,11 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
     p.add_argument("--db", help=DB_HELP)
     p.add_argument("--device", default="cpu")
-    p.add_argument("--timeout", type=positive, default=1800.0, help="wall-clock limit per submission job (s)")
+    p.add_argument("--timeout", type=positive, default=1800.0, help="wall-clock limit per submission job, in seconds")
     p.add_argument("--memory-gb", type=positive, default=8.0,
                    help="memory limit of a submission's whole sandboxed job (GiB)")
-    p.add_argument("--cpu-s", type=positive, help="CPU-time limit of a submission's whole job (default: 2 x --timeout)")
+    p.add_argument("--cpu-s", type=positive,
+                   help="CPU-time limit of a submission's whole job, in seconds (default: 2 x --timeout)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")

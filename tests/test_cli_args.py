@@ -111,7 +111,8 @@ def test_every_commands_help_shows_each_options_default():
             checked += 1
     assert checked > 100
     usage = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-    assert "--epochs EPOCHS       (default: 90)" in usage and "(default: True)" in usage  # --deterministic
+    assert "--seed SEED           (default: 0)" in usage and "(default: True)" in usage  # --deterministic
+    assert "--epochs EPOCHS       epochs to train (default: 90)" in usage
     assert "random crops and flips\n" in usage  # --no-augment: a switch, its default not shown as "True"
 
 

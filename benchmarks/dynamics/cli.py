@@ -38,7 +38,7 @@ def add_commands(sub) -> dict:
         description="Fixed and slow points (Sussillo & Barak 2013) of MODEL under a constant input, their Jacobian "
                     "spectra, and PCA trajectories. MODEL: an example (linear, bistable, flipflop-rnn|gru|lstm, "
                     "integration-rnn|gru|lstm; trained on the CPU first) or a ConvRNN name with --layer."))
-    dynamics.add_argument("model")
+    dynamics.add_argument("model", metavar="MODEL", help="an example or a ConvRNN name (see above)")
     dynamics.add_argument("--layer", help="ConvRNN layer whose cell is analysed (default: the last recurrent one)")
     dynamics.add_argument("--position", action="append", default=None, metavar="ROW,COL",
                           help="ConvRNN: analyse the state at this position only (repeatable; negative indices count "
@@ -72,7 +72,7 @@ def add_commands(sub) -> dict:
         description="Per time bin RSA, linear and debiased CKA between every pair of SYSTEMs, and the Procrustes "
                     "similarity of whole trajectories when two systems share a time grid. SYSTEM: ConvRNN "
                     "name[:layer], neural:V4|IT|zhang_desimone2011.it[/even|/odd], or an example (flipflop-gru...)."))
-    compare.add_argument("systems", nargs="+")
+    compare.add_argument("systems", nargs="+", metavar="SYSTEM", help="the systems compared (see above)")
     compare.add_argument("--metrics", default="rsa,cka,debiased_cka",
                          help="comma-separated, some of rsa, cka, debiased_cka, each per pair of time bins (the "
                               "Procrustes similarity is added where two systems share a time grid)")

@@ -63,7 +63,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
-    p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None, help="cut every epoch short (0: whole epochs)")
+    p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None,
+                   help="at most this many steps per epoch (0 or none given: whole epochs)")
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study; the "
                         "study keeps it, and a rerun with another is refused)")
@@ -76,7 +77,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--heartbeat", type=at_least(0), default=60,
                    help="seconds between trial heartbeats (0: none); a trial silent for --grace is marked FAIL and "
                         "recovered (--retries)")
-    p.add_argument("--grace", type=at_least(1), default=None, help="seconds (default: 2 x --heartbeat)")
+    p.add_argument("--grace", type=at_least(1), default=None, 
+                   help="seconds a trial may go without a heartbeat before it is marked FAIL and recovered (default: 2 "
+                        "x --heartbeat)")
     p.add_argument("--retries", type=at_least(0), default=MAX_RETRY,
                    help="times a trial whose worker died unfinished (killed, out of memory, a lost machine: its "
                         "heartbeat stale) is run again, from its checkpoint where its folder is readable (0: never); "

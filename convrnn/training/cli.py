@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
-from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser
+from neurozoo.datasets.cli_args import MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -27,35 +27,41 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; class index "
                    "= position of the WNID among the sorted train/ folders")
     p.add_argument("--out", default="runs/train", help="folder for metrics.jsonl, run.json, last.pth, best.pth")
-    p.add_argument("--epochs", type=int, default=90)
+    p.add_argument("--epochs", type=int, default=90, help="epochs to train")
     p.add_argument("--batch-size", type=int, default=256, help="images per process and step")
     p.add_argument("--lr", type=float, default=0.01,
                    help="peak learning rate (after warmup) (default: %(default)s; 0.1, the default before 2026-12-04, "
                         "diverged within 4 steps for rgc_intermediate, whose layers have no normalisation)")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (momentum 0.9) or adamw")
-    p.add_argument("--momentum", type=float, default=0.9)
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (with --momentum) or adamw")
+    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (unused by adamw)")
     p.add_argument("--weight-decay", type=float, default=1e-4, help="on weights only, not on biases and norms")
     p.add_argument("--original-weight-decay", action="store_true",
                    help="the original's L2 scales instead: 2.03e-4 on median RGC kernels, 1e-4 on the feedforward "
                         "and readout weights and biases, none elsewhere (model.weight_decay_groups()); with --optimizer sgd "
                         "only, whose decay equals the original's L2 loss term")
-    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine", help="learning-rate schedule, per step")
-    p.add_argument("--warmup-epochs", type=float, default=0.0, help="linear warmup from lr/warmup_steps to lr")
+    p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine",
+                   help="learning-rate schedule after the warmup, set every step: cosine (from --lr down to --min-lr at "
+                        "the end of training), step (--lr times --gamma every --step-epochs epochs) or constant")
+    p.add_argument("--warmup-epochs", type=float, default=0.0,
+                   help="epochs of linear warmup before the schedule (fractions allowed; 0: none): the learning rate "
+                        "rises every step, from --lr divided by the warmup's steps to --lr")
     p.add_argument("--step-epochs", type=int, default=30, help="step schedule: decay every this many epochs")
     p.add_argument("--gamma", type=float, default=0.1, help="step schedule: decay factor")
     p.add_argument("--min-lr", type=float, default=0.0, help="cosine schedule: final learning rate")
     p.add_argument("--loss-steps", choices=("final", "all"), default="final",
                    help="final: cross-entropy of the model's answer (its decoder's output for *_tmaxconf / *_dthresh, "
                         "else the last step), as the original; all: the mean over every step's logits from the first readout")
-    p.add_argument("--label-smoothing", type=float, default=0.0)
+    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0: none)")
     p.add_argument("--grad-clip", type=float, default=None,
                    help="clip the gradient norm to this value (default: no clipping)")
-    p.add_argument("--image-size", type=int, default=224)
+    p.add_argument("--image-size", type=int, default=224,
+                   help="side in pixels of the square images trained on (random resized crops) and validated on "
+                        "(resized, then center-cropped)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
     p.add_argument("--workers", type=int, default=default_workers(),
-                   help="data-loading processes per training process (default: min(4, available CPUs - 1), "
-                        "%(default)s here; 0 loads in the training process)")
+                   help="data-loading processes per training process (default: min(4, available CPUs - 1)"
+                        f"{MACHINE_DEFAULT}; 0 loads in the training process)")
     p.add_argument("--hash-images", action="store_true",
                    help="run.json's data checksums (train_files_sha256, val_files_sha256) cover each image's bytes "
                         "(its sha256), so that an image edited to the same size changes them: reads ALL images once "
@@ -79,7 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
     p.add_argument("--max-steps-per-epoch", type=int, default=None,
-                   help="cut every epoch short (quick runs; default: whole epochs)")
+                   help="at most this many steps per epoch (quick runs; default: whole epochs)")
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
                         "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "

@@ -34,8 +34,9 @@ def add_commands(sub) -> None:
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
     parser.add_argument("--records", action="store_true",
-                        help="list the records of the results store (--db), oldest first, one a line: the id that zoo "
-                             "reproduce takes, when it was scored, model, benchmark and value (MODEL and BENCHMARK, "
+                        help="list the records of the results store (--db), oldest first (by the time scored, then "
+                             "the id), one a line: the id that zoo reproduce takes, when it was scored (UTC, to the "
+                             "second), model, benchmark and value (MODEL and BENCHMARK, "
                              "given, keep the records of those recorded names), and exit")
     parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint (the model built as it "
                         "was trained: its --width, --set and classes, unless given) or a state dict; for a CORnet also "
@@ -185,11 +186,13 @@ def check_listing_options(args) -> None:
 def list_records(args) -> int:
     """``zoo score --records [MODEL [BENCHMARK]]``: the records of the results store (``--db``; those of ``zoo
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
-    first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
-    id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    first (:meth:`ResultsStore.records`: by the time scored, then the id; it filters by the recorded model and benchmark
+    names), one a line with the id that ``zoo reproduce`` takes and the time to the second
+    (:func:`benchmarks.records.scored_utc`); then their count, the store and the ``zoo reproduce`` command for it."""
     import shlex
 
-    from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
+    from neurozoo.benchmarks.records import (ResultsStore, default_url, missing_sqlite_file, missing_store_problem,
+                                             scored_utc)
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import counted, format_table
 
@@ -201,7 +204,7 @@ def list_records(args) -> int:
         return 0
     store = ResultsStore(args.db)
     records = store.records(args.model, args.benchmark)
-    rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
+    rows = [(record.id, scored_utc(record.created_at), record.model, record.benchmark,
              "-" if record.value is None else f"{record.value:.4f}") for record in records]
     # zoo run and zoo work store each image benchmark's score twice, on the hidden split's two halves: two rows of one
     # model and benchmark with other values, which read as a duplicate or a changed score without this column

@@ -34,8 +34,9 @@ def add_commands(sub) -> None:
     parser.add_argument("benchmark", nargs="?", help="benchmark name (benchmarks.list_benchmarks())")
     parser.add_argument("--list", action="store_true", help="list the registered benchmarks and exit")
     parser.add_argument("--records", action="store_true",
-                        help="list the records of the results store (--db), oldest first, one a line: the id that zoo "
-                             "reproduce takes, when it was scored, model, benchmark and value (MODEL and BENCHMARK, "
+                        help="list the records of the results store (--db), oldest first (by the time scored, then "
+                             "the id), one a line: the id that zoo reproduce takes, when it was scored (UTC, to the "
+                             "second), model, benchmark and value (MODEL and BENCHMARK, "
                              "given, keep the records of those recorded names), and exit")
     parser.add_argument("--checkpoint", type=Path, help="weights: a `zoo train` checkpoint (the model built as it "
                         "was trained: its --width, --set and classes, unless given) or a state dict; for a CORnet also "
@@ -81,6 +82,12 @@ def add_commands(sub) -> None:
                         help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
                              "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
                              "EXPERIMENT/naturalscene.h5); without it such a file's class is unknown, and so recorded")
+    parser.add_argument("--cells", metavar="SPEC",
+                        help="retina_h5.heldout: the cells of --data's file to fit MODEL to and score, as zoo fit "
+                             "--cells takes them: comma-separated indices into the file's cells (from 0) and/or their "
+                             "names (cell01 is index 0), e.g. 0,2,5 or cell01,cell03, taken in file order. Default: "
+                             "every cell. The record keeps them (settings.cells, the indices; settings.rerun.cells, as "
+                             "given), which zoo reproduce fits again; refused with --checkpoint (weights fitted already)")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
@@ -116,6 +123,7 @@ def run_score(args) -> int:
             raise UserFacingError(f"--stimulus-class applies to {_file_heldout()} (the stimulus class of --data's "
                                   f"file), not to {args.benchmark}")
         checked_stimulus_class(args.stimulus_class)
+    check_cells_option(args)
     if args.checkpoint is not None:  # before anything is made: the record's sha256 of it was its first read
         from neurozoo.datasets.torch_files import check_torch_path
 
@@ -159,6 +167,24 @@ def run_score(args) -> int:
         return _score(args, store)
 
 
+def check_cells_option(args) -> None:
+    """``--cells`` applies to ``retina_h5.heldout``, the benchmark that fits MODEL to ``--data``'s file (and to a fit
+    it makes: not beside ``--checkpoint``); refused elsewhere, naming the benchmark, as the other benchmark-specific
+    options are. The SPEC itself is checked against the file's cells (:func:`retina.cli.selected_file_cells`, zoo fit
+    --cells's parser) before any fit."""
+    from neurozoo.datasets.errors import UserFacingError
+
+    if getattr(args, "cells", None) is None:
+        return
+    if args.benchmark != _file_heldout():
+        raise UserFacingError(f"--cells applies to {_file_heldout()} (the cells of --data's file it fits MODEL to and "
+                              f"scores), not to {args.benchmark}")
+    if args.checkpoint is not None:
+        raise UserFacingError(f"--cells {args.cells}: --checkpoint's weights are fitted already (their summary.json "
+                              f"records the cells they were fitted to); it selects the cells {_file_heldout()} fits "
+                              "MODEL to: leave one of the two out")
+
+
 def check_listing_options(args) -> None:
     """--list and --records list and exit: an option for scoring given beside them (``zoo score --records --objective
     deep-retina``), the other listing, or MODEL / BENCHMARK beside --list, was silently ignored; now refused."""
@@ -185,11 +211,13 @@ def check_listing_options(args) -> None:
 def list_records(args) -> int:
     """``zoo score --records [MODEL [BENCHMARK]]``: the records of the results store (``--db``; those of ``zoo
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
-    first (:meth:`ResultsStore.records`, which filters by the recorded model and benchmark names), one a line with the
-    id that ``zoo reproduce`` takes; then their count, the store and the ``zoo reproduce`` command for it."""
+    first (:meth:`ResultsStore.records`: by the time scored, then the id; it filters by the recorded model and benchmark
+    names), one a line with the id that ``zoo reproduce`` takes and the time to the second
+    (:func:`benchmarks.records.scored_utc`); then their count, the store and the ``zoo reproduce`` command for it."""
     import shlex
 
-    from neurozoo.benchmarks.records import ResultsStore, default_url, missing_sqlite_file, missing_store_problem
+    from neurozoo.benchmarks.records import (ResultsStore, default_url, missing_sqlite_file, missing_store_problem,
+                                             scored_utc)
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import counted, format_table
 
@@ -201,7 +229,7 @@ def list_records(args) -> int:
         return 0
     store = ResultsStore(args.db)
     records = store.records(args.model, args.benchmark)
-    rows = [(record.id, str(record.created_at)[:16], record.model, record.benchmark,
+    rows = [(record.id, scored_utc(record.created_at), record.model, record.benchmark,
              "-" if record.value is None else f"{record.value:.4f}") for record in records]
     # zoo run and zoo work store each image benchmark's score twice, on the hidden split's two halves: two rows of one
     # model and benchmark with other values, which read as a duplicate or a changed score without this column
@@ -414,6 +442,7 @@ def rerun_arguments(args) -> dict:
             **({"cross_stimulus": True} if getattr(args, "cross_stimulus", False) else {}),
             **({"stimulus_class": args.stimulus_class} if getattr(args, "stimulus_class", None) else {}),
             **({"heldout_history": args.heldout_history} if _observed_history(args) else {}),
+            **({"cells": args.cells} if getattr(args, "cells", None) is not None else {}),
             **_other_objective(args),
             **({"max_images": args.max_images, "image_size": args.image_size} if _is_imagenet(args.benchmark) else {})}
 
@@ -436,7 +465,13 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
                 setattr(args, key, value)
     rerun = rerun_arguments(args)
     if _is_retina(args.benchmark):
-        score, model_name = _score_retina(args, benchmark, safe_point)
+        from contextlib import nullcontext
+
+        from neurozoo.retina.cli import silent_cells_left_out_by
+
+        # a cell of --data's file silent through train/ is left out by zoo score's --cells (not beside --checkpoint)
+        with silent_cells_left_out_by("zoo score") if args.checkpoint is None else nullcontext():
+            score, model_name = _score_retina(args, benchmark, safe_point)
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
     from neurozoo.benchmarks.neural import DataOnlyBenchmark, NeuralBenchmark
@@ -634,10 +669,15 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         checked_config(create_model(args.model, n_cells=1), FitConfig(**objective), args.model)  # has the penalty?
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
-    if data is not None:  # retina_h5.heldout: the file's stimulus class, before any fit or score
+    cells = {}  # retina_h5.heldout's fit setting cells (--cells), the file's indices: zoo fit --cells's parser
+    if data is not None and getattr(args, "cells", None) is not None:
+        from neurozoo.retina.cli import selected_file_cells
+
+        cells = {"cells": selected_file_cells(Path(data), args.cells)}
+    if data is not None:  # retina_h5.heldout: the file's stimulus class (of the cells fitted), before any fit or score
         from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
 
-        scored_class = experiment_stimulus_class(data, given=given_class)
+        scored_class = experiment_stimulus_class(data, given=given_class, **cells)
     if args.checkpoint is not None:
         from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
         from neurozoo.retina.embedded_fit import (checkpoint_cells, fitted_recording, load_checkpoint,
@@ -682,7 +722,8 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     progress = getattr(args, "progress", True)
     stoppable = _safe_point_for(benchmark, (OSRBenchmark, OSRMechanismBenchmark, PhenomenonBenchmark), safe_point)
     score = (benchmark.score(model, data, seed=args.seed, device=args.device, progress=progress,
-                             **({"stimulus_class": given_class} if given_class else {}), **history, **objective)
+                             **({"stimulus_class": given_class} if given_class else {}), **history, **objective,
+                             **cells)
              if data is not None
              else benchmark.score(model, seed=args.seed, device=args.device, **stoppable, **history, **objective))
     if trained is not None:  # --checkpoint weights on your own file: the class they were fitted on, beside the file's

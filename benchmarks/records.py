@@ -74,12 +74,27 @@ class ScoreRecord:
         values["per_bin"] = json_safe(values["per_bin"])
         # the versions beside the code that a rerun needs to match (kept when the record already says them)
         values["settings"] = json_safe({"environment": environment(), **(values["settings"] or {})})
-        values["created_at"] = values["created_at"] or datetime.now(timezone.utc)
+        values["created_at"] = in_utc(values["created_at"] or datetime.now(timezone.utc))
         return ScoreRow(**values)
 
     @classmethod
     def from_row(cls, row: ScoreRow) -> "ScoreRecord":
         return cls(**{f.name: getattr(row, f.name) for f in fields(cls)})
+
+
+def in_utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, as the store keeps and orders records (:meth:`ResultsStore.records`: by this time, then the
+    id): SQLite stores a timezone-aware time's wall clock without its offset, so a record made at 14:00:20+02:00 was
+    kept, ordered and listed as 14:00:20 UTC, after one of 12:00:30 UTC. A naive time is taken to be UTC already (as
+    SQLite returns the store's)."""
+    return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment
+
+
+def scored_utc(moment: datetime) -> str:
+    """When a record was scored, as ``zoo score --records`` lists it: UTC to the second (``2026-12-05 12:00:10``).
+    Listed to the minute, two records of one minute read as tied, though the store orders them by the full time,
+    then the id."""
+    return in_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
 
 
 #: what two records must share to be the same result (:meth:`ResultsStore.identical`): all but id, time and duration
@@ -219,6 +234,8 @@ class ResultsStore:
             return ScoreRecord.from_row(row) if row is not None else None
 
     def records(self, model: Optional[str] = None, benchmark: Optional[str] = None) -> List[ScoreRecord]:
+        """The records (of ``model`` and ``benchmark``, given), oldest first: by the time scored (kept in UTC,
+        :func:`in_utc`), then the id, so that records of one time keep the order they were stored in."""
         statement = select(ScoreRow).order_by(ScoreRow.created_at, ScoreRow.id)
         if model is not None:
             statement = statement.where(ScoreRow.model == model)

@@ -156,7 +156,7 @@ def _check_written(tmp: Path, path: Path) -> None:
             warnings.simplefilter("ignore")
             train, test = (_read_split.__wrapped__(str(tmp), None, split, split == "test") for split in ("train", "test"))
             train.stimulus  # noqa: B018 (read and checked to be finite)
-        _check_splits_agree(tmp, train, test)
+        _check_splits_agree(tmp, train, test, writing=True)
     except DataError as error:
         raise DataError(str(error).replace(str(tmp), str(path))) from None
 
@@ -681,12 +681,37 @@ def _check_response_units(path, split: str, responses: Mapping[str, np.ndarray])
               f"2{hint}")
 
 
-def _check_splits_agree(path, train: Recording, test: Recording) -> None:
+class SilentCellsError(DataError):
+    """A recording's cells that are 0 through ``train/`` but respond in ``test/`` (:func:`_check_splits_agree`), refused
+    with the way out that holds where it is raised: a writer writes the file without them (:func:`write_experiment`),
+    a reader selects the others (``cells=``, :func:`checked_experiment`), a command names its own option
+    (:meth:`leaving_out`: ``zoo fit --cells 0,2``). ``kept``: the file's indices of the other cells (empty: none
+    left to fit)."""
+
+    def __init__(self, problem: str, silent: Sequence[str], kept: Sequence[int], way_out: str):
+        self.problem, self.silent, self.kept = problem, tuple(silent), tuple(kept)
+        super().__init__(f"{problem} ({way_out})")
+
+    def leaving_out(self, option: str) -> "SilentCellsError":
+        """The same refusal, its way out ``option`` (``"zoo fit --cells"``) with the kept cells: ``(leave it out: zoo
+        fit --cells 0,2)``; as it was where no cell is left."""
+        if not self.kept:
+            return self
+        return SilentCellsError(self.problem, self.silent, self.kept,
+                                f"leave {self._them} out: {option} {','.join(map(str, self.kept))}")
+
+    @property
+    def _them(self) -> str:
+        return "it" if len(self.silent) == 1 else "them"
+
+
+def _check_splits_agree(path, train: Recording, test: Recording, writing: bool = False) -> None:
     """``DataError`` unless both splits hold the same cells and every cell that responds in the test split (its
     response or repeats above 0 somewhere) responds somewhere in the training split too, naming the dataset and the
-    cells. A cell silent in training but not in test was fitted to zeros and its held-out r and FEVE printed among the
-    others, and all-zero training responses gave a median held-out r, with no word that nothing had been learnt. (A
-    cell silent in both, a dead channel, is fitted and has no held-out numbers: no explainable variance.)"""
+    cells (:class:`SilentCellsError`, whose way out is a writer's where ``writing``, else a reader's). A cell silent
+    in training but not in test was fitted to zeros and its held-out r and FEVE printed among the others, and all-zero
+    training responses gave a median held-out r, with no word that nothing had been learnt. (A cell silent in both, a
+    dead channel, is fitted and has no held-out numbers: no explainable variance.)"""
     tested = np.zeros(len(test.cells), bool)
     for data in [*test.responses.values(), *([] if test.repeats is None else [test.repeats])]:
         tested |= (data > 0).reshape(len(test.cells), -1).any(axis=1)
@@ -695,14 +720,20 @@ def _check_splits_agree(path, train: Recording, test: Recording) -> None:
         if silent:
             names = train.cells if train.selection is None else [cell_name(i) for i in range(train.file_cells)]
             kept = [names.index(c) for c in train.cells if c not in silent]
-            way_out = (f"leave {'it' if len(silent) == 1 else 'them'} out: zoo fit --cells {','.join(map(str, kept))}"
-                       if kept else "no cell left to fit: none responds in train/")
-            shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
             one = len(silent) == 1
-            _fail(path, f"train/response/{key}", f"{len(silent)} of {counted(len(train.cells), 'cell')} {'is' if one else 'are'} 0 "
-                  f"at every frame ({shown}) but {'responds' if one else 'respond'} in test/: a model fitted to no spike "
-                  f"would be scored held out on the test split's; expected each cell to respond somewhere in train/ "
-                  f"({way_out})")
+            them, their = ("it", "its") if one else ("them", "their")
+            if writing:  # the file is not there yet: what to write instead
+                way_out = (f"write the recording without {them}: {their} rows of the train and test responses and "
+                           f"{their} repeats left out" if kept else "no cell responds in train/: none would be fitted")
+            else:  # the file's cells as read_experiment, checked_experiment and the fit settings select them
+                way_out = (f"leave {them} out: cells={','.join(map(str, kept))!r} selects the others" if kept else
+                           "no cell left to fit: none responds in train/")
+            shown = ", ".join(silent[:5]) + (f" and {len(silent) - 5} more" if len(silent) > 5 else "")
+            problem = (f"{path}: dataset train/response/{key}: {len(silent)} of {counted(len(train.cells), 'cell')} "
+                       f"{'is' if one else 'are'} 0 at every frame ({shown}) but {'responds' if one else 'respond'} in "
+                       f"test/: a model fitted to no spike would be scored held out on the test split's; expected each "
+                       f"cell to respond somewhere in train/")
+            raise SilentCellsError(problem, silent, kept, way_out)
 
 
 def _frame_times(path, split: str, time: np.ndarray, T: int) -> np.ndarray:

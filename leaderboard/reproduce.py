@@ -134,6 +134,8 @@ def checked(record: ScoreRecord, how) -> None:
             require(how["checkpoint"], CHECKPOINT_FIELDS, f"{where}.checkpoint")
         if "data" in how:  # a benchmark on one's own data: the folder (imagenet.val) or file (retina_h5.heldout)
             require(how, IMAGENET_ARGUMENTS if how["benchmark"] == "imagenet.val" else {"data": TEXT}, where)
+        if "cells" in how:  # retina_h5.heldout's --cells SPEC
+            require(how, {"cells": TEXT}, where)
     elif command in ("zoo run", "zoo work"):
         require(how, {"spec": (dict,)}, where)
         spec = how["spec"]
@@ -183,6 +185,7 @@ def _rerun(record: ScoreRecord, how: Dict[str, Any], device: str, use_caches: bo
                                   stimulus_class=how.get("stimulus_class"),
                                   heldout_history=how.get("heldout_history", "simulated"),
                                   objective=how.get("objective"),
+                                  cells=how.get("cells"),  # retina_h5.heldout's --cells, as given
                                   # scored before a held-out benchmark's stimulus-class rule: rerun as then
                                   before_the_rule=bool(what_dates_it(how["benchmark"], record.settings)))
         score, name = score_from_args(args)

@@ -151,7 +151,8 @@ def _run_fit(args) -> int:
         checked_stimulus_class(args.stimulus_class)
     checked_objective_options(args)
     path = resolve_data(args.data)
-    train, test = checked_experiment(path, cells=selected_file_cells(path, args.cells))
+    with silent_cells_left_out_by("zoo fit"):  # its --cells the way out of a cell silent through train/
+        train, test = checked_experiment(path, cells=selected_file_cells(path, args.cells))
     stimulus = fit_stimulus_class(path, args.stimulus_class, cells=train.selection)
     problem = unscorable_cells(path, test)
     if problem:  # the fit is still of use (its weights, the probes), but its held-out medians will be undefined
@@ -292,6 +293,19 @@ def selected_file_cells(path: Path, spec):
 
     where = f"--cells {spec}" if spec.strip() else "--cells"
     return selected_cells(spec, read_experiment(path, "train").cells, where=where)
+
+
+@contextlib.contextmanager
+def silent_cells_left_out_by(command: str):
+    """A recording's cells silent through ``train/`` that respond in ``test/``, refused inside
+    (:class:`datasets.retina_h5.SilentCellsError`), with ``command``'s ``--cells`` that leaves them out as the way out:
+    ``(leave it out: zoo fit --cells 0,2)``, where the reader's says ``cells='0,2'``."""
+    from neurozoo.datasets.retina_h5 import SilentCellsError
+
+    try:
+        yield
+    except SilentCellsError as error:
+        raise error.leaving_out(f"{command} --cells") from None
 
 
 def fit_stimulus_class(path: Path, given, cells=None):

@@ -6,7 +6,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator, Optional, Tuple
+from typing import TYPE_CHECKING, Iterator, List, Optional, Tuple
 
 if TYPE_CHECKING:
     from torch import nn
@@ -324,9 +324,11 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     import json
     import warnings
 
+    from neurozoo.datasets.cell_names import cell_name
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.provenance import sha256_file
     from neurozoo.datasets.synthetic_retina import embedded_kind
+    from neurozoo.datasets.text_table import counted
 
     checkpoint = Path(checkpoint)
     summary = checkpoint.parent / "summary.json"
@@ -350,6 +352,7 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
         if described is not None and not (isinstance(described, dict) and described
                                           and all(isinstance(v, str) for v in described.values())):
             raise ValueError(f"weights_sha256: expected {{file name: sha256}}, found {described!r:.80}")
+        cells = fitted_cells(record)
     except (OSError, ValueError, AttributeError) as error:  # AttributeError: JSON that is not an object
         problem = error.strerror if isinstance(error, OSError) else str(error)
         return {**by_count, "reason": f"{summary} unreadable ({problem}): {taken}"}
@@ -368,10 +371,22 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     found = {"rule": "summary.json", "data": data, "data_sha256": sha256, "embedded": kind,
              "weights_checked": described is not None,
              "data_absolute": absolute if isinstance(absolute, str) else None, "summary": str(summary),
+             # the file's cells fitted (zoo fit --cells: the indices); absent for every cell (the records of before)
+             **({"cells": cells} if cells is not None else {}),
              # the recording's stimulus class as zoo fit recorded it (absent from a summary written before it did), and
              # whether it was checked against the fit's checkpoint (absent from a summary written before 2026-12-05)
              **{key: record[key] for key in ("stimulus_class", "stimulus_class_from", "stimulus_class_checked")
                 if key in record}}
+    if cells is not None and not (kind is not None and cells == list(range(circuit_cells))):  # a choice of cells
+        chosen = ", ".join(cell_name(i) for i in cells)
+        if n_cells != len(cells):
+            return {**found, "circuit_cells": False,
+                    "reason": f"{summary} names a fit of {len(cells)} cells of {data} ({chosen}; zoo fit --cells), but "
+                              f"the weights hold {n_cells}: not that fit's weights; no ground-truth comparison"}
+        of = f"embedded:{kind} ({data})" if kind is not None else data
+        return {**found, "circuit_cells": False,
+                "reason": f"a fit of {counted(n_cells, 'cell')} of {of}, {chosen} (zoo fit --cells; {summary}), not "
+                          f"of the embedded circuit's {circuit_cells}"}
     if kind is None:
         return {**found, "circuit_cells": False,
                 "reason": f"a fit to {data} ({summary}), not to an embedded recording: its {n_cells} cells are that "
@@ -382,6 +397,21 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                           f"{circuit_cells}: not that fit's weights; no ground-truth comparison"}
     return {**found, "circuit_cells": True, "reason": f"a fit to embedded:{kind} ({data}; {summary}): its "
                                                       f"{n_cells} cells are the embedded circuit's"}
+
+
+def fitted_cells(record: dict) -> Optional[List[int]]:
+    """The file's cells that the fit ``summary.json`` ``record`` describes was of (``zoo fit --cells``:
+    ``provenance.settings.cells``, the indices from 0 in file order), None where it fitted every cell (no
+    ``cells``); a ``ValueError`` naming the field where it holds anything else."""
+    cells = ((record.get("provenance") or {}).get("settings") or {}).get("cells")
+    if cells is None:
+        return None
+    if (not isinstance(cells, list) or not cells
+            or not all(isinstance(i, int) and not isinstance(i, bool) and i >= 0 for i in cells)
+            or cells != sorted(set(cells))):
+        raise ValueError(f"provenance.settings.cells: expected the fitted cells' indices from 0, ascending, found "
+                         f"{cells!r:.80}")
+    return cells
 
 
 def refuse_other_circuits_cells(checkpoint, model: str, n_cells: int, fitted_to: dict, kind: str, compared_by: str,

@@ -195,6 +195,13 @@ def _load_model(args, refuse=None):
     return model, info
 
 
+def fitted_cell_names(info) -> list:
+    """The names of the loaded model's cells in the recording it was fitted to: the file's (``cell03``, ``cell05``)
+    for a fit of some of its cells (``zoo fit --cells``, which its summary.json records:
+    :func:`retina.embedded_fit.fitted_recording`), else ``cell01`` onwards."""
+    return [cell_name(i) for i in (info["fitted_to"].get("cells") or range(info["n_cells"]))]
+
+
 def _circuit_cells(info) -> bool:
     """Whether the model's cells are the embedded circuit's (a fit to an embedded recording), so that the probe
     compares them with the ground truth cell by cell (:func:`retina.embedded_fit.fitted_recording` says by which
@@ -253,16 +260,17 @@ def run_probe_osr(args) -> int:
     model, info = _load_model(args)
     fitted = omitted_stimulus_response(model, periods=args.periods)
     if not _circuit_cells(info):  # a fit to a lab's own recording: its cells are not the circuit's to compare with
-        figure = plot_osr({args.model: fitted}, figure_path(args.out, "osr"),
+        names = fitted_cell_names(info)
+        figure = plot_osr({args.model: fitted}, figure_path(args.out, "osr"), names=names,
                           title=f"omitted-stimulus response ({args.checkpoint.name}, {info['n_cells']} cells)")
-        write_json(args.out / "osr.json", {"model": args.model, "model_osr": fitted.summary(), "provenance": info,
-                                           "figure": str(figure)})
+        write_json(args.out / "osr.json", {"model": args.model, "cells": names, "model_osr": fitted.summary(),
+                                           "provenance": info, "figure": str(figure)})
         why = (f"its {info['n_cells']} cells are not the embedded circuit's" if info["fitted_to"]["rule"] == "cell count"
                else info["fitted_to"]["reason"])
         print(f"{args.model}: OSR in {int(fitted.is_osr.sum())}/{len(fitted.is_osr)} cells ({why}: no ground-truth "
               "comparison)")
         for c in range(len(fitted.slope)):
-            print(f"  {cell_name(c)}: slope {fitted.slope[c]:6.2f} (R^2 {fitted.r2[c]:.2f})  "
+            print(f"  {names[c]}: slope {fitted.slope[c]:6.2f} (R^2 {fitted.r2[c]:.2f})  "
                   f"OSR {'yes' if fitted.is_osr[c] else 'no'}")
         print(f"wrote {Path(figure).resolve()} and {(args.out / 'osr.json').resolve()}")
         return 0

@@ -24,13 +24,19 @@ def unit_colour(unit: int) -> str:
     return UNIT_COLOURS[unit % len(UNIT_COLOURS)]
 
 
+def row_name(row: Dict) -> str:
+    """A per-cell record's cell as the recording names it (``name``: a fit of some of a file's cells, ``zoo fit
+    --cells``, keeps the file's), else by its index."""
+    return row.get("name") or cell_name(row["cell"])
+
+
 def shown_cells_note(cells: List[Dict]) -> str:
     """'' when every cell is drawn, else which are and where the rest are."""
     if len(cells) <= MAX_FIGURE_CELLS:
         return ""
     shown = cells[:MAX_FIGURE_CELLS]
-    return (f"the first {len(shown)} of {len(cells)} cells shown ({cell_name(shown[0]['cell'])} to "
-            f"{cell_name(shown[-1]['cell'])}); every cell is in reduction.json, pick cells to draw with --cells")
+    return (f"the first {len(shown)} of {len(cells)} cells shown ({row_name(shown[0])} to "
+            f"{row_name(shown[-1])}); every cell is in reduction.json, pick cells to draw with --cells")
 
 
 def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]], frame_s: float = 0.01,
@@ -53,7 +59,7 @@ def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]]
         k_axis.plot(k, row["contribution_variance_explained"], "s--", color=KEPT_COLOUR, alpha=0.6,
                     label="kept contributions VE")
         k_axis.axhline(1.0, color="0.7", lw=0.8)
-        k_axis.set(xlabel="kept units k", ylabel="vs full model", title=f"{cell_name(cell)}", xticks=list(k))
+        k_axis.set(xlabel="kept units k", ylabel="vs full model", title=row_name(row), xticks=list(k))
         trace = traces[cell]
         seconds = (trace["start"] + np.arange(len(trace["response"]))) * frame_s
         time_axis.plot(seconds, trace["response"], color="k", lw=1.2, label="full model - baseline")
@@ -61,7 +67,7 @@ def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]]
             time_axis.plot(seconds, trace["contributions"][:, j], lw=0.9, color=unit_colour(unit), label=f"unit {unit}")
         time_axis.axhline(0.0, color="0.7", lw=0.8)
         time_axis.set(xlabel="time in the held-out stimulus (s, window end)", ylabel="contribution (rate)",
-                      title=f"{cell_name(cell)}: top {max(k)} units' contributions (integrated gradients)")
+                      title=f"{row_name(row)}: top {max(k)} units' contributions (integrated gradients)")
         time_axis.legend(frameon=False, fontsize=7, loc="upper left", bbox_to_anchor=(1.0, 1.0))
     axes[-1, 0].legend(frameon=False, fontsize=7, ncol=2, loc="upper center", bbox_to_anchor=(0.5, -0.25))
     if title:

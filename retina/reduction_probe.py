@@ -14,20 +14,26 @@ DEFAULT_FRAMES = 300
 SHOWN_WINDOWS = 200
 
 
-def parse_cells(specs, n_cells: int, where: str) -> List[int]:
-    """``--cells``: ``cell03`` or ``3`` (the number in the recording's names, from 1) -> indices from 0."""
+def parse_cells(specs, names: List[str], where: str) -> List[int]:
+    """``--cells``: ``cell03`` or ``3`` (the number in the recording's names, from 1) -> indices from 0 into ``names``,
+    the cells read (a fit of some of the file's cells, ``zoo fit --cells``, has those: ``cell03`` is then its
+    first output if it fitted cell03 first)."""
     from neurozoo.datasets.cell_names import cell_name
     from neurozoo.datasets.errors import UserFacingError
 
     if not specs:
-        return list(range(n_cells))
+        return list(range(len(names)))
+    every = names == [cell_name(i) for i in range(len(names))]
     cells = []
     for spec in specs:
         text = spec.lower().removeprefix("cell")
-        if not text.isdigit() or not 1 <= int(text) <= n_cells:
-            raise UserFacingError(f"--cells: {spec!r} is not a cell of {where} ({n_cells} cells: {cell_name(0)} to "
-                                  f"{cell_name(n_cells - 1)}, or their numbers 1 to {n_cells})")
-        cells.append(int(text) - 1)
+        name = cell_name(int(text) - 1) if text.isdigit() and int(text) >= 1 else None
+        if name not in names:
+            numbers = ", ".join(str(int(n.removeprefix("cell"))) for n in names)
+            which = (f"{len(names)} cells: {names[0]} to {names[-1]}, or their numbers 1 to {len(names)}" if every else
+                     f"the {len(names)} cells fitted: {', '.join(names)}, or their numbers {numbers}")
+            raise UserFacingError(f"--cells: {spec!r} is not a cell of {where} ({which})")
+        cells.append(names.index(name))
     return list(dict.fromkeys(cells))
 
 
@@ -85,13 +91,14 @@ def stimulus_stretch(recording, start: int, frames):
     return torch.as_tensor(recording.stimulus[start:start + frames + N_FRAMES - 1]), frames
 
 
-def held_out(args, path):
-    """The test split of ``path`` (a stimulus the fit did not see), the ``--cells`` as indices and the ``--start``/
-    ``--frames`` stretch of its stimulus with the number of windows."""
+def held_out(args, path, fitted=None):
+    """The test split of ``path`` (a stimulus the fit did not see), of the cells ``fitted`` (a fit of some of the
+    file's cells, ``zoo fit --cells``: their indices; None: every cell), the ``--cells`` as indices into those and the
+    ``--start``/``--frames`` stretch of its stimulus with the number of windows."""
     from neurozoo.datasets.retina_h5 import read_experiment
 
-    recording = read_experiment(path, "test")
-    cells = parse_cells(args.cells, len(recording.cells), path)
+    recording = read_experiment(path, "test", cells=fitted)
+    cells = parse_cells(args.cells, recording.cells, path)
     return (recording, cells, *stimulus_stretch(recording, args.start, args.frames))
 
 
@@ -124,7 +131,6 @@ def fitted_recording_path(checkpoint, fitted_to: dict):
 def run_probe_reduction(args) -> int:
     from tqdm.auto import tqdm
 
-    from neurozoo.datasets.cell_names import cell_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.json_files import write_json
     from neurozoo.datasets.provenance import sha256_file
@@ -144,10 +150,11 @@ def run_probe_reduction(args) -> int:
         recording, cells, x, frames = held_out(args, path)
     _make_out(args.out)
     model, info = _load_model(args)
-    if not given:  # the recording the fit's summary.json names
-        path, data_sha256 = fitted_recording_path(args.checkpoint, info["fitted_to"])
-        recording, cells, x, frames = held_out(args, path)
     fitted_to = info["fitted_to"]
+    if not given:  # the recording the fit's summary.json names
+        path, data_sha256 = fitted_recording_path(args.checkpoint, fitted_to)
+    if not given or fitted_to.get("cells") is not None:  # a fit of some of its cells: those (zoo fit --cells)
+        recording, cells, x, frames = held_out(args, path, fitted_to.get("cells"))
     if given and fitted_to["rule"] == "summary.json":  # --data beside a summary.json that names the fit's recording
         data_sha256 = sha256_file(path)
         if fitted_to["data_sha256"] not in (None, data_sha256):  # said, not refused: another stimulus of its cells
@@ -166,14 +173,14 @@ def run_probe_reduction(args) -> int:
     bar = tqdm(total=len(cells) * args.steps, desc="integrated gradients", unit="step", disable=args.quiet)
     with bar:
         for cell in cells:
-            bar.set_postfix_str(cell_name(cell))
+            bar.set_postfix_str(recording.cells[cell])
             attribution = integrated_gradients(model, x, cell, layer=args.layer, steps=args.steps, rule=args.rule,
                                                site=args.site, on_step=bar.update)
             reports = reduction_report(model, x, cell, layer=args.layer, k=args.k, steps=args.steps, fill=args.fill,
                                        rule=args.rule, site=args.site, by=args.by, attribution=attribution)
             first = reports[0]
             per_k = ("correlation", "variance_explained", "contribution_correlation", "contribution_variance_explained")
-            rows.append({"cell": cell, "name": cell_name(cell), "ranking": first["ranking"],
+            rows.append({"cell": cell, "name": recording.cells[cell], "ranking": first["ranking"],
                          "importance": first["importance"], "completeness_gap": first["completeness_gap"],
                          "k": args.k, "kept_units": [r["kept_units"] for r in reports],
                          **{key: [r[key] for r in reports] for key in per_k}})

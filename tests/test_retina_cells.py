@@ -193,3 +193,151 @@ def test_the_file_benchmark_fits_and_scores_the_cells_of_its_fit_settings(record
     frame = _metrics(tmp_path / "fit")
     assert [row["cell"] for row in score.per_bin] == ["cell03", "cell05"]
     np.testing.assert_allclose([row["correlation"] for row in score.per_bin], frame["correlation"], rtol=1e-6)
+
+
+@pytest.fixture
+def one_epoch():
+    """``retina_h5.heldout`` fitting one epoch, for ``zoo score`` and ``zoo reproduce`` (which load it by name)."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
+
+    name = RetinaFileHeldoutBenchmark.identifier
+    entry = benchmarks.BENCHMARKS.get(name)
+    benchmarks.BENCHMARKS.add(name, lambda: RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1, "batch_size": 64}),
+                              overwrite=True, **entry.tags)
+    yield
+    benchmarks.BENCHMARKS._entries[name] = entry
+
+
+def _per_cell(record):
+    """A held-out record's per-cell numbers (every column but the cell's name), one row per cell."""
+    return np.array([[float(value) for key, value in row.items() if key != "cell"] for row in record.per_bin])
+
+
+def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_reproduce_refits_them(
+        recording, tmp_path, one_epoch, capsys):
+    """``zoo score ln retina_h5.heldout --data FILE --cells cell05,2`` (zoo fit --cells's syntax and parser): the
+    benchmark's fit and score of those cells, whose per-cell numbers are those of the same score of a file holding
+    only those two cells (written with h5py), not of a fit of every cell (another model); the record keeps the
+    selection (settings.cells, the indices; settings.rerun.cells, as given), and zoo reproduce fits it again to the
+    bit. Refused by the other benchmarks, beside --checkpoint, and for a SPEC that is not the file's cells, each
+    before any fit and storing nothing."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina import embedded_fit
+
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", "retina_h5.heldout", "--db", db, "--out", out]
+    assert zoo([*score, "--data", str(recording), "--cells", "cell05,2"]) == 0
+    alone = _subset_file(recording, tmp_path / "alone.h5", [2, 4])
+    assert zoo([*score, "--data", str(alone)]) == 0
+    chosen, of_alone = ResultsStore(db).records()
+    assert [row["cell"] for row in chosen.per_bin] == ["cell03", "cell05"]  # the file's names
+    assert [row["cell"] for row in of_alone.per_bin] == ["cell01", "cell02"]
+    np.testing.assert_allclose(_per_cell(chosen), _per_cell(of_alone), rtol=1e-5, atol=1e-6)
+    assert np.abs(_per_cell(chosen)[:, 0]).min() > 0.01  # correlations of a fit, not zeros that would match anyway
+    assert (chosen.value, chosen.ceiling) == pytest.approx((of_alone.value, of_alone.ceiling), rel=1e-5)
+    assert chosen.settings["cells"] == [2, 4] and chosen.settings["rerun"]["cells"] == "cell05,2"
+    assert "cells" not in of_alone.settings and "cells" not in of_alone.settings["rerun"]
+    # the API with the same fit setting: the same fit (the fit cache's folder of those cells), the same numbers
+    from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
+
+    api = RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1, "batch_size": 64, "cells": [2, 4]}).score(
+        "ln", recording, progress=False)
+    assert (api.value, api.per_bin) == (chosen.value, chosen.per_bin)
+    capsys.readouterr()
+    assert zoo(["reproduce", str(chosen.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+
+    # refused before any fit, nothing stored
+    monkeypatch = pytest.MonkeyPatch()
+    monkeypatch.setattr(embedded_fit, "fitted_file_model", lambda *args, **kwargs: pytest.fail("fitted"))
+    try:
+        assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout", "--db", db, "--out", out, "--cells", "2"]) == 2
+        assert ("zoo score: error: --cells applies to retina_h5.heldout (the cells of --data's file it fits MODEL to "
+                "and scores), not to retina_embedded.whitenoise-heldout\n" in capsys.readouterr().err)
+        assert zoo([*score, "--data", str(recording), "--cells", "2", "--checkpoint",
+                    str(tmp_path / "absent.pt")]) == 2
+        assert ("zoo score: error: --cells 2: --checkpoint's weights are fitted already" in capsys.readouterr().err)
+        assert zoo([*score, "--data", str(recording), "--cells", "3,12"]) == 2
+        assert ("zoo score: error: --cells 3,12: cell index 12 is out of range (the file's 12 cells: indices 0..11 or "
+                "names cell01..cell12)\n" in capsys.readouterr().err)  # zoo fit --cells's words
+        assert zoo(["score", "--records", "--db", db, "--cells", "2"]) == 2
+        assert "--cells does not apply to it" in capsys.readouterr().err
+    finally:
+        monkeypatch.undo()
+    assert len(ResultsStore(db).records()) == 2
+
+
+def test_zoo_score_names_its_own_cells_option_for_a_cell_silent_in_training(recording, tmp_path, one_epoch, capsys):
+    """The refusal of a file with a cell silent through train/ names the option of the command that read it: zoo
+    score's --cells (it said zoo fit's), and that command scores the other cells."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main as zoo
+
+    path = tmp_path / "silent.h5"
+    shutil.copy(recording, path)
+    with h5py.File(path, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", "retina_h5.heldout", "--data", str(path), "--db", db, "--out", out]
+    assert zoo(score) == 2
+    error = capsys.readouterr().err
+    assert "1 of 12 cells is 0 at every frame (cell02) but responds in test/" in error
+    assert error.endswith("(leave it out: zoo score --cells 0,2,3,4,5,6,7,8,9,10,11)\n"), error
+    assert zoo([*score, "--cells", re.search(r"--cells (\S+)\)", error).group(1)]) == 0
+    (record,) = ResultsStore(db).records()
+    assert len(record.per_bin) == 11 and "cell02" not in [row["cell"] for row in record.per_bin]
+
+
+def test_zoo_probe_of_a_cells_fit_names_and_reads_the_cells_it_fitted(recording, tmp_path, capsys):
+    """``zoo probe --checkpoint`` of a ``zoo fit --cells`` fit: the weights of 2 cells were refused by ``zoo probe
+    reduction`` (``weights for 2 cells, but ... test/response has 12``), and ``zoo probe osr`` printed them as cell01
+    and cell02 and said they were the recording's cells. Now summary.json's selection is read: the reduction probe
+    analyses the test split of those cells (its numbers the library's for the model's outputs), both name them as the
+    file does (cell03, cell05), and a cell the fit left out is refused naming those fitted."""
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.embedded_fit import load_checkpoint
+    from neurozoo.retina.fit import create_model
+    from neurozoo.retina.phenomena.osr import omitted_stimulus_response
+    from neurozoo.retina.reduction import reduction_report
+
+    ln_fit = tmp_path / "ln"
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(ln_fit), "--cells", "cell05,2"]) == 0
+    capsys.readouterr()
+    assert zoo(["probe", "osr", "ln", "--checkpoint", str(ln_fit / "model.pt"), "--out", str(tmp_path / "osr")]) == 0
+    printed = capsys.readouterr().out
+    assert (f"{ln_fit / 'model.pt'}: a fit of 2 cells of {recording}, cell03, cell05 (zoo fit --cells; "
+            f"{ln_fit / 'summary.json'}), not of the embedded circuit's 12\n") in printed
+    record = json.loads((tmp_path / "osr" / "osr.json").read_text())
+    assert record["cells"] == ["cell03", "cell05"] and record["provenance"]["fitted_to"]["cells"] == [2, 4]
+    model = load_checkpoint(create_model("ln", n_cells=2), ln_fit / "model.pt")
+    assert record["model_osr"]["slope"] == pytest.approx(omitted_stimulus_response(model).slope.tolist(), nan_ok=True)
+    for name, slope in zip(("cell03", "cell05"), record["model_osr"]["slope"]):
+        assert re.search(rf"^  {name}: slope {slope:6.2f} ", printed, re.M)
+    assert "cell01" not in printed
+
+    small = generate_recording(tmp_path / "small.h5", n_train=1000, n_test=160, n_repeats=3)
+    cnn = tmp_path / "bncnn"
+    assert zoo(["fit", "bncnn", "--data", str(small), *FIT, "--val-fraction", "0.3", "--out", str(cnn),
+                "--cells", "4,2"]) == 0
+    probe = ["probe", "reduction", "bncnn", "--checkpoint", str(cnn / "model.pt"), "--k", "1,2", "--steps", "2",
+             "--frames", "20", "--quiet", "--out", str(tmp_path / "reduction")]
+    assert zoo([*probe, "--cells", "cell05"]) == 0
+    record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
+    (row,) = record["cells"]
+    assert (row["cell"], row["name"], record["figure_cells"]) == (1, "cell05", ["cell05"])  # the model's output 1
+    model = load_checkpoint(create_model("bncnn", n_cells=2), cnn / "model.pt")
+    movie = torch.as_tensor(read_experiment(small, "test").stimulus[:20 + 39])
+    reports = reduction_report(model, movie, 1, layer=1, k=[1, 2], steps=2)
+    assert row["ranking"] == reports[0]["ranking"]
+    assert row["correlation"] == [report["correlation"] for report in reports]
+    capsys.readouterr()
+    assert zoo(probe) == 0  # every cell fitted: both, by the file's names
+    record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
+    assert [(row["cell"], row["name"]) for row in record["cells"]] == [(0, "cell03"), (1, "cell05")]
+    assert zoo([*probe, "--cells", "1"]) == 2
+    assert ("zoo probe: error: --cells: '1' is not a cell of " f"{small} (the 2 cells fitted: cell03, cell05, or "
+            "their numbers 3, 5)") in capsys.readouterr().err

@@ -810,8 +810,12 @@ def test_a_cell_silent_through_the_training_split_but_not_in_test_is_refused_nam
     with pytest.raises(DataError, match=re.escape(
             f"{path}: dataset train/response/binned: 1 of 3 cells is 0 at every frame (cell02) but responds in test/: a "
             "model fitted to no spike would be scored held out on the test split's; expected each cell to respond "
-            "somewhere in train/ (leave it out: zoo fit --cells 0,2)")):
-        checked_experiment(path)
+            "somewhere in train/ (leave it out: cells='0,2' selects the others)")):
+        checked_experiment(path)  # a reader's way out: the selection that read_experiment, fit settings take
+    train, test = checked_experiment(path, cells="0,2")
+    assert train.cells == test.cells == ["cell01", "cell03"]
+    assert zoo(["fit", "ln", "--data", str(path), "--out", str(tmp_path / "fit"), "--quiet"]) == 2
+    assert "(leave it out: zoo fit --cells 0,2)" in capsys.readouterr().err  # the command's: its option
     with h5py.File(path, "a") as f:  # silent in test too: a dead channel, fitted, no held-out numbers
         for key in f["test/response"]:
             f[f"test/response/{key}"][1] = 0.0
@@ -828,9 +832,14 @@ def test_a_cell_silent_through_the_training_split_but_not_in_test_is_refused_nam
 def test_a_recording_with_a_cell_silent_only_in_training_is_not_written(tmp_path):
     path, train, test, _ = _experiment(tmp_path)
     train["response"] = {key: np.where(np.arange(3)[:, None] == 0, 0, value) for key, value in train["response"].items()}
-    with pytest.raises(DataError, match=re.escape(f"{tmp_path / 'again.h5'}: dataset train/response/binned: 1 of 3 "
-                                                  "cells is 0 at every frame (cell01) but responds in test/")):
+    with pytest.raises(DataError) as info:
         write_experiment(tmp_path / "again.h5", train, test)
+    # the way out of a writer: the file written without the cell (no option of a command, nor a selection on reading)
+    assert str(info.value) == (f"{tmp_path / 'again.h5'}: dataset train/response/binned: 1 of 3 cells is 0 at every "
+                               "frame (cell01) but responds in test/: a model fitted to no spike would be scored held "
+                               "out on the test split's; expected each cell to respond somewhere in train/ (write the "
+                               "recording without it: its rows of the train and test responses and its repeats left "
+                               "out)")
     assert not (tmp_path / "again.h5").exists()
 
 

@@ -842,7 +842,7 @@ def test_zoo_score_records_lists_what_zoo_score_stored_with_the_id_zoo_reproduce
     lines = capsys.readouterr().out.splitlines()
     assert re.match(r"^record\s+scored \(UTC\)\s+model\s+benchmark\s+value$", lines[0]) and len(lines) == 5
     for line, record in zip(lines[2:4], stored):
-        assert re.match(rf"^{record.id}\s+{re.escape(str(record.created_at)[:16])}\s+{re.escape(record.model)}\s+"
+        assert re.match(rf"^{record.id}\s+{record.created_at:%Y-%m-%d %H:%M:%S}\s+{re.escape(record.model)}\s+"
                         rf"{FILE_BENCHMARK}\s+{record.value:.4f}$", line), line
     assert lines[4] == f"2 records in {db}; zoo reproduce RECORD --db {db} scores one again"
     assert main(["score", "ln", FILE_BENCHMARK, "--records", "--db", db]) == 0
@@ -854,3 +854,31 @@ def test_zoo_score_records_lists_what_zoo_score_stored_with_the_id_zoo_reproduce
     assert main(["reproduce", listed[2].split()[0], "--db", db]) == 0
     assert f"record {stored[0].id}: ln on {FILE_BENCHMARK}" in capsys.readouterr().out
 
+
+
+def test_zoo_score_records_orders_by_the_full_time_then_the_id_and_prints_the_second(tmp_path, capsys):
+    """zoo score --records printed the time to the minute: records of one minute read as tied, in an order the line
+    did not explain. The store orders by the full time scored, then the id (a record stored later with an earlier time
+    is listed first; records of one time keep the order they were stored in), and the listing prints the second. A
+    time with another UTC offset is kept in UTC: SQLite stored its wall clock, so 14:00:20+02:00 was listed, and
+    ordered, as 14:00:20 UTC, after 12:00:30 UTC."""
+    from datetime import datetime, timedelta, timezone
+
+    from neurozoo.benchmarks.records import ScoreRecord
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    store = ResultsStore(db)
+    utc, plus_two = timezone.utc, timezone(timedelta(hours=2))
+    times = [datetime(2026, 12, 5, 12, 0, 30, 250000, tzinfo=utc), datetime(2026, 12, 5, 12, 0, 10, tzinfo=utc),
+             datetime(2026, 12, 5, 14, 0, 20, tzinfo=plus_two), datetime(2026, 12, 5, 12, 0, 10, tzinfo=utc),
+             datetime(2026, 12, 5, 12, 0, 30, 249999, tzinfo=utc)]
+    ids = [store.add(ScoreRecord(f"model{i}", "retina_h5.heldout", 0.1 * i, created_at=when))
+           for i, when in enumerate(times)]
+    expected = [ids[1], ids[3], ids[2], ids[4], ids[0]]  # by time (to the microsecond), then by id
+    assert [record.id for record in store.records()] == expected
+    assert main(["score", "--records", "--db", db]) == 0
+    lines = capsys.readouterr().out.splitlines()[2:7]
+    assert [int(line.split()[0]) for line in lines] == expected
+    assert [" ".join(line.split()[1:3]) for line in lines] == [
+        "2026-12-05 12:00:10", "2026-12-05 12:00:10", "2026-12-05 12:00:20", "2026-12-05 12:00:30",
+        "2026-12-05 12:00:30"]

@@ -247,9 +247,11 @@ def omitted_stimulus_response(system, periods: Sequence[int] = PERIODS, n_flashe
                      osr_call(slope, r2, peaks, train_peaks, sizes=sizes), traces, settings, sizes)
 
 
-def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = None, title: str = ""):
+def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = None, title: str = "",
+               names: Optional[Sequence[str]] = None):
     """Latency-vs-period panels side by side (one per system, e.g. model and ground truth), one line per cell
-    (OSR cells solid, others dotted) with the fitted slope in the legend under the panel."""
+    (OSR cells solid, others dotted) with the fitted slope in the legend under the panel. ``names``: the cells' names
+    in the legend (default cell01, cell02, ...; a fit of some of a file's cells has theirs, zoo fit --cells)."""
     from neurozoo.retina.phenomena.figures import panels
 
     figure, axes = panels(len(results), height=4.6, width=4.4, sharey=True)
@@ -259,7 +261,7 @@ def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = N
             style = "-" if result.is_osr[i] else ":"
             fit = (f"slope {result.slope[i]:.2f}, R$^2$ {np.nan_to_num(result.r2[i]):.2f}" if np.isfinite(result.slope[i])
                    else "no response to time")
-            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3, label=f"{cell_name(i)}: {fit}")
+            ax.plot(result.periods * 10, result.latencies[i] * 10, style, marker="o", ms=3, label=f"{cell_name(i) if names is None else names[i]}: {fit}")
         ax.plot(result.periods * 10, result.periods * 10, "k--", lw=0.8, label="slope 1")
         ax.set_title(f"{name}: {int(result.is_osr.sum())}/{len(result.is_osr)} cells with OSR (solid)", fontsize=10)
         ax.set_xlabel("flash period (ms)")
@@ -270,11 +272,12 @@ def osr_figure(results: Dict[str, OSRResult], cells: Optional[Sequence[int]] = N
     return figure
 
 
-def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = ""):
+def plot_osr(results: Dict[str, OSRResult], path, cells: Optional[Sequence[int]] = None, title: str = "",
+             names: Optional[Sequence[str]] = None):
     """``osr_figure`` saved as PNG."""
     from neurozoo.datasets.figures import save_figure
 
-    return save_figure(osr_figure(results, cells, title), path)
+    return save_figure(osr_figure(results, cells, title, names), path)
 
 
 def compare_to_ground_truth(model: OSRResult, truth: OSRResult) -> Dict:

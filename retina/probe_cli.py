@@ -134,9 +134,9 @@ def _add_reduction(phenomena) -> None:
                                   "analysed (default: the recording named by the summary.json that zoo fit --out "
                                   "wrote beside --checkpoint; with --fit-embedded the embedded recording --kind)")
     p.add_argument("--cells", nargs="+", metavar="CELL",
-                   help="cells to analyse: cell01 cell03, or their numbers 1 3 (from 1, as in the names: not zoo fit "
-                        "--cells' indices from 0); default all (reduction.png draws the first 10 of them, "
-                        "reduction.json all)")
+                   help="cells to analyse, as zoo fit --cells takes them: the recording's names or indices from 0 "
+                        "(cell01 cell04, or 0 3, or 0,3), those of a zoo fit --cells fit among the cells it fitted; "
+                        "default all (reduction.png draws the first 10 of them, reduction.json all)")
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")

@@ -5,7 +5,7 @@ cell (:func:`retina.reduction.reduction_report`); ``reduction.json`` and ``reduc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List
+from typing import List, Sequence
 
 #: windows analysed by default (3 s of stimulus at 100 Hz): integrated gradients cost ``steps`` backward passes per
 #: window and cell (about 19 s for 300 windows and 32 steps on 2 busy cores, layer 1)
@@ -14,27 +14,25 @@ DEFAULT_FRAMES = 300
 SHOWN_WINDOWS = 200
 
 
-def parse_cells(specs, names: List[str], where: str) -> List[int]:
-    """``--cells``: ``cell03`` or ``3`` (the number in the recording's names, from 1) -> indices from 0 into ``names``,
-    the cells read (a fit of some of the file's cells, ``zoo fit --cells``, has those: ``cell03`` is then its
-    first output if it fitted cell03 first)."""
-    from neurozoo.datasets.cell_names import cell_name
+def chosen_cells(specs, file_cells: List[str], fitted: Sequence[int]) -> List[int]:
+    """``--cells`` (``zoo fit --cells``'s SPEC, :func:`datasets.retina_h5.selected_cells`: indices from 0 into the
+    file's cells ``file_cells``, or their names; space- or comma-separated) -> indices into the model's outputs, the
+    file's cells ``fitted`` (all of them, or a ``zoo fit --cells`` fit's); a cell the model was not fitted to is
+    refused, naming those it was. Default: every fitted cell."""
     from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.retina_h5 import selected_cells
 
+    fitted = list(fitted)
     if not specs:
-        return list(range(len(names)))
-    every = names == [cell_name(i) for i in range(len(names))]
-    cells = []
-    for spec in specs:
-        text = spec.lower().removeprefix("cell")
-        name = cell_name(int(text) - 1) if text.isdigit() and int(text) >= 1 else None
-        if name not in names:
-            numbers = ", ".join(str(int(n.removeprefix("cell"))) for n in names)
-            which = (f"{len(names)} cells: {names[0]} to {names[-1]}, or their numbers 1 to {len(names)}" if every else
-                     f"the {len(names)} cells fitted: {', '.join(names)}, or their numbers {numbers}")
-            raise UserFacingError(f"--cells: {spec!r} is not a cell of {where} ({which})")
-        cells.append(names.index(name))
-    return list(dict.fromkeys(cells))
+        return list(range(len(fitted)))
+    spec = ",".join(specs)
+    chosen = selected_cells(spec, file_cells, where=f"--cells {spec}")
+    unfitted = [file_cells[i] for i in chosen if i not in fitted]
+    if unfitted:
+        raise UserFacingError(f"--cells {spec}: {', '.join(unfitted)} {'is' if len(unfitted) == 1 else 'are'} not "
+                              f"among the cells the model was fitted to (zoo fit --cells: "
+                              f"{', '.join(f'{file_cells[i]} ({i})' for i in fitted)})")
+    return [fitted.index(i) for i in chosen]
 
 
 def check_model(args) -> None:
@@ -95,10 +93,11 @@ def held_out(args, path, fitted=None):
     """The test split of ``path`` (a stimulus the fit did not see), of the cells ``fitted`` (a fit of some of the
     file's cells, ``zoo fit --cells``: their indices; None: every cell), the ``--cells`` as indices into those and the
     ``--start``/``--frames`` stretch of its stimulus with the number of windows."""
-    from neurozoo.datasets.retina_h5 import read_experiment
+    from neurozoo.datasets.retina_h5 import narrowed, read_experiment
 
-    recording = read_experiment(path, "test", cells=fitted)
-    cells = parse_cells(args.cells, recording.cells, path)
+    whole = read_experiment(path, "test")
+    recording = narrowed(whole, fitted)
+    cells = chosen_cells(args.cells, whole.cells, range(len(whole.cells)) if fitted is None else fitted)
     return (recording, cells, *stimulus_stretch(recording, args.start, args.frames))
 
 

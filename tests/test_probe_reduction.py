@@ -48,7 +48,7 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
     data, folder = recording_and_weights
     out = tmp_path / "out"
     assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
-                "--cells", "cell01", "4", "--k", "8,1,2", "--steps", "4", "--start", "10", "--frames", "50",
+                "--cells", "cell01", "3", "--k", "8,1,2", "--steps", "4", "--start", "10", "--frames", "50",
                 "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "reduction.json").read_text())
     assert (out / "reduction.png").read_bytes()[:4] == b"\x89PNG" and record["figure"] == str(out / "reduction.png")
@@ -80,7 +80,8 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--k", "2,9"],
      "--k: k must be between 1 and 8 (layer 1's units); got 9"),
     (["--checkpoint", "{folder}/model.pt", "--data", "{data}", "--cells", "cell13"],
-     "--cells: 'cell13' is not a cell of {data} (12 cells: cell01 to cell12, or their numbers 1 to 12)"),
+     "--cells cell13: 'cell13' is not a cell of the file; did you mean 'cell12'? (the file's 12 cells: indices 0..11 or names "
+     "cell01..cell12)"),
     (["--checkpoint", "{folder}/model.pt"], "--data: which recording {folder}/model.pt was fitted to is read from "
      "the summary.json that zoo fit writes beside it, and there is none to read (no summary.json beside "
      "model.pt (zoo fit writes one into --out, or into the fit cache's folder for --data embedded:KIND)): give the "

@@ -213,11 +213,11 @@ def list_records(args) -> int:
     score``, and of ``zoo run``, ``zoo work``, ``zoo dynamics`` and ``zoo compare``, which store there too), oldest
     first (:meth:`ResultsStore.records`: by the time scored, then the id; it filters by the recorded model and benchmark
     names), one a line with the id that ``zoo reproduce`` takes and the time to the second
-    (:func:`benchmarks.records.scored_utc`); then their count, the store and the ``zoo reproduce`` command for it."""
+    (:func:`benchmarks.records.utc_text`); then their count, the store and the ``zoo reproduce`` command for it."""
     import shlex
 
     from neurozoo.benchmarks.records import (ResultsStore, default_url, missing_sqlite_file, missing_store_problem,
-                                             scored_utc)
+                                             utc_text)
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.text_table import counted, format_table
 
@@ -229,7 +229,7 @@ def list_records(args) -> int:
         return 0
     store = ResultsStore(args.db)
     records = store.records(args.model, args.benchmark)
-    rows = [(record.id, scored_utc(record.created_at), record.model, record.benchmark,
+    rows = [(record.id, utc_text(record.created_at), record.model, record.benchmark,
              "-" if record.value is None else f"{record.value:.4f}") for record in records]
     # zoo run and zoo work store each image benchmark's score twice, on the hidden split's two halves: two rows of one
     # model and benchmark with other values, which read as a duplicate or a changed score without this column

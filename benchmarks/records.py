@@ -90,11 +90,15 @@ def in_utc(moment: datetime) -> datetime:
     return moment.astimezone(timezone.utc) if moment.tzinfo is not None else moment
 
 
-def scored_utc(moment: datetime) -> str:
-    """When a record was scored, as ``zoo score --records`` lists it: UTC to the second (``2026-12-05 12:00:10``).
-    Listed to the minute, two records of one minute read as tied, though the store orders them by the full time,
-    then the id."""
-    return in_utc(moment).strftime("%Y-%m-%d %H:%M:%S")
+def utc_text(moment: datetime, to: str = "second") -> str:
+    """``moment`` as UTC text to the ``second`` (``2026-12-05 12:00:10``, as ``zoo score --records`` lists when a
+    record was scored: to the minute, two records of one minute read as tied, though the store orders them by the full
+    time, then the id) or the ``minute`` (the web pages). A time in another zone is converted first (PostgreSQL returns
+    a timezone-aware column in the session's zone), a naive one taken as UTC."""
+    formats = {"second": "%Y-%m-%d %H:%M:%S", "minute": "%Y-%m-%d %H:%M"}
+    if to not in formats:
+        raise ValueError(f"to: expected one of {', '.join(formats)}; got {to!r}")
+    return in_utc(moment).strftime(formats[to])
 
 
 #: what two records must share to be the same result (:meth:`ResultsStore.identical`): all but id, time and duration

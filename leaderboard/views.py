@@ -6,6 +6,7 @@ import re
 from collections import defaultdict
 from typing import Any, Dict, List, Optional, Tuple
 
+from neurozoo.benchmarks.records import in_utc, utc_text
 from neurozoo.datasets.cell_names import cell_name
 from neurozoo.leaderboard.aggregate import (OVERALL, RAW, Node, competition_ranks, data_kind, on_scale, ranked_kind,
                                             ranking, registry_tree, scale_of, shown)
@@ -178,7 +179,7 @@ def score_summary(record) -> str:
     score the ranking shows divided by its ceiling, that fraction first)."""
     ceiled = f"{_number(shown_score(record)[0])} of its ceiling: " if scale_of(record.benchmark) == RAW else ""
     return (f"{ceiled}{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
-            f"record {record.id}, scored {str(record.created_at)[:16]} UTC")
+            f"record {record.id}, scored {utc_text(record.created_at, 'minute')} UTC")
 
 
 def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -186,7 +187,7 @@ def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     scores it again."""
     return [{"model": job["model"], "benchmark": job["benchmark"], "job": job["id"],
              "submission": job.get("submission_id"), "reason": job["reason"],
-             "when": job["updated_at"].strftime("%Y-%m-%d %H:%M UTC") if job.get("updated_at") else "unknown",
+             "when": f"{utc_text(job['updated_at'], 'minute')} UTC" if job.get("updated_at") else "unknown",
              "again": ("zoo work --rescore-outdated" if job.get("submission_id") is not None
                        else "zoo run with the settings that scored it")} for job in outdated]
 
@@ -510,7 +511,7 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "model": job["model"],
                      "benchmark": job["benchmark"],
-                     "when": when.strftime("%Y-%m-%d %H:%M UTC") if when is not None else "unknown",
+                     "when": f"{utc_text(when, 'minute')} UTC" if when is not None else "unknown",
                      "error": "\n".join(lines[-ERROR_LINES:]), "cut": max(0, len(lines) - ERROR_LINES)})
     return rows
 
@@ -555,7 +556,7 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
                        "provenance": {"record": record.id, "code_version": record.code_version,
                                       "git_commit": record.git_commit, "data_sha256": record.data_sha256,
                                       "seed": record.seed, "device": record.device, "duration_s": record.duration_s,
-                                      "created_at": str(record.created_at), **public_settings(settings)}})
+                                      "created_at": str(in_utc(record.created_at)), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "outdated": outdated_rows(outdated), "rank": row["rank"], "ranked_among": row["ranked_among"],
@@ -601,11 +602,11 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
                      "failed": failed.get((record.model, benchmark)), "record": record.id,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
-                     "scored": f"{str(record.created_at)[:16]} UTC",
+                     "scored": f"{utc_text(record.created_at, 'minute')} UTC",
                      "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
-                                   f"{str(record.created_at)[:16]} UTC"})
+                                   f"{utc_text(record.created_at, 'minute')} UTC"})
     timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
                                                                 for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
     series = []

@@ -1572,3 +1572,28 @@ def test_the_rankings_short_authors_and_licence_never_cut_an_escape():
     assert shown["authors"][0] == "A" * (SHORT_AUTHOR_CHARS - 3) + "\\u202eB"
     assert shown["short"] == ("A" * (SHORT_AUTHOR_CHARS - 3) + "\\u202eB et al. (" + "X" * (SHORT_LICENCE_CHARS - 5)
                               + "\\u200b" + "YYY\u2026)")
+
+
+def test_pages_show_times_in_utc_from_a_postgres_session_in_another_zone(postgres_url, tmp_path):
+    """PostgreSQL returns a timezone-aware column in the session's zone: the pages printed that wall clock (the first
+    16 characters of the datetime) labelled UTC, so from a session in Tokyo a score of 03:00 UTC read as 12:00 UTC.
+    They print UTC (:func:`benchmarks.records.utc_text`)."""
+    if postgres_url is None:
+        pytest.skip("no PostgreSQL to test against: set NEUROZOO_TEST_POSTGRES_URL (.ci/run starts one)")
+    from datetime import timedelta, timezone
+
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.web import create_app
+
+    store = LeaderboardDB(postgres_url + "%20-ctimezone%3DAsia%2FTokyo")
+    try:
+        fill(store)
+        record = next(r for r in store.leaderboard_records() if r.model == "gamma" and r.benchmark == IT)
+        assert record.created_at.utcoffset() == timedelta(hours=9)  # the session's zone, as PostgreSQL returns it
+        utc = record.created_at.astimezone(timezone.utc)
+        html = TestClient(create_app(db=store, submissions_dir=tmp_path / "subs")).get("/").text
+        assert f"record {record.id}, scored {utc:%Y-%m-%d %H:%M} UTC" in html
+        assert f"scored {record.created_at:%Y-%m-%d %H:%M} UTC" not in html
+    finally:
+        store.dispose()

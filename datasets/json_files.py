@@ -98,6 +98,7 @@ def write_atomic(path, data: Union[str, bytes], fsync: bool = False) -> Path:
     return Path(path)
 
 
-def write_json(path, obj: Any, indent: int = 1) -> Path:
-    """Write ``json_safe(obj)`` to ``path`` atomically; returns the path."""
-    return write_atomic(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False))
+def write_json(path, obj: Any, indent: int = 1, fsync: bool = False) -> Path:
+    """Write ``json_safe(obj)`` to ``path`` atomically (``fsync``: flushed to disk, :func:`written_whole`); returns
+    the path."""
+    return write_atomic(path, json.dumps(json_safe(obj), indent=indent, allow_nan=False), fsync=fsync)

@@ -136,6 +136,9 @@ def run_fit(args) -> int:
 def _run_fit(args) -> int:
     import os
     import sys
+    import time
+
+    started = time.perf_counter()  # this command's time, summary.json's provenance.duration_s
 
     import torch
 
@@ -174,7 +177,7 @@ def _run_fit(args) -> int:
                 if info["fit_origin"] == "cached":
                     print(f"{args.model} on {args.data}: the finished fit in {out} (the fit cache), read; nothing "
                           "trained (--no-resume fits again)")
-                frame, stats, stopped = _save_results(args, path, result, info, out, stimulus)
+                frame, stats, stopped = _save_results(args, path, result, info, out, stimulus, started)
         else:
             torch.manual_seed(args.seed)  # the initial weights are part of what the seed fixes
             model = create_model(args.model, n_cells=len(train.cells))
@@ -193,7 +196,8 @@ def _run_fit(args) -> int:
                                           f"{error.filename or out})") from None
                 result = fit(model, train, out=out, resume=not args.no_resume, seed=args.seed, device=args.device,
                              progress=not args.quiet, stimulus_class=stimulus.name, **overrides)
-                frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out, stimulus)
+                frame, stats, stopped = _save_results(args, path, result, provenance(path, result), out, stimulus,
+                                                      started)
     except UnknownNameError as error:
         raise UserFacingError(str(error)) from None
     except FitInterrupted as error:  # SIGTERM or Ctrl-C: the fit stopped after an epoch's checkpoint
@@ -225,14 +229,28 @@ def kept_epoch_line(result) -> str:
     and summary.json holds, said where the fit ends."""
     history, best = result.history, result.best_epoch
     if best < 0 or best >= len(history):
-        return f"fit: {len(history)} epochs, none kept by its validation score ({result.duration_s:.0f} s)"
+        return f"fit: {len(history)} epochs, none kept by its validation score; {fitting_time(result)}"
     monitor = result.config.monitor
     value = (f"validation r {history[best]['val_correlation']:.3f}" if monitor == "correlation" else
              f"validation Poisson loss {history[best]['val_poisson']:.4g}")
     why = "stopped early: no validation gain for the patience" if result.early_stopped else "the epoch limit reached"
-    took = (f"{result.duration_s:.0f} s of fitting" if result.epochs_fitted != 0 else
-            "a finished fit read, no epoch fitted now")  # its duration_s is the reading's (1 s read as the fit's time)
-    return f"fit: kept epoch {best + 1} of {len(history)} (history.json's epoch {best}; best {value}; {why}), {took}"
+    return f"fit: kept epoch {best + 1} of {len(history)} (history.json's epoch {best}; best {value}; {why}), " + \
+        fitting_time(result)
+
+
+def fitting_time(result) -> str:
+    """How long ``result``'s fit took: this run's seconds of fitting, and where earlier runs made part of it (a resumed
+    fit) the fit's in all (:attr:`retina.fit.FitResult.fit_duration_s`); a finished fit read, the fit's own time, not
+    the reading's (read as the fit's time, 1 s had been said for a fit of minutes)."""
+    total, runs = result.fit_duration_s, len(result.fit_stretches)
+    unknown = "its time in all unknown: begun before fit times were kept (fit_time.json)"
+    if result.epochs_fitted == 0:
+        took = f"its fitting took {total:.0f} s" if total is not None else unknown
+        return f"a finished fit read, no epoch fitted now ({took})"
+    if runs <= 1:
+        return f"{result.duration_s:.0f} s of fitting"
+    in_all = f"{total:.0f} s in all over {runs} runs (resumed)" if total is not None else unknown
+    return f"{result.duration_s:.0f} s of fitting now, {in_all}"
 
 
 #: what an undefined (NaN) value means in each column of zoo fit's cell table (retina.metrics.heldout_metrics)
@@ -351,20 +369,23 @@ def resume_command(args, path: Path, out) -> str:
     return shlex.join(command)
 
 
-def _save_results(args, path: Path, result, info: dict, out: Path, stimulus):
+def _save_results(args, path: Path, result, info: dict, out: Path, stimulus, started: float):
     """``(per-cell held-out metrics, their summary, signal)`` of ``result``, written to ``out``
     (``heldout_metrics.csv``, ``fit_curve.png``, ``summary.json``, which records ``stimulus``, the recording's
-    :func:`fit_stimulus_class`), each whole or not at all. A SIGTERM meanwhile (the
-    evaluation takes seconds) waits until they are written, and ``signal`` is its number (else None), for zoo fit to
-    exit 130: taken here, it would stop zoo fit with the fit finished and its results not written; ignored, zoo fit
-    would exit 0 to a scheduler that had asked it to stop."""
+    :func:`fit_stimulus_class`, and as ``provenance.duration_s`` this command's seconds since ``started``
+    (``time.perf_counter()``), beside the fit's own in all its runs, ``fit_duration_s``), each whole or not at all. A
+    SIGTERM meanwhile (the evaluation takes seconds) waits until they are written, and ``signal`` is its number (else
+    None), for zoo fit to exit 130: taken here, it would stop zoo fit with the fit finished and its results not
+    written; ignored, zoo fit would exit 0 to a scheduler that had asked it to stop."""
     from neurozoo.datasets.termination import sigterm_deferred, termination_requested
 
     with sigterm_deferred():
-        return (*_evaluate_and_write(args, path, result, info, out, stimulus), termination_requested())
+        return (*_evaluate_and_write(args, path, result, info, out, stimulus, started), termination_requested())
 
 
-def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulus):
+def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulus, started: float):
+    import time
+
     from neurozoo.retina.embedded_fit import weights_sha256
     from neurozoo.retina.fit import evaluate
     from neurozoo.retina.metrics import summary
@@ -397,6 +418,9 @@ def _evaluate_and_write(args, path: Path, result, info: dict, out: Path, stimulu
               # the weights this summary describes: `zoo probe --checkpoint` refuses others found beside it
               "weights_sha256": weights_sha256(out),
               "provenance": info}
+    # this command's time (a cached fit: the reading and the evaluation), not the fit's, which is fit_duration_s: a
+    # cached zoo fit wrote its reading's seconds where the fit's had been
+    record["provenance"] = {**info, "duration_s": round(time.perf_counter() - started, 2)}
     figure = out / "fit_curve.png"
     # a cached fit's curve is the one drawn when it was made (a refit removes it): not drawn again, which spared a
     # cached `zoo fit` matplotlib's import, a tenth of its time

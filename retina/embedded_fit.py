@@ -197,7 +197,8 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
                                 f"{what}: deleting {out} (or a refit) fits it afresh") from None
         except FitInterrupted as stopped:  # the caller (zoo score, probe, reproduce) gets the way on with what was kept
             raise FitInterrupted(stopped.signum, stopped.checkpoint, stopped.epochs_done, stopped.epochs,
-                                 "rerunning the same command resumes the fit from there") from None
+                                 "rerunning the same command resumes the fit from there", seconds=stopped.seconds) \
+                from None
         info = provenance(path, result)
         info.update(fit_dir=str(out), fit_origin=origin, model_sha256=module_sha256(result.model))
         yield result, info

@@ -203,8 +203,15 @@ class FitResult:
     # was begun under (zoo fit's summary.json says so, stimulus_class_checked); True otherwise
     stimulus_class_checked: bool = True
     # the epochs this call trained: 0 where it resumed a finished fit (read from its checkpoint, the fit cache's or
-    # --out's), whose duration_s is then the reading's, not the fitting's; None: not counted
+    # --out's), whose duration_s is then the reading's, not the fitting's (fit_duration_s is the fit's); None: not
+    # counted
     epochs_fitted: Optional[int] = None
+    # seconds of fitting in all: every run (stretch) that made this fit, a resumed one's earlier runs included, a read
+    # none (retina.fit_time); None where a stretch's time is unknown (begun before fit times were kept). duration_s is
+    # this call's alone
+    fit_duration_s: Optional[float] = None
+    # those runs in order, [{"epochs": [first, end], "seconds": s or None}, ...] (retina.fit_time.FitTime.stretches)
+    fit_stretches: List[dict] = field(default_factory=list)
 
 
 class ResumeRefused(DataError):
@@ -224,11 +231,15 @@ class FitInterrupted(KeyboardInterrupt):
     or after the last one and the output calibration, before the final weights. No final weights or history were
     written; ``checkpoint`` (None for a fit without ``out``) holds ``epochs_done`` epochs, and a fit with the same
     ``out`` and settings resumes from it to the weights an uninterrupted fit gives. A ``KeyboardInterrupt``, so that
-    whatever handles Ctrl-C (``zoo``'s exit 130, a scorer handing its job back to the queue) handles it."""
+    whatever handles Ctrl-C (``zoo``'s exit 130, a scorer handing its job back to the queue) handles it. ``seconds``:
+    this run's fitting time up to that checkpoint, which a resumed fit counts in its total (:mod:`retina.fit_time`)."""
 
     def __init__(self, signum: int, checkpoint: Optional[Path], epochs_done: int, epochs: int,
-                 resume: Optional[str] = None):
+                 resume: Optional[str] = None, seconds: Optional[float] = None):
         self.signum, self.checkpoint, self.epochs_done, self.epochs = signum, checkpoint, epochs_done, epochs
+        #: this run's seconds of fitting up to its last checkpoint: the stretch a resume adds its own to
+        #: (:mod:`retina.fit_time`); None where not said
+        self.seconds = seconds
         fitted = f"{epochs_done} of at most {epochs} epochs fitted"
         kept = (f"{fitted}, kept in {checkpoint}" if checkpoint is not None
                 else f"{fitted} and lost (a fit without out= keeps no checkpoint)")
@@ -522,15 +533,43 @@ def spike_triggered_average(movie: torch.Tensor, target: torch.Tensor, targets: 
 
 # ---- checkpoints ----------------------------------------------------------------------------------
 def _atomic_save(obj, path: Path) -> None:
-    """Written through an open file: ``torch.save`` to a path names the archive inside after the file, and the
-    temporary's name holds the host and pid, so two fits with one seed wrote weights with different sha256. Flushed
-    to disk before the rename and the rename after it (``fsync``), as ``zoo train``'s checkpoints: without, a power
-    cut after an epoch could leave ``checkpoint.pt`` (or ``model.pt``) an empty file under its new name, the fit's
-    epochs lost (``--out``: refused until ``--no-resume``; the fit cache: fitted again from the start)."""
-    from neurozoo.datasets.json_files import written_whole
+    """``obj`` written to ``path`` whole or not at all: :func:`_atomic_write` of :func:`_saved_bytes`."""
+    _atomic_write(_saved_bytes(obj), path)
 
-    with written_whole(path, fsync=True) as tmp, open(tmp, "wb") as handle:
-        torch.save(obj, handle)
+
+def _saved_bytes(obj) -> bytes:
+    """``torch.save``'s bytes of ``obj``, saved to a buffer: ``torch.save`` to a path names the archive inside after
+    the file, and the temporary's name holds the host and pid, so two fits with one seed wrote weights with different
+    sha256 (a buffer's bytes are those an open file gets). In hand before the file is written, for the checkpoint's
+    sha256 that the fit's time names first (:mod:`retina.fit_time`)."""
+    import io
+
+    buffer = io.BytesIO()
+    torch.save(obj, buffer)
+    return buffer.getvalue()
+
+
+def _atomic_write(data: bytes, path: Path) -> None:
+    """``data`` written to ``path`` (:func:`datasets.json_files.write_atomic`), flushed to disk before the rename and
+    the rename after it (``fsync``), as ``zoo train``'s checkpoints: without, a power cut after an epoch could leave
+    ``checkpoint.pt`` (or ``model.pt``) an empty file under its new name, the fit's epochs lost (``--out``: refused
+    until ``--no-resume``; the fit cache: fitted again from the start)."""
+    from neurozoo.datasets.json_files import write_atomic
+
+    write_atomic(path, data, fsync=True)
+
+
+def _save_checkpoint(obj, checkpoint: Path, fit_time, epoch: int, now: float) -> str:
+    """The checkpoint ``obj`` written to ``checkpoint`` after the fit's time up to ``now`` (``fit_time``,
+    :class:`retina.fit_time.FitTime`) names its bytes' sha256, which it returns: a kill between the two writes leaves a
+    time that matches the checkpoint there (the one before, or this one), never one counted twice."""
+    import hashlib
+
+    data = _saved_bytes(obj)
+    digest = hashlib.sha256(data).hexdigest()
+    fit_time.mark(epoch, digest, now)
+    _atomic_write(data, checkpoint)
+    return digest
 
 
 # ---- the loop -------------------------------------------------------------------------------------
@@ -586,13 +625,18 @@ def fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[Fi
         return _fit(model, data, config, out, resume, overrides, stimulus_class)
 
 
-def _stop_point(checkpoint: Optional[Path], state: dict, config: FitConfig) -> None:
+def _stop_point(checkpoint: Optional[Path], state: dict, config: FitConfig, seconds: Optional[float]) -> None:
     """A safe point of :func:`fit`, at the end of each epoch (after its checkpoint) and before the final weights: a
     SIGTERM or Ctrl-C that arrived since (:mod:`datasets.termination`) ends the fit here with :class:`FitInterrupted`,
-    all that was done in the checkpoint."""
+    all that was done in the checkpoint (``seconds``: this run's fitting time up to it)."""
     signum = termination_requested()
     if signum:
-        raise FitInterrupted(signum, checkpoint, state["epoch"], config.epochs)
+        raise FitInterrupted(signum, checkpoint, state["epoch"], config.epochs, seconds=seconds)
+
+
+def _clock() -> float:
+    """The fit's clock (seconds, monotonic): ``time.perf_counter``, one name for the tests to replace."""
+    return time.perf_counter()
 
 
 def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[FitConfig],
@@ -600,7 +644,9 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
          stimulus_class: Optional[str] = None) -> FitResult:
     from tqdm.auto import tqdm
 
-    started = time.perf_counter()
+    from neurozoo.retina.fit_time import FitTime
+
+    started = _clock()
     config = checked_config(model, dataclasses.replace(config or FitConfig(),
                                                       **checked_fit_settings(overrides, "neurozoo.retina.fit.fit")))
     recording = narrowed(data, config.cells) if isinstance(data, Recording) else \
@@ -638,6 +684,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
              "reference": -np.inf, "calibration": None, "torch_threads": []}
     checkpoint = Path(out) / "checkpoint.pt" if out is not None else None
     class_checked = True  # see FitResult.stimulus_class_checked
+    # the fit's time over its runs (retina.fit_time); checkpoint_sha256: of the checkpoint last written or resumed
+    fit_time, checkpoint_sha256 = FitTime(out, started), None
     data_sha256 = None  # hashed once: the checkpoint's resume check and provenance() use it
     if recording.path is not None and Path(recording.path).is_file():
         from neurozoo.datasets.provenance import sha256_file
@@ -706,6 +754,10 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
         _drop_earlier_fit(Path(out))  # this fit has its checkpoint (one killed before it dropped the earlier)
+        from neurozoo.datasets.provenance import sha256_file
+
+        checkpoint_sha256 = sha256_file(checkpoint)
+        fit_time = FitTime.resumed(Path(out), started, checkpoint_sha256, state["epoch"])
     else:
         if out is not None:  # a fresh fit in a used folder: the earlier fit is set aside, out of the resume's way
             _set_aside(Path(out))
@@ -776,13 +828,15 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             state["epoch"] = epoch + 1
             epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{val_r:.3f}")
             if checkpoint is not None:
-                _atomic_save({"model": model.state_dict(), "optimizer": optimizer.state_dict(),
-                              "config": recorded_settings(config, model),
-                              "torch_rng": torch.get_rng_state(), "model_class": type(model).__name__,
-                              "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL,
-                              "stimulus_class": stimulus_class, **state}, checkpoint)
+                checkpoint_sha256 = _save_checkpoint(
+                    {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                     "config": recorded_settings(config, model), "torch_rng": torch.get_rng_state(),
+                     "model_class": type(model).__name__, "data_sha256": data_sha256, "fit_protocol": FIT_PROTOCOL,
+                     "stimulus_class": stimulus_class, **state}, checkpoint, fit_time, state["epoch"], _clock())
                 _drop_earlier_fit(Path(out))
-            _stop_point(checkpoint, state, config)
+            else:
+                fit_time.mark(state["epoch"], None, _clock())
+            _stop_point(checkpoint, state, config, fit_time.marks[-1]["seconds"])
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
@@ -799,15 +853,24 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             done = {"best_epoch": state["best_epoch"], "gain": model.bn3.weight.detach().cpu().clone(),
                     "offset": model.bn3.bias.detach().cpu().clone(), "info": info}
             if checkpoint is not None and checkpoint.is_file():
-                _atomic_save({**read_torch_file(checkpoint, map_location="cpu"), "calibration": done}, checkpoint)
+                checkpoint_sha256 = _save_checkpoint({**read_torch_file(checkpoint, map_location="cpu"),
+                                                      "calibration": done}, checkpoint, fit_time, state["epoch"],
+                                                     _clock())
+            else:
+                fit_time.mark(state["epoch"], None, _clock())
         extra["output_calibration"] = done["info"]
-    _stop_point(checkpoint, state, config)  # a stop asked for in the last epoch or the calibration: no final files
+    # a stop asked for in the last epoch or the calibration: no final files
+    _stop_point(checkpoint, state, config, fit_time.marks[-1]["seconds"] if fit_time.marks else None)
     best_r = state["history"][state["best_epoch"]]["val_correlation"] if state["best_epoch"] >= 0 else float("nan")
+    ended = _clock()
+    if fit_time.marks:  # this run fitted: its stretch ends here, counted before history.json says the fit finished
+        fit_time.mark(state["epoch"], checkpoint_sha256, ended)
     result = FitResult(model, state["history"], state["best_epoch"], float(best_r), config, checkpoint,
-                       time.perf_counter() - started, extra=extra, data_sha256=data_sha256,
+                       ended - started, extra=extra, data_sha256=data_sha256,
                        early_stopped=state["bad_epochs"] >= config.patience,
                        torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked,
-                       epochs_fitted=state["epoch"] - epochs_before)
+                       epochs_fitted=state["epoch"] - epochs_before, fit_duration_s=fit_time.total(),
+                       fit_stretches=fit_time.stretches())
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": recorded_settings(config, model), "history": state["history"],
@@ -829,15 +892,22 @@ def _set_aside(out: Path) -> None:
     this fit writes its first checkpoint (:func:`_drop_earlier_fit`). A kill before that (``kill -9`` in the first
     epoch) leaves it there whole, to be moved back by hand. An ``earlier-fit`` folder left by such a kill holds the
     last fit that had a checkpoint, and is kept: only what of it had not been moved yet joins it; a checkpoint in
-    ``out`` beside it is newer (killed between its first checkpoint and the removal) and replaces it."""
+    ``out`` beside it is newer (killed between its first checkpoint and the removal) and replaces it. The fit's time
+    (:data:`retina.fit_time.FIT_TIME`) goes with its checkpoint; one without a checkpoint to go with (a fresh fit's,
+    killed before its first checkpoint was written) is removed: a time of nothing kept."""
     import os
     import shutil
     import sys
 
-    earlier = [name for name in ("checkpoint.pt",) + RESULT_FILES if (out / name).exists()]
+    from neurozoo.retina.fit_time import FIT_TIME
+
+    aside = out / EARLIER_FIT
+    if (out / FIT_TIME).exists() and not (out / "checkpoint.pt").exists() and (
+            (aside / FIT_TIME).exists() or not (aside / "checkpoint.pt").exists()):
+        (out / FIT_TIME).unlink()
+    earlier = [name for name in ("checkpoint.pt", FIT_TIME) + RESULT_FILES if (out / name).exists()]
     if not earlier:
         return
-    aside = out / EARLIER_FIT
     if "checkpoint.pt" in earlier and aside.exists():
         shutil.rmtree(aside)
     aside.mkdir(exist_ok=True)
@@ -1082,7 +1152,10 @@ def recorded_settings(config: FitConfig, model: nn.Module) -> dict:
 
 def provenance(path, result: Optional[FitResult] = None) -> dict:
     """Code version, data checksum, seed, settings and device of a fit (for records and benchmarks); the checksum
-    is the one ``result``'s fit took of the recording it read, else ``path``'s."""
+    is the one ``result``'s fit took of the recording it read, else ``path``'s. Its times: ``duration_s``, this call
+    of :func:`fit` (a finished fit read again: the reading's; a caller states its own command's in its place, as
+    ``zoo fit``'s summary.json and a benchmark's score do), ``fit_duration_s``, the fit's own in all runs (None:
+    unknown), and ``fit_stretches``, those runs (:attr:`FitResult.fit_stretches`)."""
     from neurozoo.datasets.provenance import code_version, environment, git_commit, sha256_file
 
     data_sha256 = result.data_sha256 if result is not None and result.data_sha256 else sha256_file(path)
@@ -1094,6 +1167,10 @@ def provenance(path, result: Optional[FitResult] = None) -> dict:
     if result is not None:
         info.update(seed=result.config.seed, settings=recorded_settings(result.config, result.model),
                     device=result.config.device,
-                    duration_s=round(result.duration_s, 2), best_epoch=result.best_epoch,
+                    duration_s=round(result.duration_s, 2),
+                    fit_duration_s=round(result.fit_duration_s, 2) if result.fit_duration_s is not None else None,
+                    fit_stretches=[{**s, "seconds": round(s["seconds"], 2) if s["seconds"] is not None else None}
+                                   for s in result.fit_stretches],
+                    best_epoch=result.best_epoch,
                     model_class=type(result.model).__name__, fit_torch_threads=result.torch_threads or None)
     return info

@@ -315,7 +315,7 @@ def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resume
             f"results are reused)")
         db = LeaderboardDB(url)
         assert [(j["status"], j["attempts"]) for j in db.jobs()] == [(QUEUED, 0)]
-        assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["checkpoint.pt"]
+        assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["checkpoint.pt", "fit_time.json"]
         assert not (tmp_path / "report").exists()
 
         with fits_in(tmp_path / "fits"):

@@ -224,7 +224,8 @@ def test_checkpoint_resume_reproduces_an_uninterrupted_run(ln_recording, tmp_pat
         assert str(stopped.value) == (f"fit stopped (signal {int(signum)}) before its final weights: {done} of at most "
                                       f"3 epochs fitted, kept in {checkpoint}")
         assert torch.load(checkpoint, weights_only=True)["epoch"] == done
-        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["checkpoint.pt"]  # no model.pt, history.json
+        # no model.pt, history.json; the fit's time so far beside its checkpoint (retina.fit_time)
+        assert sorted(p.name for p in (tmp_path / "b").iterdir()) == ["checkpoint.pt", "fit_time.json"]
     monkeypatch.undo()
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # Python's Ctrl-C again after the fit
     note = "\nCtrl-C: stopping after this epoch and its checkpoint (Ctrl-C again stops at once)\n"
@@ -262,6 +263,144 @@ def test_two_fits_with_one_seed_write_byte_identical_weights_whatever_process_wr
         return {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in ("model.pt", "checkpoint.pt")}
 
     assert run(tmp_path / "a", 101) == run(tmp_path / "b", 202)
+
+
+def _fake_clock(monkeypatch, step: float = 1.5):
+    """The fit's clock (retina.fit._clock) made one that moves ``step`` seconds each time it is read: the times a fit
+    reports are then the same on every machine."""
+    import itertools
+
+    import neurozoo.retina.fit as fitting
+
+    ticks = itertools.count()
+    monkeypatch.setattr(fitting, "_clock", lambda: step * next(ticks))
+
+
+def test_a_resumed_fits_time_is_every_runs_counted_once_and_a_read_keeps_it(ln_recording, tmp_path, monkeypatch,
+                                                                             signal_in_epoch):
+    """A fit stopped after 2 epochs and resumed reported only its last run's seconds, and a finished fit read again
+    its reading's. Its time in all (fit_duration_s) is now the runs' own times summed (fit_stretches), each once; a
+    read adds nothing and leaves fit_time.json as it was; the checkpoint's bytes hold no time."""
+    import signal
+
+    from neurozoo.retina.fit import FitInterrupted
+
+    _fake_clock(monkeypatch)
+
+    def run(out):
+        torch.manual_seed(0)
+        return fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=out, epochs=3, patience=99,
+                   progress=False, max_steps_per_epoch=2, batch_size=300)
+
+    out = tmp_path / "b"
+    signal_in_epoch(2, signal.SIGTERM)
+    with pytest.raises(FitInterrupted) as stopped:
+        run(out)
+    first = stopped.value.seconds
+    assert stopped.value.epochs_done == 2 and first > 0
+    resumed = run(out)
+    assert resumed.epochs_fitted == 1 and resumed.duration_s > 0
+    # the two runs' own reported times, summed: the total, to the rounding (none here: the clock's steps are exact)
+    assert resumed.fit_stretches == [{"epochs": [0, 2], "seconds": first},
+                                     {"epochs": [2, 3], "seconds": resumed.duration_s}]
+    assert resumed.fit_duration_s == pytest.approx(first + resumed.duration_s, abs=0.01)
+    assert resumed.fit_duration_s >= first + resumed.duration_s - 0.01
+    timing = (out / "fit_time.json").read_bytes()
+    read = run(out)  # finished: read from the checkpoint, nothing fitted
+    assert read.epochs_fitted == 0 and read.duration_s > 0
+    assert (read.fit_duration_s, read.fit_stretches) == (resumed.fit_duration_s, resumed.fit_stretches)
+    assert (out / "fit_time.json").read_bytes() == timing
+    from neurozoo.retina.fit import provenance
+
+    p = provenance(ln_recording, read)
+    assert p["fit_duration_s"] == round(resumed.fit_duration_s, 2) and p["fit_stretches"] == resumed.fit_stretches
+    assert p["duration_s"] == round(read.duration_s, 2)  # this call's, the reading's
+    # the same fit in one run, twice, its times others (the real clock, a clock twice as fast): the same checkpoint
+    # and weights, byte for byte, as the resumed fit's weights; only fit_time.json differs
+    monkeypatch.undo()
+    run(tmp_path / "straight")
+    _fake_clock(monkeypatch, step=3.0)
+    run(tmp_path / "again")
+    for name in ("checkpoint.pt", "model.pt"):
+        assert (tmp_path / "straight" / name).read_bytes() == (tmp_path / "again" / name).read_bytes(), name
+    assert (tmp_path / "straight" / "model.pt").read_bytes() == (out / "model.pt").read_bytes()
+    times = [json.loads((tmp_path / run / "fit_time.json").read_text())["current"][-1]["seconds"]
+             for run in ("straight", "again")]
+    assert times[0] != times[1] and times[1] == 4 * 3.0  # read at the start, each epoch's end, the fit's end
+
+
+class _Killed(BaseException):
+    """A SIGKILL at a given write of a fit, stood in for: nothing after it runs."""
+
+
+def test_a_fit_killed_between_its_time_and_its_checkpoint_counts_no_run_twice_nor_anothers(ln_recording, tmp_path,
+                                                                                            monkeypatch):
+    """The fit's time (fit_time.json) is written before each checkpoint, naming that checkpoint's sha256; a kill
+    between the two leaves a time for a checkpoint that is not there, which the resume leaves out (the epoch it
+    counted is fitted, and counted, again). A time beside another fit's checkpoint names none there: the earlier
+    runs' time is unknown (None), never a total that leaves them out; a kill after the last time written and before
+    history.json leaves the fit's time whole for the read that follows."""
+    from pathlib import Path
+
+    import neurozoo.retina.fit as fitting
+
+    def run(out, epochs=3):
+        torch.manual_seed(0)
+        return fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=out, epochs=epochs, patience=99,
+                   progress=False, max_steps_per_epoch=2, batch_size=300)
+
+    _fake_clock(monkeypatch)
+    write, writes = fitting._atomic_write, []
+
+    def killed_at_second_checkpoint(data, path):
+        writes.append(path.name)
+        if writes.count("checkpoint.pt") == 2:
+            raise _Killed()
+        write(data, path)
+
+    out = tmp_path / "a"
+    with monkeypatch.context() as patched:
+        patched.setattr(fitting, "_atomic_write", killed_at_second_checkpoint)
+        with pytest.raises(_Killed):
+            run(out)
+    saved = json.loads((out / "fit_time.json").read_text())
+    assert [mark["epochs"] for mark in saved["current"]] == [[0, 1], [0, 2]]  # epoch 2's time, its checkpoint lost
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["epoch"] == 1
+    resumed = run(out)
+    first = saved["current"][0]["seconds"]
+    assert resumed.fit_stretches == [{"epochs": [0, 1], "seconds": first},
+                                     {"epochs": [1, 3], "seconds": resumed.duration_s}]
+    assert resumed.fit_duration_s == pytest.approx(first + resumed.duration_s)
+
+    # another fit's time beside this checkpoint: no stretch of it matches, so the earlier time is unknown
+    other = tmp_path / "other"
+    run(other, epochs=1)
+    with monkeypatch.context() as patched:
+        patched.setattr(fitting, "_atomic_write", killed_at_second_checkpoint)
+        writes.clear()
+        with pytest.raises(_Killed):
+            run(tmp_path / "c")
+    (tmp_path / "c" / "fit_time.json").write_bytes((other / "fit_time.json").read_bytes())
+    unknown = run(tmp_path / "c")
+    assert unknown.fit_duration_s is None
+    assert unknown.fit_stretches == [{"epochs": [0, 1], "seconds": None},
+                                     {"epochs": [1, 3], "seconds": unknown.duration_s}]
+
+    # killed after the last time was written, before history.json said the fit finished: the read keeps it whole
+    real_write_json = fitting.write_json
+
+    def killed_at_history(path, obj, **kwargs):
+        if Path(path).name == "history.json":
+            raise _Killed()
+        return real_write_json(path, obj, **kwargs)
+
+    with monkeypatch.context() as patched:
+        patched.setattr(fitting, "write_json", killed_at_history)
+        with pytest.raises(_Killed):
+            run(tmp_path / "d")
+    whole = json.loads((tmp_path / "d" / "fit_time.json").read_text())["current"][-1]["seconds"]
+    read = run(tmp_path / "d")
+    assert read.epochs_fitted == 0 and read.fit_stretches == [{"epochs": [0, 3], "seconds": whole}]
 
 
 def test_a_fit_flushes_its_checkpoint_and_weights_to_disk_before_and_after_renaming_them(ln_recording, tmp_path,
@@ -687,7 +826,8 @@ def test_retina_heldout_benchmarks_registered_and_scored(tmp_path, monkeypatch):
     # a second score loads the finished fit instead of training again
     again = bench.score("ln", progress=False)
     assert again.value == pytest.approx(score.value)
-    assert again.provenance["duration_s"] < p["duration_s"]
+    assert again.provenance["duration_s"] < p["duration_s"]  # each score's own time
+    assert again.provenance["fit_duration_s"] == p["fit_duration_s"] > 0  # the fit's, read with it
 
 
 def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
@@ -1064,6 +1204,35 @@ def test_zoo_fit_of_a_cached_fit_keeps_its_learning_curve_and_does_not_draw_it_a
     assert zoo(argv) == 0 and figure.is_file()
 
 
+def test_a_cached_zoo_fit_keeps_the_fits_own_time_in_summary_json_beside_its_commands(tmp_path, monkeypatch, capsys):
+    """A `zoo fit` of a fit in the fit cache rewrote summary.json's provenance.duration_s with its reading's seconds
+    (about 1 s for a fit of minutes), the fit's own lost. summary.json now keeps the fit's time (fit_duration_s, over
+    its runs, fit_stretches), which a read leaves as it was, and duration_s is the command's own."""
+    import functools
+
+    from neurozoo.datasets import synthetic_retina
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    argv = ["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "2", "--patience", "9", "--quiet"]
+    assert zoo(argv) == 0
+    [summary] = (tmp_path / "cache").rglob("summary.json")
+    fitted = json.loads(summary.read_text())["provenance"]
+    assert fitted["fit_origin"] == "fitted" and fitted["fit_duration_s"] > 0
+    assert fitted["fit_stretches"] == [{"epochs": [0, 2], "seconds": fitted["fit_duration_s"]}]
+    assert fitted["duration_s"] >= fitted["fit_duration_s"]  # the command: the fit, its evaluation, the figure
+    assert f"), {fitted['fit_duration_s']:.0f} s of fitting" in capsys.readouterr().out
+    timing = (summary.parent / "fit_time.json").read_bytes()
+    assert zoo(argv) == 0
+    read = json.loads(summary.read_text())["provenance"]
+    assert read["fit_origin"] == "cached" and read["duration_s"] > 0
+    assert (read["fit_duration_s"], read["fit_stretches"]) == (fitted["fit_duration_s"], fitted["fit_stretches"])
+    assert (summary.parent / "fit_time.json").read_bytes() == timing
+    assert (f"a finished fit read, no epoch fitted now (its fitting took {fitted['fit_duration_s']:.0f} s)"
+            in capsys.readouterr().out)
+
+
 def test_the_fit_cache_is_keyed_on_the_settings_a_fit_uses_not_on_how_they_were_typed(tmp_path, monkeypatch, capsys):
     """`zoo fit ln --data embedded:whitenoise --lr 0.01` (the LN model's own rate) fitted into another folder than the
     same fit without --lr, as did an explicit --output-calibration equal to the BN-CNN's default: the cache key hashed
@@ -1283,12 +1452,13 @@ def test_zoo_fit_no_resume_killed_before_its_first_checkpoint_keeps_the_earlier_
     import sys
 
     from neurozoo.retina.fit import EARLIER_FIT, RESULT_FILES
+    from neurozoo.retina.fit_time import FIT_TIME
 
     data = generate_recording(tmp_path / "gt.h5", "whitenoise", n_train=2500, n_test=200, n_repeats=2)
     out = tmp_path / "fit"
     argv = ["fit", "ln", "--data", str(data), "--out", str(out), "--epochs", "1", "--quiet"]
     assert zoo(argv) == 0
-    files = ("checkpoint.pt",) + RESULT_FILES
+    files = ("checkpoint.pt", FIT_TIME) + RESULT_FILES  # the fit's time (retina.fit_time) goes with its checkpoint
     digests = {name: hashlib.sha256((out / name).read_bytes()).hexdigest() for name in files}
     killed = subprocess.run([sys.executable, "-c", KILLED_IN_FIRST_EPOCH, *argv, "--no-resume"], capture_output=True,
                             text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}, timeout=120)
@@ -1302,6 +1472,36 @@ def test_zoo_fit_no_resume_killed_before_its_first_checkpoint_keeps_the_earlier_
         assert zoo([*argv, "--lr", "0.003"]) == 0  # resuming the earlier fit (lr 0.01) would have been refused
     assert not (out / EARLIER_FIT).exists() and sorted(p.name for p in out.iterdir()) == sorted(files)
     assert json.loads((out / "summary.json").read_text())["provenance"]["settings"]["lr"] == 0.003
+
+
+def test_a_fresh_fit_sets_the_fits_time_aside_with_its_checkpoint_and_drops_one_left_without(tmp_path, capsys):
+    """fit_time.json goes into earlier-fit with the checkpoint it times. One in the folder without a checkpoint (a
+    fresh fit killed after writing its first time, before its first checkpoint) times nothing kept: removed, never
+    written over the earlier fit's; one that a kill left behind mid-set-aside (the checkpoint moved, it not yet) joins
+    its checkpoint."""
+    from neurozoo.retina.fit import EARLIER_FIT, _set_aside
+    from neurozoo.retina.fit_time import FIT_TIME
+
+    out = tmp_path / "fit"
+    out.mkdir()
+    (out / "checkpoint.pt").write_bytes(b"earlier checkpoint")
+    (out / FIT_TIME).write_text("earlier time")
+    _set_aside(out)
+    aside = out / EARLIER_FIT
+    assert sorted(p.name for p in aside.iterdir()) == ["checkpoint.pt", FIT_TIME] and not (out / FIT_TIME).exists()
+    (out / FIT_TIME).write_text("the killed fresh fit's time")
+    _set_aside(out)
+    assert not (out / FIT_TIME).exists() and (aside / FIT_TIME).read_text() == "earlier time"
+    (aside / FIT_TIME).replace(out / FIT_TIME)  # killed mid-set-aside: the checkpoint moved, its time not yet
+    _set_aside(out)
+    assert (aside / FIT_TIME).read_text() == "earlier time" and not (out / FIT_TIME).exists()
+    (out / FIT_TIME).write_text("a time of nothing")  # no fit in the folder at all: removed, no earlier-fit made
+    (aside / "checkpoint.pt").unlink()
+    (aside / FIT_TIME).unlink()
+    aside.rmdir()
+    _set_aside(out)
+    assert sorted(p.name for p in out.iterdir()) == []
+    capsys.readouterr()
 
 
 @pytest.mark.parametrize("signum, how", [(15, "signal 15"), (2, "Ctrl-C")])
@@ -1521,13 +1721,17 @@ def test_an_interrupted_zoo_fit_rerun_says_which_checkpoint_and_epoch_it_resumes
     assert zoo(args) == 0
     captured = capsys.readouterr()
     assert captured.err.splitlines()[0] == f"resuming {out / 'checkpoint.pt'}: 1 of at most 2 epochs fitted"
-    assert re.search(r", \d+ s of fitting$", captured.out.splitlines()[-1])  # it fitted the second epoch
+    # it fitted the second epoch, in a second run: the stopped run's first epoch and this one's, both timed
+    assert re.search(r", \d+ s of fitting now, \d+ s in all over 2 runs \(resumed\)$", captured.out.splitlines()[-1])
     assert len(json.loads((out / "history.json").read_text())["history"]) == 2
+    stretches = json.loads((out / "summary.json").read_text())["provenance"]["fit_stretches"]
+    assert [stretch["epochs"] for stretch in stretches] == [[0, 1], [1, 2]]
     assert zoo(args) == 0
     captured = capsys.readouterr()
     assert "resuming" not in captured.err
-    # its last line said "1 s of fitting": the reading's time, read as the fit's
-    assert captured.out.splitlines()[-1].endswith("the epoch limit reached), a finished fit read, no epoch fitted now")
+    # its last line said "1 s of fitting": the reading's time, read as the fit's; now the fit's own
+    assert re.search(r"the epoch limit reached\), a finished fit read, no epoch fitted now \(its fitting took \d+ s\)$",
+                     captured.out.splitlines()[-1])
 
 
 def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_the_uninterrupted_fit(
@@ -1551,7 +1755,7 @@ def test_zoo_fit_stopped_by_sigterm_says_how_to_resume_and_that_command_gives_th
                f"--device cpu --quiet")
     assert err == (f"zoo fit: interrupted; fit stopped (signal 15) before its final weights: 1 of at most 2 epochs "
                    f"fitted, kept in {out / 'checkpoint.pt'}; to resume it: {command}\n")
-    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt"]
+    assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "fit_time.json"]
 
     monkeypatch.undo()
     evaluate = fitting.evaluate
@@ -1626,13 +1830,28 @@ def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch()
     history = [{"val_correlation": 0.5, "val_poisson": -60.0}, {"val_correlation": 0.7, "val_poisson": -68.94},
                {"val_correlation": 0.6, "val_poisson": -61.0}]
     result = SimpleNamespace(history=history, best_epoch=1, early_stopped=True, duration_s=12.4,
-                             config=SimpleNamespace(monitor="poisson"), epochs_fitted=3)
+                             config=SimpleNamespace(monitor="poisson"), epochs_fitted=3, fit_duration_s=12.4,
+                             fit_stretches=[{"epochs": [0, 3], "seconds": 12.4}])
     assert kept_epoch_line(result) == ("fit: kept epoch 2 of 3 (history.json's epoch 1; best validation Poisson loss "
                                        "-68.94; stopped early: no validation gain for the patience), 12 s of fitting")
     result.config.monitor, result.early_stopped = "correlation", False
     assert "best validation r 0.700; the epoch limit reached" in kept_epoch_line(result)
+    # resumed: this run's seconds and the fit's in all; read again: the fit's, not the reading's
+    result.epochs_fitted, result.duration_s, result.fit_duration_s = 1, 4.2, 16.6
+    result.fit_stretches = [{"epochs": [0, 2], "seconds": 12.4}, {"epochs": [2, 3], "seconds": 4.2}]
+    assert kept_epoch_line(result).endswith("the epoch limit reached), 4 s of fitting now, 17 s in all over 2 runs "
+                                            "(resumed)")
+    result.epochs_fitted, result.duration_s = 0, 0.8
+    assert kept_epoch_line(result).endswith("a finished fit read, no epoch fitted now (its fitting took 17 s)")
+    result.fit_duration_s, result.fit_stretches[0]["seconds"] = None, None  # begun before fit times were kept
+    assert kept_epoch_line(result).endswith("no epoch fitted now (its time in all unknown: begun before fit times "
+                                            "were kept (fit_time.json))")
+    result.epochs_fitted = 1
+    assert kept_epoch_line(result).endswith("1 s of fitting now, its time in all unknown: begun before fit times were "
+                                            "kept (fit_time.json)")
     result.best_epoch = -1  # every validation score NaN: nothing kept by it
-    assert kept_epoch_line(result) == "fit: 3 epochs, none kept by its validation score (12 s)"
+    assert kept_epoch_line(result) == ("fit: 3 epochs, none kept by its validation score; 1 s of fitting now, its time "
+                                       "in all unknown: begun before fit times were kept (fit_time.json)")
 
 
 def test_the_kept_epochs_validation_r_is_the_best_epochs_not_the_last_and_ties_keep_the_first(ln_recording,

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
-from neurozoo.convrnn.training.engine import LRFactor, topk_correct, unrolled_loss
+from neurozoo.convrnn.training.engine import topk_correct, unrolled_loss
+from neurozoo.convrnn.training.optim import LRFactor
 from neurozoo.convrnn.training.synthetic import write_image_folder
 from neurozoo.datasets.errors import DataError, UserFacingError
 
@@ -1620,7 +1621,7 @@ def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_ad
     Two momentum-SGD steps with our groups equal two plain-SGD steps on that loss; AdamW's decay is decoupled
     from the gradient, another regulariser, so the combination is refused rather than silently different."""
     from neurozoo import convrnn
-    from neurozoo.convrnn.training.engine import build_optimizer
+    from neurozoo.convrnn.training.optim import build_optimizer
     from neurozoo.datasets.errors import UserFacingError
 
     def two_steps(l2_in_loss: bool, decay: bool = True):

@@ -32,6 +32,8 @@ EXCEPTIONS = {
     # imagenet.val scores exactly what zoo train's validation scores (the same folder reader and class index, the
     # same evaluation transform, the one evaluation loop), so that a checkpoint scores the val_top1 it logged
     ("benchmarks", "neurozoo.convrnn.training.engine"),
+    ("benchmarks", "neurozoo.convrnn.training.evaluation"),
+    ("benchmarks", "neurozoo.convrnn.training.loss"),
     ("benchmarks", "neurozoo.convrnn.training.imagefolder"),
     ("benchmarks", "neurozoo.convrnn.training.transforms"),
 }

@@ -17,7 +17,8 @@ import pytest
 import torch
 
 from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
-from neurozoo.convrnn.training.engine import topk_correct, unrolled_loss
+from neurozoo.convrnn.training.evaluation import topk_correct
+from neurozoo.convrnn.training.loss import unrolled_loss
 from neurozoo.convrnn.training.optim import LRFactor
 from neurozoo.convrnn.training.synthetic import write_image_folder
 from neurozoo.datasets.errors import DataError, UserFacingError

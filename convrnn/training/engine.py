@@ -32,16 +32,17 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
 from neurozoo.convrnn.network import may_hold_non_finite, non_finite_images
 from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
+from neurozoo.convrnn.training.evaluation import evaluation_sums, topk_correct
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                                                    max_over_ranks, shutdown)
 from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
+from neurozoo.convrnn.training.loss import model_answer, step_logits, unrolled_loss
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
@@ -228,66 +229,6 @@ class Diverged(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- pieces
-
-
-def step_logits(output) -> torch.Tensor:
-    """(T, B, K) logits from a model output with ``.logits`` (a plain (B, K) tensor counts as T = 1)."""
-    logits = getattr(output, "logits", output)
-    return logits.unsqueeze(0) if logits.dim() == 2 else logits
-
-
-def model_answer(output) -> torch.Tensor:
-    """The model's (B, K) answer: ``output.final_logits`` (a ConvRNN's decoder: max-confidence / threshold for
-    *_tmaxconf / *_dthresh, the last step otherwise); the last step of an output without one.
-
-    The original's model_func returns only the decoded logits (models/model_func.py lines 192-209: ``logits =
-    temporal_decoder(...)``, ``assert len(logits.shape) == 2``), so its loss and its top-1 see the decoder's answer."""
-    final = getattr(output, "final_logits", None)
-    return final if final is not None else step_logits(output)[-1]
-
-
-def unrolled_loss(output, target: torch.Tensor, mode: str = "final", first_step: int = 0,
-                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of the model's answer (``model_answer``), or its mean over every step's logits from
-    ``first_step`` on. ``output``: a model output or its (T, B, K) logits."""
-    logits = step_logits(output)
-    if mode == "final" or logits.shape[0] == 1:
-        return F.cross_entropy(model_answer(output).float(), target, label_smoothing=label_smoothing)
-    steps = logits[min(first_step, logits.shape[0] - 1):].float()
-    return F.cross_entropy(steps.flatten(0, 1), target.repeat(steps.shape[0]), label_smoothing=label_smoothing)
-
-
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[torch.Tensor]:
-    """Number of samples whose target is among the top-k classes, for each k (k capped at K)."""
-    top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
-    hits = top.eq(target.unsqueeze(-1))
-    return [hits[:, :k].any(-1).sum() for k in ks]
-
-
-@torch.no_grad()
-def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int = 0, autocast=contextlib.nullcontext,
-                    on_batch=None) -> Dict[str, Optional[torch.Tensor]]:
-    """The one evaluation loop of the suite (``Trainer.evaluate``, the ``imagenet.val`` benchmark): over ``batches``
-    of ``(images, target)`` already on ``device``, the float64 sums ``answer`` = (cross-entropy, top-1 hits, top-5
-    hits, n) of the model's answer (:func:`model_answer`) and ``steps`` = (top-1, top-5 hits) per readout step from
-    ``first_readout_step`` on (``step_logits``; one row for a feedforward model's logits; None without batches).
-    ``on_batch()`` is called after each batch (a progress bar). The caller puts the model in eval mode."""
-    answer = torch.zeros(4, dtype=torch.float64, device=device)
-    steps = None
-    for images, target in batches:
-        with autocast():
-            output = model(images)
-        final = model_answer(output).float()
-        top1, top5 = topk_correct(final, target)
-        answer += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(), top5.double(),
-                               torch.tensor(float(len(target)), dtype=torch.float64, device=device)])
-        logits = step_logits(output)
-        hits = torch.stack([torch.stack(topk_correct(step.float(), target)).double()
-                            for step in logits[min(first_readout_step, logits.shape[0] - 1):]])
-        steps = hits if steps is None else steps + hits
-        if on_batch is not None:
-            on_batch()
-    return {"answer": answer, "steps": steps}
 
 
 #: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once

@@ -109,8 +109,8 @@ class ImageNetBenchmark:
         from tqdm.auto import tqdm
 
         from neurozoo.convrnn import check_image_size  # the package's export (tests/test_layers.py REGISTRIES)
-        from neurozoo.convrnn.training.engine import file_list_sha256
         from neurozoo.convrnn.training.evaluation import evaluation_sums
+        from neurozoo.convrnn.training.file_checksums import file_list_sha256
         from neurozoo.convrnn.training.imagefolder import raised_in_worker
         from neurozoo.convrnn.training.transforms import build_transform
         from neurozoo.datasets.model_modes import eval_mode

@@ -107,7 +107,7 @@ def test_run_json_data_checksums_change_when_an_image_is_replaced_under_its_name
     (files_checksum "sizes"), the checksum every rank compares."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     shutil.copytree(data, tmp_path / "data")
@@ -153,7 +153,7 @@ def test_a_resume_on_other_files_than_the_part_before_says_so_and_each_part_keep
 def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tmp_path, capsys):
     """--hash-images: run.json's checksums cover each image's bytes (an image edited to the same size changes them),
     files_checksum says so, and --help says that every image is read."""
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.leaderboard.cli import main
 
@@ -214,10 +214,10 @@ def test_a_sigterm_while_hash_images_reads_the_images_stops_at_once_writing_noth
 def test_hash_images_shows_its_progress_on_a_terminal(data, tmp_path, capsys, monkeypatch):
     """--hash-images read every image without a word but one line (minutes on ImageNet): a progress bar per split
     now counts the images read, on a terminal (as the epochs' bars; none with --quiet)."""
-    from neurozoo.convrnn.training import engine
+    from neurozoo.convrnn.training import file_checksums
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(engine, "CONTENTS_CHECKSUMS", {})  # an earlier test's run read these images: not again
+    monkeypatch.setattr(file_checksums, "CONTENTS_CHECKSUMS", {})  # an earlier test's run read these images: not again
     trainer = Trainer(config(data, tmp_path, hash_images=True, quiet=False))
     trainer.close()
     err = capsys.readouterr().err
@@ -258,7 +258,7 @@ def test_a_resumed_run_json_of_the_version_before_data_checksum_kinds_keeps_its_
     takes them, as "names"."""
     import warnings
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))

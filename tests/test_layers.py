@@ -32,7 +32,6 @@ EXCEPTIONS = {
     # imagenet.val scores exactly what zoo train's validation scores (the same folder reader and class index, the
     # same evaluation transform, the one evaluation loop), so that a checkpoint scores the val_top1 it logged; its
     # data checksum is the file-list checksum of zoo train's run.json
-    ("benchmarks", "neurozoo.convrnn.training.engine"),
     ("benchmarks", "neurozoo.convrnn.training.evaluation"),
     ("benchmarks", "neurozoo.convrnn.training.file_checksums"),
     ("benchmarks", "neurozoo.convrnn.training.loss"),

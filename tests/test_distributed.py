@@ -164,7 +164,8 @@ SAY_WHERE_EACH_RANK_STOPPED = """
 import os, runpy, signal, sys
 from pathlib import Path
 
-from neurozoo.convrnn.training.engine import DataErrorMidRun, Trainer
+from neurozoo.convrnn.training.engine import Trainer
+from neurozoo.convrnn.training.stops import DataErrorMidRun
 from neurozoo.convrnn.training.imagefolder import ImageFolder
 
 out = Path(sys.argv[sys.argv.index("--out") + 1])

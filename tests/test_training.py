@@ -1185,7 +1185,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
 def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, tmp_path, capsys, monkeypatch):
     """Ctrl-C in ``zoo train`` printed only "interrupted": now it says whether a finished epoch was saved and that
     --resume continues from it (or that nothing was saved)."""
-    from neurozoo.convrnn.training import engine
+    from neurozoo.convrnn.training import stops
     from neurozoo.convrnn.training.engine import Trainer
     from neurozoo.leaderboard.cli import main
 
@@ -1208,7 +1208,7 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
     assert main(args) == 130
     assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds step 1 (the end of epoch "
                                        "1): rerun the same command with --resume to continue from it\n")
-    monkeypatch.setattr(Trainer, "save", interrupted(True, engine.STOPPED_AT_ONCE))  # a second Ctrl-C says so
+    monkeypatch.setattr(Trainer, "save", interrupted(True, stops.STOPPED_AT_ONCE))  # a second Ctrl-C says so
     assert main(args + ["--resume"]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         "zoo train: interrupted; stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost; "
@@ -1298,7 +1298,7 @@ def test_the_stop_points_test_of_a_batch_names_nan_and_inf_images_and_lets_finit
     batch of 100s overflowed float16's sum): an infinity stops the run at that batch, the images named, the step
     saved; finite pixels near float32's limit, whose sum overflows, raise the flag too, but no image is named and the
     run goes on without a checkpoint."""
-    from neurozoo.convrnn.training.engine import UNREADABLE_DATA, DataErrorMidRun, non_finite_flag
+    from neurozoo.convrnn.training.stops import UNREADABLE_DATA, DataErrorMidRun, non_finite_flag
 
     assert int(non_finite_flag(torch.full((64, 3, 32, 32), 100.0, dtype=torch.float16))) == 0
     assert non_finite_flag(torch.zeros(2, 3, dtype=torch.uint8)) is None
@@ -1347,7 +1347,8 @@ def test_a_loading_worker_killed_mid_epoch_stops_the_run_with_the_last_step_save
     happened and how to go on (exit 2), and --resume ends with the uninterrupted run's weights and metrics."""
     import multiprocessing
 
-    from neurozoo.convrnn.training.engine import KILLED_WORKER, Trainer
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.convrnn.training.worker_deaths import KILLED_WORKER
     from neurozoo.convrnn.training.imagefolder import ImageFolder
     from neurozoo.leaderboard.cli import main
 

@@ -33,7 +33,7 @@ import torch
 import torch.nn as nn
 from torch.utils.data import DataLoader, default_collate
 
-from neurozoo.convrnn.network import may_hold_non_finite, non_finite_images
+from neurozoo.convrnn.network import non_finite_images
 from neurozoo.convrnn.spec import check_image_size, spec_difference
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
@@ -50,8 +50,10 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
 from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
+from neurozoo.convrnn.training.stops import (STOPPED_AT_ONCE, STOPPING, UNREADABLE_DATA, WORKER_DIED, DataErrorMidRun,
+                                             error_line, image_name, non_finite_flag, ranks_lines)
 from neurozoo.convrnn.training.transforms import build_transform
-from neurozoo.convrnn.training.worker_deaths import WorkerDeaths
+from neurozoo.convrnn.training.worker_deaths import KILLED_WORKER, WorkerDeaths, WorkerDied
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import write_json
@@ -143,20 +145,6 @@ class TrainConfig:
                                   f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
-class DataErrorMidRun(DataError):
-    """Data found unreadable once training has started (a corrupt image), a batch holding NaN/inf pixels, or, under
-    torchrun, another error raised in loading a batch: one line naming the file (``files``: of each rank that found
-    one; ``non_finite`` and ``raised``: how many of those lines are of NaN/inf pixels and of other errors), raised on
-    every rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
-    (``Trainer._stop_point``)."""
-
-    def __init__(self, message: str, files: int = 1, non_finite: int = 0, raised: int = 0):
-        super().__init__(message)
-        self.files = files
-        self.non_finite = non_finite
-        self.raised = raised
-
-
 def resume_refusal(reason: str, advice: str, kind: type = UserFacingError, sep: str = "; ") -> UserFacingError:
     """A ``kind`` error refusing a checkpoint to resume, ``reason + sep + advice``, that keeps the two apart (attributes
     ``reason``, ``advice``): the advice is zoo train's user's (resume with the checkpoint's setting, or train afresh
@@ -165,60 +153,6 @@ def resume_refusal(reason: str, advice: str, kind: type = UserFacingError, sep: 
     error = kind(f"{reason}{sep}{advice}")
     error.reason, error.advice = reason, advice
     return error
-
-
-class WorkerDied(UserFacingError):
-    """A data-loading worker died (SIGKILL: the out-of-memory killer; a crash; ``worker_deaths``): raised on every
-    rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
-    (``Trainer._stop_point``)."""
-
-
-# the stop codes of a rank that could not read its batch or whose loading worker died, above every signal number
-# (the codes are reduced with MAX)
-UNREADABLE_DATA = 1 << 16
-WORKER_DIED = UNREADABLE_DATA + 1
-#: what a worker killed by SIGKILL says, besides torch's line
-KILLED_WORKER = ("SIGKILL: the out-of-memory killer, unless someone sent it; fewer --workers or a smaller --batch-size "
-                 "need less memory")
-
-
-def ranks_lines(lines: List[Optional[str]], always: bool = False) -> List[str]:
-    """The lines of the ranks that have one (``lines``: every rank's, gathered), each naming its rank when there
-    are several, or ``always`` (a line that does not name a file of the rank's own)."""
-    failed = [(rank, line) for rank, line in enumerate(lines) if line]
-    return [line if len(failed) == 1 and not always else f"rank {rank}: {line}" for rank, line in failed]
-
-
-def non_finite_flag(images: Any) -> Optional[torch.Tensor]:
-    """``UNREADABLE_DATA`` if a pixel of ``images`` may be NaN or infinite, else 0: a one-element tensor on their
-    device, computed there without reading it back (``max_over_ranks`` joins it to the stop flag). Their sum (in at
-    least float32), which a NaN or an infinity makes non-finite: one pass over the batch without the boolean tensor of
-    ``isfinite(images).all()`` (64 images of 224 x 224 on one CPU thread: 6.6 ms against 168 ms; a float64 sum took
-    82 ms). Finite pixels whose sum overflows (values near 1e30) raise it too: ``Trainer._stop_point`` then finds no
-    image to name and goes on. None for anything but a floating-point tensor."""
-    if not (isinstance(images, torch.Tensor) and images.is_floating_point()):
-        return None
-    return may_hold_non_finite(images).long() * UNREADABLE_DATA
-
-
-def error_line(error: BaseException) -> str:
-    """``Type: message`` of ``error`` in one line, its last (a loading worker's error: the one it raised there)."""
-    lines = raised_in_worker(error).strip().splitlines()
-    text = lines[-1] if lines else ""
-    name = type(error).__qualname__
-    for prefix in (f"{type(error).__module__}.{name}: ", f"{name}: "):
-        text = text[len(prefix):] if text.startswith(prefix) else text
-    return f"{name}: {text}" if text else name
-
-
-def image_name(dataset: Any, index: int) -> str:
-    """Image ``index`` of ``dataset`` as a user finds it: its file (an ``ImageFolder``'s ``samples``), else its
-    index."""
-    samples = getattr(dataset, "samples", None)
-    try:
-        return str(samples[index][0])
-    except (TypeError, IndexError, KeyError):
-        return f"{index} of {type(dataset).__name__}"
 
 
 class Diverged(FloatingPointError):
@@ -233,10 +167,6 @@ class Diverged(FloatingPointError):
 
 # ---------------------------------------------------------------------------- pieces
 
-
-#: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once
-STOPPING = "stopping at the next batch, with a checkpoint of the step reached"
-STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost"
 
 #: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
 RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")

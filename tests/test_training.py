@@ -2083,10 +2083,10 @@ def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tm
 
 
 def test_ranks_data_and_resume_differences_are_named_and_alike_ranks_pass():
-    """What ``Trainer._check_ranks_agree`` tells of a rank whose data or checkpoint differ from rank 0's (a node
+    """What ``rank_agreement.check_ranks_agree`` tells of a rank whose data or checkpoint differ from rank 0's (a node
     with its own copy of --data or --out): before, other class names trained silently under other labels, and a rank
     that found no checkpoint trained from scratch beside ranks that resumed."""
-    from neurozoo.convrnn.training.engine import data_difference, resume_difference
+    from neurozoo.convrnn.training.rank_agreement import data_difference, resume_difference
 
     split = {"images": 16, "files_sha256": "a"}
     first = {"classes": ["n01", "n02"], "train": split, "val": {"images": 4, "files_sha256": "b"}}

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import random
-import socket
 import sys
 import time
 import traceback
@@ -44,10 +43,12 @@ from neurozoo.convrnn.training import file_checksums  # its CONTENTS_CHECKSUMS a
 from neurozoo.convrnn.training.file_checksums import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, file_list_sha256,
                                                       files_checksum, files_state_sha256, hashed_files_checksum,
                                                       recorded_files_checksum)
-from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
+from neurozoo.convrnn.training.imagefolder import class_difference, open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.loss import model_answer, step_logits, unrolled_loss
 from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
+from neurozoo.convrnn.training.rank_agreement import (RanksDisagree, check_ranks_agree, data_difference, data_view,
+                                                      resume_difference)
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
 from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
 from neurozoo.convrnn.training.stops import (STOPPED_AT_ONCE, STOPPING, UNREADABLE_DATA, WORKER_DIED, DataErrorMidRun,
@@ -179,14 +180,6 @@ def autocast_name(config: Dict[str, Any]) -> str:
     return f"{config.get('amp_dtype', 'bfloat16')} autocast" if config.get("amp") else "float32"
 
 
-def class_difference(saved: List[str], current: List[str], other: str = "the checkpoint") -> str:
-    """Where two class lists (sorted WNID folders) first differ, in words: ``current``'s against ``other``'s."""
-    if len(saved) != len(current):
-        return f"{len(current)} class folders in train/, {other} has {len(saved)}"
-    index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
-    return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
-
-
 def utc_time(seconds: float) -> str:
     """``seconds`` since the epoch as run.json writes a time: ``2026-12-04T19:30:05Z``."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
@@ -227,48 +220,6 @@ def segments_with_data(segments: List[Any], run: Dict[str, Any]) -> List[Any]:
     data["files_checksum"] = recorded_files_checksum(run)
     segments[-1] = {**last, **data}
     return segments
-
-
-class RanksDisagree(UserFacingError):
-    """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
-    ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
-
-
-def data_view(split) -> Optional[Dict[str, Any]]:
-    """What every rank must see alike of a split: its image count and the checksum of its file names, labels and sizes
-    (:func:`files_checksum`)."""
-    return None if split is None else {"images": len(split), "files_sha256": files_checksum(split, "sizes")}
-
-
-def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
-    """How ``other`` rank's data (``Trainer._data_view``) differs from rank 0's (``first``), in words; None if alike."""
-    if first["classes"] != other["classes"]:
-        return class_difference(first["classes"], other["classes"], other="rank 0")
-    for split in ("train", "val"):
-        mine, theirs = other[split], first[split]
-        if mine == theirs:
-            continue
-        if mine is None or theirs is None:
-            here, there = ("absent", "present") if mine is None else ("present", "absent")
-            return f"{split}/ is {here} there, {there} on rank 0"
-        if mine["images"] != theirs["images"]:
-            return f"{mine['images']} images in {split}/, rank 0 has {theirs['images']}"
-        return (f"the file names or sizes of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of "
-                f"the list)")
-    return None
-
-
-def resume_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
-    """How ``other`` rank's starting point (``Trainer._resume_view``) differs from rank 0's (``first``); None if alike."""
-    if first["position"] == other["position"]:
-        return None
-
-    def start(view: Dict[str, Any], who: str) -> str:
-        if view["checkpoint"] is None:
-            return f"{who} found no checkpoint and starts afresh"
-        return f"{who} resumes {view['checkpoint']} at {view['position']}"
-
-    return f"{start(other, 'it')}, {start(first, 'rank 0')}"
 
 
 def to_channels_last(model: nn.Module) -> nn.Module:
@@ -351,8 +302,8 @@ class Trainer:
             self._check_fast_path()  # before the data are listed and hashed (minutes on ImageNet)
         self._build_data()
         self.data_views = self._data_view()
-        self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
-                                "a shared file system or identical copies")
+        check_ranks_agree(self.dist, self.data_views, data_difference, f"--data {config.data}", "sees other data",
+                          "a shared file system or identical copies")
         self.data_checksums = self._data_checksums()
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
@@ -407,8 +358,8 @@ class Trainer:
             self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
-        self._check_ranks_agree(self._resume_view(resume), resume_difference, f"--out {self.out}",
-                                "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
+        check_ranks_agree(self.dist, self._resume_view(resume), resume_difference, f"--out {self.out}",
+                          "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
         # the setup's first writes: a block of their own, which ends zoo train's stretch where a stop is taken at once
         # (stopping_at_once: the data listed and hashed, the model built, all writing nothing), so that a SIGTERM
         # from here on waits for the first safe point; a stop inside it is taken as the block ends
@@ -518,23 +469,6 @@ class Trainer:
                     "steps_per_epoch": self.steps_per_epoch}
         return {"checkpoint": str(resume) if resume is not None else None,
                 "position": checkpoint_position(position) if resume is not None else None}
-
-    def _check_ranks_agree(self, view: Dict[str, Any], difference, where: str, sees: str, how: str) -> None:
-        """Every rank's ``view`` against rank 0's (``difference(rank 0's, other) -> words or None``); ``where``,
-        ``sees`` and ``how`` word the refusal. Each rank reads ``--data`` and ``--out`` itself: on nodes with their own copies,
-        another class list trained each class under other labels without a word, and another image count gave another
-        number of steps per epoch, so the ranks waited for each other's all-reduces for ever (a hang); a rank that
-        found no checkpoint to resume trained from scratch beside ranks that resumed. All ranks raise together, so
-        none waits for another."""
-        if not self.dist.distributed:
-            return
-        views = all_gather_objects({"host": socket.gethostname(), "view": view})
-        for rank, other in enumerate(views[1:], start=1):
-            words = difference(views[0]["view"], other["view"])
-            if words is not None:
-                raise RanksDisagree(f"{where}: rank {rank} (host {other['host']}) {sees} than rank 0 (host "
-                                    f"{views[0]['host']}): {words}; every node must see the same {where.split()[0]} "
-                                    f"folder ({how})")
 
     def _check_fast_path(self) -> None:
         """``--fast`` on a model without a fast path, refused from its class (built on the meta device)."""

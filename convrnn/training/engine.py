@@ -33,7 +33,7 @@ import torch.nn as nn
 from torch.utils.data import DataLoader, default_collate
 
 from neurozoo.convrnn.network import non_finite_images
-from neurozoo.convrnn.spec import check_image_size, spec_difference
+from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.evaluation import evaluation_sums, topk_correct
@@ -49,6 +49,8 @@ from neurozoo.convrnn.training.metrics_log import MetricsLog
 from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
 from neurozoo.convrnn.training.rank_agreement import (RanksDisagree, check_ranks_agree, data_difference, data_view,
                                                       resume_difference)
+from neurozoo.convrnn.training.resume_checks import (RESUMED_STATE, autocast_name, check_epochs, check_optimizer_settings,
+                                                     check_spec, check_steps_per_epoch, resume_refusal)
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
 from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
 from neurozoo.convrnn.training.stops import (STOPPED_AT_ONCE, STOPPING, UNREADABLE_DATA, WORKER_DIED, DataErrorMidRun,
@@ -146,16 +148,6 @@ class TrainConfig:
                                   f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
-def resume_refusal(reason: str, advice: str, kind: type = UserFacingError, sep: str = "; ") -> UserFacingError:
-    """A ``kind`` error refusing a checkpoint to resume, ``reason + sep + advice``, that keeps the two apart (attributes
-    ``reason``, ``advice``): the advice is zoo train's user's (resume with the checkpoint's setting, or train afresh
-    into another --out); a search retrying a dead trial, which trains it afresh itself, quotes the reason alone
-    (``convrnn.search.objective``)."""
-    error = kind(f"{reason}{sep}{advice}")
-    error.reason, error.advice = reason, advice
-    return error
-
-
 class Diverged(FloatingPointError):
     """A non-finite training or validation loss, or weights: raised on every rank at the same point, before anything
     of it is checkpointed (``last.pth`` and ``best.pth`` keep the last finite weights); ``run.json`` records it
@@ -167,17 +159,6 @@ class Diverged(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- pieces
-
-
-#: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
-RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
-#: the fields of a checkpoint a resume reads beside those ``checkpoint.load_checkpoint`` requires (``Trainer.load_state``)
-RESUMED_STATE = ("optimizer", "scheduler", "scaler")
-
-
-def autocast_name(config: Dict[str, Any]) -> str:
-    """The precision a training config computes in, in words: ``float32`` or ``bfloat16 autocast``."""
-    return f"{config.get('amp_dtype', 'bfloat16')} autocast" if config.get("amp") else "float32"
 
 
 def utc_time(seconds: float) -> str:
@@ -685,10 +666,10 @@ class Trainer:
                 f"{where}: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
-        self._check_spec(state.get("spec"), where)
-        self._check_steps_per_epoch(state, where)
-        self._check_optimizer_settings(saved, where)
-        self._check_epochs(state, where)
+        check_spec(state.get("spec"), self._spec(), self.config, where)
+        check_steps_per_epoch(state, self.config, self.dist.world_size, self.steps_per_epoch, where)
+        check_optimizer_settings(saved, self.config, where)
+        check_epochs(state, self.config, where)
         if "amp" in saved and autocast_name(saved) != autocast_name(asdict(self.config)):
             warnings.warn(f"{where}: the checkpoint's steps were trained in {autocast_name(saved)}, this run trains on "
                           f"in {autocast_name(asdict(self.config))}; run.json's segments record each part's settings")
@@ -738,71 +719,6 @@ class Trainer:
         """The model's graph spec as data (overrides and classes applied), None for a model without one."""
         spec = getattr(self.model, "spec", None)
         return spec.to_dict() if hasattr(spec, "to_dict") else None
-
-    def _check_epochs(self, state: Dict[str, Any], where: str) -> None:
-        """A checkpoint that has trained steps past ``--epochs``: the resume had nothing to train, ``zoo train`` said
-        "done" and drew the curve titled "finished", while run.json kept ``finished`` false (or, for a checkpoint
-        inside the epoch after, said finished beside weights trained on past it)."""
-        needed = int(state["epoch"]) + (1 if int(state.get("epoch_steps", 0)) else 0)
-        if needed > self.config.epochs:
-            raise resume_refusal(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
-                                 f"{self.config.epochs}", f"resume with --epochs {needed} or more", sep=": ")
-
-    def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
-        """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping
-        failed inside torch (KeyError 'step', 'different number of parameter groups'), and another --lr, --momentum
-        or --weight-decay was silently replaced by the checkpoint's on loading its state."""
-        for name in RESUME_FIXED:
-            if name not in saved or (name == "momentum" and self.config.optimizer != "sgd"):
-                continue  # a checkpoint written before the setting existed; AdamW has no momentum setting
-            before, now = saved[name], getattr(self.config, name)
-            if before != now:
-                flag = f"--{name.replace('_', '-')}"
-                raise resume_refusal(f"{where}: the checkpoint was trained with {flag} {before}, this run has "
-                                     f"{now}; its optimizer state fixes {name}",
-                                     f"resume with {flag} {before}, or train afresh into another --out", sep=", so ")
-
-    def _check_spec(self, saved: Optional[Dict[str, Any]], where: str) -> None:
-        """A spec file edited (or another --set) between the runs builds another graph whose weights may still fit
-        the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
-        run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
-        current = self._spec()
-        difference = spec_difference(saved, current) if saved is not None and current is not None else None
-        if difference:
-            raise resume_refusal(f"{where}: the checkpoint was trained as another graph than this run builds from "
-                                 f"{self.config.model!r} (overrides {self.config.overrides}): {difference}",
-                                 "resume with the graph it was trained as (the spec in run.json) or train afresh "
-                                 "into another --out")
-
-    def _check_steps_per_epoch(self, state: Dict[str, Any], where: str) -> None:
-        """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
-        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it.
-        Stopped inside an epoch, the checkpoint's position counts batches of its global batch: another one would skip
-        other images."""
-        epochs, steps, position = int(state["epoch"]), int(state["global_step"]), int(state.get("epoch_steps", 0))
-        saved_batch = int((state.get("config") or {}).get("batch_size", 0))
-        saved_world = int(state.get("world_size", 1))
-        same_batch = saved_batch * saved_world == self.config.batch_size * self.dist.world_size
-        per_epoch = state.get("steps_per_epoch")
-        if per_epoch is None:  # written before checkpoints recorded it: at an epoch end
-            if epochs < 1 or steps == epochs * self.steps_per_epoch:
-                return
-            per_epoch = steps // epochs
-        elif per_epoch == self.steps_per_epoch and (position == 0 or same_batch):
-            return
-
-        def batches(batch_size: int, world_size: int) -> str:
-            return (f"global batch {batch_size * world_size} = --batch-size {batch_size} x "
-                    f"{counted(world_size, 'process', 'processes')}")
-
-        before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
-        if per_epoch == self.steps_per_epoch:
-            raise resume_refusal(f"{where}: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
-                                 f"({before}); this run has {now}, so it would skip other images than those trained",
-                                 "resume with the same global batch")
-        raise resume_refusal(f"{where}: the checkpoint ran {per_epoch} steps per epoch ({before}); this run would "
-                             f"run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be misplaced",
-                             "resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in

@@ -30,8 +30,6 @@ def file_list_sha256(dataset, sizes: bool = False, contents: bool = False,
 #: byte read). A run.json without ``files_checksum`` (before 2026-12-05) hashed the paths and labels only ("names"):
 #: an image replaced by another under its name left it unchanged.
 FILES_CHECKSUMS = {"names": {}, "sizes": {"sizes": True}, "contents": {"contents": True}}
-
-
 #: what each kind of :data:`FILES_CHECKSUMS` covers, in words
 FILES_CHECKSUM_WORDS = {"names": "relative paths and labels", "sizes": "relative paths, labels and sizes",
                         "contents": "relative paths, labels and each file's sha256"}

@@ -30,8 +30,6 @@ class DataErrorMidRun(DataError):
 # the stop codes of a rank that could not read its batch or whose loading worker died, above every signal number
 # (the codes are reduced with MAX)
 UNREADABLE_DATA = 1 << 16
-
-
 WORKER_DIED = UNREADABLE_DATA + 1
 
 
@@ -76,6 +74,4 @@ def image_name(dataset: Any, index: int) -> str:
 
 #: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once
 STOPPING = "stopping at the next batch, with a checkpoint of the step reached"
-
-
 STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost"

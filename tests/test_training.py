@@ -448,7 +448,7 @@ def test_run_json_keeps_every_checkpoint_a_run_resumed_from(data, tmp_path):
     its segments what it knew: the latest resume, the others' --resume (auto: OUT/last.pth)."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import utc_time
+    from neurozoo.convrnn.training.run_record import utc_time
 
     last, kept = tmp_path / "last.pth", tmp_path / "kept.pth"
     crash_before_step(config(data, tmp_path, checkpoint_every=3), 4)

@@ -159,8 +159,6 @@ class Diverged(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- pieces
-
-
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
     memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)

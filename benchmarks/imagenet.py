@@ -1,9 +1,9 @@
 """``imagenet.val``: a model's top-1 / top-5 on an ImageNet-layout folder (``zoo score MODEL imagenet.val --data DIR``).
 
 The images go through ``zoo train``'s evaluation transform (``convrnn.training.transforms.build_transform``: resize
-to size / 0.875, center crop, ImageNet mean/std) and its evaluation loop (``engine.evaluation_sums``: the model's
-answer, ``model_answer``, as ``zoo train``'s validation scores it), so a checkpoint scores here what its
-``metrics.jsonl`` logged as ``val_top1`` on the same folder. For a ConvRNN the per-readout-step accuracies go into
+to size / 0.875, center crop, ImageNet mean/std) and its evaluation loop
+(``convrnn.training.evaluation.evaluation_sums``: the model's answer, ``model_answer``, as ``zoo train``'s validation
+scores it), so a checkpoint scores here what its ``metrics.jsonl`` logged as ``val_top1`` on the same folder. For a ConvRNN the per-readout-step accuracies go into
 ``per_bin`` (one row per step from its first image-dependent readout on).
 
 Folders (``--data``): ``DIR/<wnid>/<image>`` or ``DIR/val/<wnid>/<image>`` (an ImageNet root), or a flat folder of
@@ -45,7 +45,7 @@ def model_classes(model: torch.nn.Module, image_size: int, device) -> int:
     for owner in (model, getattr(model, "spec", None)):
         if isinstance(getattr(owner, "num_classes", None), int):
             return owner.num_classes
-    from neurozoo.convrnn.training.engine import model_answer
+    from neurozoo.convrnn.training.loss import model_answer
     from neurozoo.datasets.model_modes import eval_mode
 
     channels = getattr(getattr(model, "spec", None), "input_channels", 3)
@@ -109,7 +109,8 @@ class ImageNetBenchmark:
         from tqdm.auto import tqdm
 
         from neurozoo.convrnn import check_image_size  # the package's export (tests/test_layers.py REGISTRIES)
-        from neurozoo.convrnn.training.engine import evaluation_sums, file_list_sha256
+        from neurozoo.convrnn.training.evaluation import evaluation_sums
+        from neurozoo.convrnn.training.file_checksums import file_list_sha256
         from neurozoo.convrnn.training.imagefolder import raised_in_worker
         from neurozoo.convrnn.training.transforms import build_transform
         from neurozoo.datasets.model_modes import eval_mode

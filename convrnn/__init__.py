@@ -8,7 +8,7 @@ __getattr__, __dir__, __all__ = lazy_exports(__name__, {
     "neurozoo.convrnn.cornet_weights": ["checkpoint_state"],
     "neurozoo.convrnn.models": ["MODELS", "build", "create_model", "get_spec", "list_models"],
     "neurozoo.convrnn.network": ["ConvRNN", "UnrollOutput", "max_confidence_decoder"],
-    "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "check_image_size", "load_spec"],
+    "neurozoo.convrnn.spec": ["FeedbackSpec", "GraphSpec", "LayerSpec", "check_image_size", "load_spec", "spec_graph"],
     # a zoo train checkpoint's model is built with its settings and data's classes (zoo score, zoo run, BrainModel)
     # and refused where it was trained as another graph than the name builds
     "neurozoo.convrnn.training.checkpoint": ["trained_as_hint", "trained_graph_difference", "with_trained_settings"],

@@ -511,3 +511,40 @@ def check_image_size(model, image_size: int, option: str = "--image-size") -> No
     if empty:
         raise SpecError(f"{option} {image_size}: {spec.name} needs at least {spec.min_image_size()} px (its "
                         f"{empty[0]} output would be 0x0)")
+
+
+#: GraphSpec fields that name or describe a graph without changing it: a spec file whose description was edited
+#: builds the graph its checkpoint was trained as
+SPEC_LABELS = ("name", "description")
+
+
+def spec_graph(spec: Dict[str, Any]) -> Dict[str, Any]:
+    """A spec (``GraphSpec.to_dict``) as the graph it builds, for ``--resume``'s check: read back through
+    ``GraphSpec.from_dict``, so that a field added after the checkpoint was written takes its default (the
+    behaviour of the version that wrote it), and without :data:`SPEC_LABELS`. A spec this version cannot read (a
+    later version's field, a plugin's cell not installed) is compared as it is."""
+    try:
+        spec = GraphSpec.from_dict(copy.deepcopy(spec)).to_dict()
+    except (SpecError, TypeError, ValueError):
+        pass
+    return {key: value for key, value in spec.items() if key not in SPEC_LABELS}
+
+
+def spec_difference(saved: Dict[str, Any], current: Dict[str, Any], ignore=()) -> Optional[str]:
+    """The first difference between the graphs of two specs (:func:`spec_graph`), e.g. "n_steps was 4, is 6" or
+    "layer conv3 cell was {...}, is {...}"; None for the same graph. ``ignore``: top-level fields not compared."""
+    saved, current = spec_graph(saved), spec_graph(current)
+    for key in ignore:
+        saved.pop(key, None), current.pop(key, None)
+    if saved == current:
+        return None
+    absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
+    differing = next(key for key in sorted(set(saved) | set(current))
+                     if saved.get(key, absent) != current.get(key, absent))
+    if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
+        was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
+        key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
+        differing, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
+    else:
+        before, now = saved.get(differing, absent), current.get(differing, absent)
+    return f"{differing} was {before!r}, is {now!r}"

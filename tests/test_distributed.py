@@ -164,7 +164,8 @@ SAY_WHERE_EACH_RANK_STOPPED = """
 import os, runpy, signal, sys
 from pathlib import Path
 
-from neurozoo.convrnn.training.engine import DataErrorMidRun, Trainer
+from neurozoo.convrnn.training.engine import Trainer
+from neurozoo.convrnn.training.stops import DataErrorMidRun
 from neurozoo.convrnn.training.imagefolder import ImageFolder
 
 out = Path(sys.argv[sys.argv.index("--out") + 1])
@@ -431,7 +432,7 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 def test_two_ranks_hash_their_shares_of_the_images_into_the_checksum_of_one_process(tmp_path):
     """--hash-images under torchrun: each rank reads every other image (9 training images: 5 and 4) and rank 0 joins
     their sha256s into run.json's checksum, which is the one a single process computes of the whole folder."""
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     data = write_image_folder(tmp_path / "data", n_classes=3, per_class=3, val_per_class=1, size=32)

@@ -263,7 +263,8 @@ def test_weight_decay_groups_follow_the_original_regularisers():
     weights and biases: 1e-4 (models/*.json; utils/cell_utils.py component_conv lines 1301 and 1330,
     utils/model_tool.py fc lines 555 and 565); residual_add projections and cell biases: none (utils/cell_utils.py
     lines 1165-1170; _ds_conv's bias lines 160-162; utils/median_rgcell.py e.g. lines 312-316)."""
-    from neurozoo.convrnn.training.engine import TrainConfig, build_optimizer
+    from neurozoo.convrnn.training.engine import TrainConfig
+    from neurozoo.convrnn.training.optim import build_optimizer
 
     model = convrnn.create_model("rgc_intermediate")
     groups = {round(g["weight_decay"], 10): g["params"] for g in model.weight_decay_groups()}

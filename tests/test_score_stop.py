@@ -283,10 +283,10 @@ def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_
 #: process) as its first evaluation batch is scored; says how many batches it scored
 IMAGENET_CHILD = """
 import atexit, os, subprocess, sys, time
-from neurozoo.convrnn.training import engine
+from neurozoo.convrnn.training import evaluation
 from neurozoo.leaderboard.cli import main
 
-scored, step_logits = [], engine.step_logits
+scored, step_logits = [], evaluation.step_logits
 
 
 def first_batch_signalled(output):
@@ -297,7 +297,7 @@ def first_batch_signalled(output):
     return step_logits(output)
 
 
-engine.step_logits = first_batch_signalled
+evaluation.step_logits = first_batch_signalled
 atexit.register(lambda: print(f"batches scored: {len(scored)}"))
 sys.exit(main(sys.argv[1:]))
 """

@@ -1835,7 +1835,7 @@ def test_a_study_that_recorded_file_names_only_is_compared_by_them_then_records_
     this command's sizes, so that an image replaced under its name from then on is refused."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.convrnn.training.synthetic import write_image_folder
 
@@ -1870,13 +1870,13 @@ def _edit_an_image_to_the_same_size(folder):
 
 def test_a_study_started_with_hash_images_refuses_an_image_edited_to_the_same_size(tiny, tmp_path, capsys):
     """zoo train's --hash-images for zoo search: every trial's run.json covers each image's bytes (files_checksum
-    contents) and so does the study's data check, by engine's functions (files_checksum, recorded_files_checksum): a
+    contents) and so does the study's data check, by file_checksums' functions (files_checksum, recorded_files_checksum): a
     study started with it refuses to continue on data whose image was edited under its name to the same size (the
     sizes check let it join), also when continued without --hash-images (the study's kind holds), which still records
     and hashes as the study does. Its own data, elsewhere, joins."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.leaderboard.cli import main
 
@@ -1912,10 +1912,10 @@ def test_a_study_started_with_hash_images_refuses_an_image_edited_to_the_same_si
 def _counting_image_reads(monkeypatch, data):
     """How many times each image under ``data`` is hashed in this process (``provenance.sha256_file``, which the
     trainer and the data checks call: its own cache holds 256 files, so on ImageNet each call reads the file)."""
-    from neurozoo.convrnn.training import engine
+    from neurozoo.convrnn.training import file_checksums
     from neurozoo.datasets import provenance
 
-    monkeypatch.setattr(engine, "CONTENTS_CHECKSUMS", {}, raising=False)  # none of an earlier test's
+    monkeypatch.setattr(file_checksums, "CONTENTS_CHECKSUMS", {}, raising=False)  # none of an earlier test's
     reads, hashed = {}, provenance.sha256_file
 
     def counted(path, *args, **kwargs):
@@ -1935,7 +1935,7 @@ def test_a_search_with_hash_images_reads_each_image_once_per_command(tiny, tmp_p
     """--hash-images read every image once for the study's data check, then again in every trial (20 trials on
     ImageNet: the set read 21 times). Now once per command; each trial's run.json still records the same contents
     checksum, the one file_list_sha256 computes from every byte."""
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.leaderboard.cli import main
 
@@ -1960,7 +1960,7 @@ def test_an_image_edited_between_the_trials_of_a_search_is_read_again(tiny, tmp_
     import shutil
 
     from neurozoo.convrnn.search.objective import Objective
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.leaderboard.cli import main
 

@@ -16,7 +16,8 @@ from PIL import Image
 
 from neurozoo import convrnn
 from neurozoo.convrnn.training import TrainConfig, Trainer, read_metrics
-from neurozoo.convrnn.training.engine import model_answer, topk_correct, unrolled_loss
+from neurozoo.convrnn.training.evaluation import topk_correct
+from neurozoo.convrnn.training.loss import model_answer, unrolled_loss
 
 sys.path.insert(0, os.path.dirname(__file__))
 import convrnn_reference as ref  # noqa: E402

@@ -17,7 +17,9 @@ import pytest
 import torch
 
 from neurozoo.convrnn.training import TrainConfig, Trainer, load_checkpoint, read_metrics, save_checkpoint, train
-from neurozoo.convrnn.training.engine import LRFactor, topk_correct, unrolled_loss
+from neurozoo.convrnn.training.evaluation import topk_correct
+from neurozoo.convrnn.training.loss import unrolled_loss
+from neurozoo.convrnn.training.optim import LRFactor
 from neurozoo.convrnn.training.synthetic import write_image_folder
 from neurozoo.datasets.errors import DataError, UserFacingError
 
@@ -105,7 +107,7 @@ def test_run_json_data_checksums_change_when_an_image_is_replaced_under_its_name
     (files_checksum "sizes"), the checksum every rank compares."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     shutil.copytree(data, tmp_path / "data")
@@ -151,7 +153,7 @@ def test_a_resume_on_other_files_than_the_part_before_says_so_and_each_part_keep
 def test_zoo_train_hash_images_records_the_sha256_of_every_images_bytes(data, tmp_path, capsys):
     """--hash-images: run.json's checksums cover each image's bytes (an image edited to the same size changes them),
     files_checksum says so, and --help says that every image is read."""
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
     from neurozoo.leaderboard.cli import main
 
@@ -212,10 +214,10 @@ def test_a_sigterm_while_hash_images_reads_the_images_stops_at_once_writing_noth
 def test_hash_images_shows_its_progress_on_a_terminal(data, tmp_path, capsys, monkeypatch):
     """--hash-images read every image without a word but one line (minutes on ImageNet): a progress bar per split
     now counts the images read, on a terminal (as the epochs' bars; none with --quiet)."""
-    from neurozoo.convrnn.training import engine
+    from neurozoo.convrnn.training import file_checksums
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    monkeypatch.setattr(engine, "CONTENTS_CHECKSUMS", {})  # an earlier test's run read these images: not again
+    monkeypatch.setattr(file_checksums, "CONTENTS_CHECKSUMS", {})  # an earlier test's run read these images: not again
     trainer = Trainer(config(data, tmp_path, hash_images=True, quiet=False))
     trainer.close()
     err = capsys.readouterr().err
@@ -256,7 +258,7 @@ def test_a_resumed_run_json_of_the_version_before_data_checksum_kinds_keeps_its_
     takes them, as "names"."""
     import warnings
 
-    from neurozoo.convrnn.training.engine import file_list_sha256
+    from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     train(config(data, tmp_path, epochs=1, max_steps_per_epoch=1))
@@ -446,7 +448,7 @@ def test_run_json_keeps_every_checkpoint_a_run_resumed_from(data, tmp_path):
     its segments what it knew: the latest resume, the others' --resume (auto: OUT/last.pth)."""
     import shutil
 
-    from neurozoo.convrnn.training.engine import utc_time
+    from neurozoo.convrnn.training.run_record import utc_time
 
     last, kept = tmp_path / "last.pth", tmp_path / "kept.pth"
     crash_before_step(config(data, tmp_path, checkpoint_every=3), 4)
@@ -1183,7 +1185,7 @@ def test_zoo_train_command(data, tmp_path, capsys):
 def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, tmp_path, capsys, monkeypatch):
     """Ctrl-C in ``zoo train`` printed only "interrupted": now it says whether a finished epoch was saved and that
     --resume continues from it (or that nothing was saved)."""
-    from neurozoo.convrnn.training import engine
+    from neurozoo.convrnn.training import stops
     from neurozoo.convrnn.training.engine import Trainer
     from neurozoo.leaderboard.cli import main
 
@@ -1206,7 +1208,7 @@ def test_an_interrupted_zoo_train_says_what_it_kept_and_resume_continues(data, t
     assert main(args) == 130
     assert capsys.readouterr().err == (f"zoo train: interrupted; {tmp_path / 'last.pth'} holds step 1 (the end of epoch "
                                        "1): rerun the same command with --resume to continue from it\n")
-    monkeypatch.setattr(Trainer, "save", interrupted(True, engine.STOPPED_AT_ONCE))  # a second Ctrl-C says so
+    monkeypatch.setattr(Trainer, "save", interrupted(True, stops.STOPPED_AT_ONCE))  # a second Ctrl-C says so
     assert main(args + ["--resume"]) == 130
     assert capsys.readouterr().err.splitlines()[-1] == (
         "zoo train: interrupted; stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost; "
@@ -1296,7 +1298,7 @@ def test_the_stop_points_test_of_a_batch_names_nan_and_inf_images_and_lets_finit
     batch of 100s overflowed float16's sum): an infinity stops the run at that batch, the images named, the step
     saved; finite pixels near float32's limit, whose sum overflows, raise the flag too, but no image is named and the
     run goes on without a checkpoint."""
-    from neurozoo.convrnn.training.engine import UNREADABLE_DATA, DataErrorMidRun, non_finite_flag
+    from neurozoo.convrnn.training.stops import UNREADABLE_DATA, DataErrorMidRun, non_finite_flag
 
     assert int(non_finite_flag(torch.full((64, 3, 32, 32), 100.0, dtype=torch.float16))) == 0
     assert non_finite_flag(torch.zeros(2, 3, dtype=torch.uint8)) is None
@@ -1345,7 +1347,8 @@ def test_a_loading_worker_killed_mid_epoch_stops_the_run_with_the_last_step_save
     happened and how to go on (exit 2), and --resume ends with the uninterrupted run's weights and metrics."""
     import multiprocessing
 
-    from neurozoo.convrnn.training.engine import KILLED_WORKER, Trainer
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.convrnn.training.worker_deaths import KILLED_WORKER
     from neurozoo.convrnn.training.imagefolder import ImageFolder
     from neurozoo.leaderboard.cli import main
 
@@ -1620,7 +1623,7 @@ def test_original_weight_decay_is_the_originals_l2_loss_term_and_refused_with_ad
     Two momentum-SGD steps with our groups equal two plain-SGD steps on that loss; AdamW's decay is decoupled
     from the gradient, another regulariser, so the combination is refused rather than silently different."""
     from neurozoo import convrnn
-    from neurozoo.convrnn.training.engine import build_optimizer
+    from neurozoo.convrnn.training.optim import build_optimizer
     from neurozoo.datasets.errors import UserFacingError
 
     def two_steps(l2_in_loss: bool, decay: bool = True):
@@ -2080,10 +2083,10 @@ def test_a_diverged_run_says_in_one_line_what_was_kept_and_how_to_go_on(data, tm
 
 
 def test_ranks_data_and_resume_differences_are_named_and_alike_ranks_pass():
-    """What ``Trainer._check_ranks_agree`` tells of a rank whose data or checkpoint differ from rank 0's (a node
+    """What ``rank_agreement.check_ranks_agree`` tells of a rank whose data or checkpoint differ from rank 0's (a node
     with its own copy of --data or --out): before, other class names trained silently under other labels, and a rank
     that found no checkpoint trained from scratch beside ranks that resumed."""
-    from neurozoo.convrnn.training.engine import data_difference, resume_difference
+    from neurozoo.convrnn.training.rank_agreement import data_difference, resume_difference
 
     split = {"images": 16, "files_sha256": "a"}
     first = {"classes": ["n01", "n02"], "train": split, "val": {"images": 4, "files_sha256": "b"}}

@@ -330,7 +330,7 @@ def extract(model: torch.nn.Module, stimuli: Stimuli, layers: Sequence[str], *, 
         settings.update(n_steps=n_steps, image_steps=image_steps)
         spec = getattr(model, "spec", None)
         if hasattr(spec, "to_dict"):  # a cell constant (gate offset, nonlinearity) is no weight: the graph is keyed too
-            from neurozoo.convrnn.training.engine import spec_graph
+            from neurozoo.convrnn import spec_graph  # the package's export (tests/test_layers.py REGISTRIES)
 
             settings["graph"] = spec_graph(spec.to_dict())
         if inference is not None:  # the fast path's features equal the reference's to float (or bf16) precision

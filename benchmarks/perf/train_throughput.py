@@ -57,7 +57,7 @@ def forward_flops(model, image_size: int, device) -> float:
 
 def measure(name: str, args, overrides: dict, device: torch.device) -> dict:
     from neurozoo import convrnn
-    from neurozoo.convrnn.training.engine import unrolled_loss
+    from neurozoo.convrnn.training.loss import unrolled_loss
 
     torch.manual_seed(0)
     model = convrnn.create_model(name, num_classes=args.num_classes, **overrides).to(device)

@@ -221,7 +221,7 @@ def _run(args: argparse.Namespace) -> int:
             check_settings(study, settings, args.seed, args.pruner)
             check_data(study, args.data, args.hash_images)  # the images read here, once: the workers take the sums
         argv = [*_passthrough(args), "--workers", "1", "--study", study_name, "--export", "0", "--no-record"]
-        from neurozoo.convrnn.training.engine import CONTENTS_CHECKSUMS
+        from neurozoo.convrnn.training.file_checksums import CONTENTS_CHECKSUMS
 
         with sigterm_deferred():
             done = run_workers(argv, [n for n in split_trials(args.trials, args.workers) if n], storage,

@@ -165,18 +165,18 @@ def score_records(study: optuna.Study, space: SearchSpace, settings, k: int = 1,
 
 
 def files_checksum_kind(run: Dict[str, Any]) -> Optional[str]:
-    """What a trial's ``run.json`` data checksums cover (``engine.FILES_CHECKSUMS``): its ``files_checksum``, or
+    """What a trial's ``run.json`` data checksums cover (``file_checksums.FILES_CHECKSUMS``): its ``files_checksum``, or
     ``names`` for one written before it was recorded (paths and labels only); None without checksums."""
-    from neurozoo.convrnn.training.engine import recorded_files_checksum
+    from neurozoo.convrnn.training.file_checksums import recorded_files_checksum
 
     return recorded_files_checksum(run) if run.get("train_files_sha256") else None
 
 
 def data_checksums(data_dir, kinds=("sizes",)) -> Dict[str, Dict[str, str]]:
     """sha256 of each split's list of relative paths, labels and sizes, as the trainer records them by default
-    (``{kind: {"train": ..., "val": ...}}`` for each of ``kinds``, ``engine.FILES_CHECKSUMS``): the folder is
+    (``{kind: {"train": ..., "val": ...}}`` for each of ``kinds``, ``file_checksums.FILES_CHECKSUMS``): the folder is
     listed once."""
-    from neurozoo.convrnn.training.engine import files_checksum
+    from neurozoo.convrnn.training.file_checksums import files_checksum
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     splits = open_imagenet(data_dir)

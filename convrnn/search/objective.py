@@ -340,7 +340,7 @@ class Objective:
                 try:
                     trainer = Trainer(TrainConfig(**fields, resume=str(checkpoint)), resume_state=state)
                 except UserFacingError as refusal:  # an error of no checkpoint's: training afresh meets it again
-                    # the trainer's reason without zoo train's advice (engine.resume_refusal: resume with the
+                    # the trainer's reason without zoo train's advice (resume_checks.resume_refusal: resume with the
                     # checkpoint's setting, or train afresh into another --out): the trial trains afresh itself
                     error = getattr(refusal, "reason", str(refusal))
                 else:

@@ -410,9 +410,9 @@ def check_settings(study: optuna.Study, settings: TrialSettings, seed: Optional[
 def check_data(study: optuna.Study, data, hash_images: bool = False) -> Tuple[str, Dict[str, str]]:
     """Refuse data other than the data the study's trials were trained and scored on, told by the checksums of its
     splits' lists of relative paths, labels and sizes, or with ``--hash-images`` each image's sha256 instead of its size
-    (``export.data_checksums``, engine's ``files_checksum``; val/'s is the records' data sha256), so that a copy mounted
-    elsewhere is the same data. Returns the kind the study keeps from now on (``engine.FILES_CHECKSUMS``: its own, or
-    this command's where that covers more: ``hash_images``, engine's ``hashed_files_checksum``) and the checksums of
+    (``export.data_checksums``, ``file_checksums.files_checksum``; val/'s is the records' data sha256), so that a copy mounted
+    elsewhere is the same data. Returns the kind the study keeps from now on (``file_checksums.FILES_CHECKSUMS``: its own, or
+    this command's where that covers more: ``hash_images``, ``file_checksums.hashed_files_checksum``) and the checksums of
     that kind by split. A study continued on another folder (10 classes instead of 3) ranked its trials' top-1 with the
     others' (TPE and the export alike); so did one continued on another train/ (other training images beside the same
     val/), as only val/ was compared. A study of an earlier version recorded no data, or val/'s only, and takes this
@@ -421,8 +421,8 @@ def check_data(study: optuna.Study, data, hash_images: bool = False) -> Tuple[st
     name since is not seen, one replaced later is. One that recorded contents is compared by them, with or without
     ``--hash-images``: an image edited to the same size is refused."""
     from neurozoo.convrnn.search.export import data_checksums
-    from neurozoo.convrnn.training.engine import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, hashed_files_checksum,
-                                                  recorded_files_checksum)
+    from neurozoo.convrnn.training.file_checksums import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, hashed_files_checksum,
+                                                          recorded_files_checksum)
 
     recorded = study.user_attrs.get("data") or {}
     kind = recorded_files_checksum(recorded)

@@ -38,7 +38,7 @@ STORAGE_ENV = "NEUROZOO_SEARCH_STORAGE"
 #: The process id of the command that started a local worker (:func:`end_with_parent`)
 PARENT_ENV = "NEUROZOO_SEARCH_PARENT"
 
-#: The contents checksums of the data this command read (``--hash-images``; ``engine.CONTENTS_CHECKSUMS``), JSON: each
+#: The contents checksums of the data this command read (``--hash-images``; ``file_checksums.CONTENTS_CHECKSUMS``), JSON: each
 #: worker takes them (:func:`remember_contents_checksums`) instead of reading every image again, once in its data check
 #: and once per trial, while no file has changed since
 CHECKSUMS_ENV = "NEUROZOO_SEARCH_CONTENTS_CHECKSUMS"
@@ -131,10 +131,10 @@ def write_report(path, *, error: Optional[str] = None, crash: Optional[str] = No
 
 def remember_contents_checksums() -> None:
     """In a local worker: the contents checksums its command computed (:data:`CHECKSUMS_ENV`), as if computed here.
-    Each is used only for files found in the state it was computed of (``engine.files_state_sha256``)."""
+    Each is used only for files found in the state it was computed of (``file_checksums.files_state_sha256``)."""
     given = json.loads(os.environ.get(CHECKSUMS_ENV) or "{}")
     if given:
-        from neurozoo.convrnn.training.engine import CONTENTS_CHECKSUMS
+        from neurozoo.convrnn.training.file_checksums import CONTENTS_CHECKSUMS
 
         CONTENTS_CHECKSUMS.update(given)
 

@@ -115,7 +115,7 @@ def trained_graph_difference(model: torch.nn.Module, saved: Any, overrides: Opti
     change are left out (the layers too for a cell override): those differences were asked for. A checkpoint trained
     from a spec file or another registered model (a search trial's) whose weights fit was otherwise scored as this
     model, with its gate constants, nonlinearities or decoder, without a word."""
-    from neurozoo.convrnn.training.engine import spec_difference
+    from neurozoo.convrnn.spec import spec_difference
 
     trained, built = (saved or {}).get("spec") if isinstance(saved, dict) else None, getattr(model, "spec", None)
     if not isinstance(trained, dict) or not hasattr(built, "to_dict"):

@@ -144,7 +144,10 @@ def how_to_mend(error) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from neurozoo.convrnn.training.checkpoint import what_was_kept
-    from neurozoo.convrnn.training.engine import STOPPED_AT_ONCE, DataErrorMidRun, RanksDisagree, WorkerDied, train
+    from neurozoo.convrnn.training.engine import train
+    from neurozoo.convrnn.training.rank_agreement import RanksDisagree
+    from neurozoo.convrnn.training.stops import STOPPED_AT_ONCE, DataErrorMidRun
+    from neurozoo.convrnn.training.worker_deaths import WorkerDied
     from neurozoo.datasets.errors import DataError, UserFacingError
     from neurozoo.datasets.termination import sigterm_deferred, stopping_at_once
 

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import hashlib
 import itertools
 import json
 import math
 import os
 import random
-import socket
 import sys
 import time
 import traceback
@@ -32,21 +30,33 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 from torch.utils.data import DataLoader, default_collate
 
-from neurozoo.convrnn.network import may_hold_non_finite, non_finite_images
+from neurozoo.convrnn.network import non_finite_images
 from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
+from neurozoo.convrnn.training.evaluation import evaluation_sums, topk_correct
 from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
                                                    max_over_ranks, shutdown)
-from neurozoo.convrnn.training.imagefolder import open_imagenet, raised_in_worker
+from neurozoo.convrnn.training import file_checksums  # its CONTENTS_CHECKSUMS as the module holds it now (tests replace it)
+from neurozoo.convrnn.training.file_checksums import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, file_list_sha256,
+                                                      files_checksum, files_state_sha256, hashed_files_checksum)
+from neurozoo.convrnn.training.imagefolder import class_difference, open_imagenet, raised_in_worker
+from neurozoo.convrnn.training.loss import model_answer, step_logits, unrolled_loss
 from neurozoo.convrnn.training.metrics_log import MetricsLog
+from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
+from neurozoo.convrnn.training.rank_agreement import (RanksDisagree, check_ranks_agree, data_difference, data_view,
+                                                      resume_difference)
+from neurozoo.convrnn.training.resume_checks import (RESUMED_STATE, autocast_name, check_epochs, check_optimizer_settings,
+                                                     check_spec, check_steps_per_epoch, resume_refusal)
+from neurozoo.convrnn.training.run_record import earlier_segments, utc_time
 from neurozoo.convrnn.training.sampling import EpochOrder, SeededSamples
 from neurozoo.datasets.termination import sigterm_deferred, sigterm_from, termination_requested
+from neurozoo.convrnn.training.stops import (STOPPED_AT_ONCE, STOPPING, UNREADABLE_DATA, WORKER_DIED, DataErrorMidRun,
+                                             error_line, image_name, non_finite_flag, ranks_lines)
 from neurozoo.convrnn.training.transforms import build_transform
-from neurozoo.convrnn.training.worker_deaths import WorkerDeaths
+from neurozoo.convrnn.training.worker_deaths import KILLED_WORKER, WorkerDeaths, WorkerDied
 from neurozoo.datasets.cache import remove_dead_temporaries
 from neurozoo.datasets.errors import DataError, UserFacingError
 from neurozoo.datasets.json_files import write_json
@@ -138,84 +148,6 @@ class TrainConfig:
                                   f"the gradient, another regulariser: use --optimizer sgd, or --weight-decay")
 
 
-class DataErrorMidRun(DataError):
-    """Data found unreadable once training has started (a corrupt image), a batch holding NaN/inf pixels, or, under
-    torchrun, another error raised in loading a batch: one line naming the file (``files``: of each rank that found
-    one; ``non_finite`` and ``raised``: how many of those lines are of NaN/inf pixels and of other errors), raised on
-    every rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
-    (``Trainer._stop_point``)."""
-
-    def __init__(self, message: str, files: int = 1, non_finite: int = 0, raised: int = 0):
-        super().__init__(message)
-        self.files = files
-        self.non_finite = non_finite
-        self.raised = raised
-
-
-def resume_refusal(reason: str, advice: str, kind: type = UserFacingError, sep: str = "; ") -> UserFacingError:
-    """A ``kind`` error refusing a checkpoint to resume, ``reason + sep + advice``, that keeps the two apart (attributes
-    ``reason``, ``advice``): the advice is zoo train's user's (resume with the checkpoint's setting, or train afresh
-    into another --out); a search retrying a dead trial, which trains it afresh itself, quotes the reason alone
-    (``convrnn.search.objective``)."""
-    error = kind(f"{reason}{sep}{advice}")
-    error.reason, error.advice = reason, advice
-    return error
-
-
-class WorkerDied(UserFacingError):
-    """A data-loading worker died (SIGKILL: the out-of-memory killer; a crash; ``worker_deaths``): raised on every
-    rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
-    (``Trainer._stop_point``)."""
-
-
-# the stop codes of a rank that could not read its batch or whose loading worker died, above every signal number
-# (the codes are reduced with MAX)
-UNREADABLE_DATA = 1 << 16
-WORKER_DIED = UNREADABLE_DATA + 1
-#: what a worker killed by SIGKILL says, besides torch's line
-KILLED_WORKER = ("SIGKILL: the out-of-memory killer, unless someone sent it; fewer --workers or a smaller --batch-size "
-                 "need less memory")
-
-
-def ranks_lines(lines: List[Optional[str]], always: bool = False) -> List[str]:
-    """The lines of the ranks that have one (``lines``: every rank's, gathered), each naming its rank when there
-    are several, or ``always`` (a line that does not name a file of the rank's own)."""
-    failed = [(rank, line) for rank, line in enumerate(lines) if line]
-    return [line if len(failed) == 1 and not always else f"rank {rank}: {line}" for rank, line in failed]
-
-
-def non_finite_flag(images: Any) -> Optional[torch.Tensor]:
-    """``UNREADABLE_DATA`` if a pixel of ``images`` may be NaN or infinite, else 0: a one-element tensor on their
-    device, computed there without reading it back (``max_over_ranks`` joins it to the stop flag). Their sum (in at
-    least float32), which a NaN or an infinity makes non-finite: one pass over the batch without the boolean tensor of
-    ``isfinite(images).all()`` (64 images of 224 x 224 on one CPU thread: 6.6 ms against 168 ms; a float64 sum took
-    82 ms). Finite pixels whose sum overflows (values near 1e30) raise it too: ``Trainer._stop_point`` then finds no
-    image to name and goes on. None for anything but a floating-point tensor."""
-    if not (isinstance(images, torch.Tensor) and images.is_floating_point()):
-        return None
-    return may_hold_non_finite(images).long() * UNREADABLE_DATA
-
-
-def error_line(error: BaseException) -> str:
-    """``Type: message`` of ``error`` in one line, its last (a loading worker's error: the one it raised there)."""
-    lines = raised_in_worker(error).strip().splitlines()
-    text = lines[-1] if lines else ""
-    name = type(error).__qualname__
-    for prefix in (f"{type(error).__module__}.{name}: ", f"{name}: "):
-        text = text[len(prefix):] if text.startswith(prefix) else text
-    return f"{name}: {text}" if text else name
-
-
-def image_name(dataset: Any, index: int) -> str:
-    """Image ``index`` of ``dataset`` as a user finds it: its file (an ``ImageFolder``'s ``samples``), else its
-    index."""
-    samples = getattr(dataset, "samples", None)
-    try:
-        return str(samples[index][0])
-    except (TypeError, IndexError, KeyError):
-        return f"{index} of {type(dataset).__name__}"
-
-
 class Diverged(FloatingPointError):
     """A non-finite training or validation loss, or weights: raised on every rank at the same point, before anything
     of it is checkpointed (``last.pth`` and ``best.pth`` keep the last finite weights); ``run.json`` records it
@@ -227,264 +159,6 @@ class Diverged(FloatingPointError):
 
 
 # ---------------------------------------------------------------------------- pieces
-@dataclass
-class LRFactor:
-    """Multiplier of the base learning rate at optimizer step ``step`` (linear warmup, then the schedule).
-
-    A callable object rather than a closure so that ``LambdaLR.state_dict`` records it."""
-    kind: str
-    total_steps: int
-    warmup_steps: int = 0
-    step_every: int = 1
-    gamma: float = 0.1
-    min_factor: float = 0.0
-
-    def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
-        if self.kind == "constant":
-            return 1.0
-        if self.kind == "step":
-            return self.gamma ** (step // max(1, self.step_every))
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
-        return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
-
-
-def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    if config.original_weight_decay and not hasattr(model, "weight_decay_groups"):
-        raise UserFacingError(f"--original-weight-decay: {config.model} has no original per-part L2 scales "
-                              f"(weight_decay_groups); use --weight-decay")
-    if config.original_weight_decay:
-        groups = [{"params": [p for p in g["params"] if p.requires_grad], "weight_decay": g["weight_decay"]}
-                  for g in model.weight_decay_groups()]
-        groups = [g for g in groups if g["params"]]
-    else:
-        decay, no_decay = [], []
-        for param in model.parameters():
-            if param.requires_grad:
-                (decay if param.ndim > 1 else no_decay).append(param)
-        groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=config.lr, momentum=config.momentum)
-    return torch.optim.AdamW(groups, lr=config.lr)
-
-
-def build_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    factor = LRFactor(config.schedule, total_steps=config.epochs * steps_per_epoch,
-                      warmup_steps=int(round(config.warmup_epochs * steps_per_epoch)),
-                      step_every=config.step_epochs * steps_per_epoch, gamma=config.gamma,
-                      min_factor=config.min_lr / config.lr)
-    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
-
-
-def step_logits(output) -> torch.Tensor:
-    """(T, B, K) logits from a model output with ``.logits`` (a plain (B, K) tensor counts as T = 1)."""
-    logits = getattr(output, "logits", output)
-    return logits.unsqueeze(0) if logits.dim() == 2 else logits
-
-
-def model_answer(output) -> torch.Tensor:
-    """The model's (B, K) answer: ``output.final_logits`` (a ConvRNN's decoder: max-confidence / threshold for
-    *_tmaxconf / *_dthresh, the last step otherwise); the last step of an output without one.
-
-    The original's model_func returns only the decoded logits (models/model_func.py lines 192-209: ``logits =
-    temporal_decoder(...)``, ``assert len(logits.shape) == 2``), so its loss and its top-1 see the decoder's answer."""
-    final = getattr(output, "final_logits", None)
-    return final if final is not None else step_logits(output)[-1]
-
-
-def unrolled_loss(output, target: torch.Tensor, mode: str = "final", first_step: int = 0,
-                  label_smoothing: float = 0.0) -> torch.Tensor:
-    """Cross-entropy of the model's answer (``model_answer``), or its mean over every step's logits from
-    ``first_step`` on. ``output``: a model output or its (T, B, K) logits."""
-    logits = step_logits(output)
-    if mode == "final" or logits.shape[0] == 1:
-        return F.cross_entropy(model_answer(output).float(), target, label_smoothing=label_smoothing)
-    steps = logits[min(first_step, logits.shape[0] - 1):].float()
-    return F.cross_entropy(steps.flatten(0, 1), target.repeat(steps.shape[0]), label_smoothing=label_smoothing)
-
-
-def topk_correct(logits: torch.Tensor, target: torch.Tensor, ks=(1, 5)) -> List[torch.Tensor]:
-    """Number of samples whose target is among the top-k classes, for each k (k capped at K)."""
-    top = logits.topk(min(max(ks), logits.shape[-1]), dim=-1).indices
-    hits = top.eq(target.unsqueeze(-1))
-    return [hits[:, :k].any(-1).sum() for k in ks]
-
-
-@torch.no_grad()
-def evaluation_sums(model: nn.Module, batches, device, first_readout_step: int = 0, autocast=contextlib.nullcontext,
-                    on_batch=None) -> Dict[str, Optional[torch.Tensor]]:
-    """The one evaluation loop of the suite (``Trainer.evaluate``, the ``imagenet.val`` benchmark): over ``batches``
-    of ``(images, target)`` already on ``device``, the float64 sums ``answer`` = (cross-entropy, top-1 hits, top-5
-    hits, n) of the model's answer (:func:`model_answer`) and ``steps`` = (top-1, top-5 hits) per readout step from
-    ``first_readout_step`` on (``step_logits``; one row for a feedforward model's logits; None without batches).
-    ``on_batch()`` is called after each batch (a progress bar). The caller puts the model in eval mode."""
-    answer = torch.zeros(4, dtype=torch.float64, device=device)
-    steps = None
-    for images, target in batches:
-        with autocast():
-            output = model(images)
-        final = model_answer(output).float()
-        top1, top5 = topk_correct(final, target)
-        answer += torch.stack([F.cross_entropy(final, target, reduction="sum").double(), top1.double(), top5.double(),
-                               torch.tensor(float(len(target)), dtype=torch.float64, device=device)])
-        logits = step_logits(output)
-        hits = torch.stack([torch.stack(topk_correct(step.float(), target)).double()
-                            for step in logits[min(first_readout_step, logits.shape[0] - 1):]])
-        steps = hits if steps is None else steps + hits
-        if on_batch is not None:
-            on_batch()
-    return {"answer": answer, "steps": steps}
-
-
-#: what the first Ctrl-C says (``Trainer.fit`` defers it as a SIGTERM), and the interrupt a second one raises at once
-STOPPING = "stopping at the next batch, with a checkpoint of the step reached"
-STOPPED_AT_ONCE = "stopped at once by a second Ctrl-C: the steps since the last checkpoint were lost"
-
-#: settings a checkpoint's optimizer state holds: a resume with others is refused (``Trainer.load_state``)
-RESUME_FIXED = ("optimizer", "original_weight_decay", "lr", "momentum", "weight_decay")
-#: the fields of a checkpoint a resume reads beside those ``checkpoint.load_checkpoint`` requires (``Trainer.load_state``)
-RESUMED_STATE = ("optimizer", "scheduler", "scaler")
-
-
-def autocast_name(config: Dict[str, Any]) -> str:
-    """The precision a training config computes in, in words: ``float32`` or ``bfloat16 autocast``."""
-    return f"{config.get('amp_dtype', 'bfloat16')} autocast" if config.get("amp") else "float32"
-
-
-def class_difference(saved: List[str], current: List[str], other: str = "the checkpoint") -> str:
-    """Where two class lists (sorted WNID folders) first differ, in words: ``current``'s against ``other``'s."""
-    if len(saved) != len(current):
-        return f"{len(current)} class folders in train/, {other} has {len(saved)}"
-    index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
-    return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
-
-
-def utc_time(seconds: float) -> str:
-    """``seconds`` since the epoch as run.json writes a time: ``2026-12-04T19:30:05Z``."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))
-
-
-def segments_with_resume_sources(run: Dict[str, Any]) -> List[Dict[str, Any]]:
-    """``run``'s (run.json as read) segments, each with ``resumed_from`` (None for a fresh start). A version before
-    segments kept theirs (``Trainer._resume_source``) recorded the latest resume only, at the top level: its last
-    segment gets that path, the others their ``--resume`` path (``auto``: OUT/last.pth, or a fresh start at step 0),
-    each with its start step; their position and time are unknown."""
-    segments = [dict(segment) if isinstance(segment, dict) else segment for segment in run["segments"]]
-    for index, segment in enumerate(segments):
-        if not isinstance(segment, dict) or "resumed_from" in segment:
-            continue
-        config = segment.get("config") or {}
-        resume, step = config.get("resume"), segment.get("start_step")
-        if index == len(segments) - 1:
-            resume = run.get("resumed_from")
-        elif resume == "auto":
-            resume = str(Path(config.get("out", "")) / "last.pth") if step else None
-        segment["resumed_from"] = {"checkpoint": resume, "step": step} if resume else None
-    return segments
-
-
-#: what each segment of run.json records of the data it trained on (Trainer._write_run_info)
-SEGMENT_DATA = ("data_absolute", "files_checksum", "train_files_sha256", "val_files_sha256")
-
-
-def segments_with_data(segments: List[Any], run: Dict[str, Any]) -> List[Any]:
-    """``segments`` (of ``run``, run.json as read), the last one given the data checksums of ``run``'s top level
-    where ``run`` was written by a version whose segments kept no data: the top level was rewritten by each part's
-    start, so it held the last part's. A ``train_files_sha256`` without ``files_checksum`` covered the names and labels only
-    (``names``, :data:`FILES_CHECKSUMS`). The earlier parts' data are unknown."""
-    last = segments[-1] if segments else None
-    if not isinstance(last, dict) or "files_checksum" in last or "train_files_sha256" not in run:
-        return segments
-    data = {key: run.get(key) for key in SEGMENT_DATA}
-    data["files_checksum"] = recorded_files_checksum(run)
-    segments[-1] = {**last, **data}
-    return segments
-
-
-class RanksDisagree(UserFacingError):
-    """The ranks of a torchrun see different data or resume from different points (a node with its own copy of
-    ``--data`` or ``--out``): raised on every rank at the same point, before any training; rank 0 says it."""
-
-
-def data_view(split) -> Optional[Dict[str, Any]]:
-    """What every rank must see alike of a split: its image count and the checksum of its file names, labels and sizes
-    (:func:`files_checksum`)."""
-    return None if split is None else {"images": len(split), "files_sha256": files_checksum(split, "sizes")}
-
-
-def data_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
-    """How ``other`` rank's data (``Trainer._data_view``) differs from rank 0's (``first``), in words; None if alike."""
-    if first["classes"] != other["classes"]:
-        return class_difference(first["classes"], other["classes"], other="rank 0")
-    for split in ("train", "val"):
-        mine, theirs = other[split], first[split]
-        if mine == theirs:
-            continue
-        if mine is None or theirs is None:
-            here, there = ("absent", "present") if mine is None else ("present", "absent")
-            return f"{split}/ is {here} there, {there} on rank 0"
-        if mine["images"] != theirs["images"]:
-            return f"{mine['images']} images in {split}/, rank 0 has {theirs['images']}"
-        return (f"the file names or sizes of its {mine['images']} images in {split}/ differ from rank 0's (sha256 of "
-                f"the list)")
-    return None
-
-
-def resume_difference(first: Dict[str, Any], other: Dict[str, Any]) -> Optional[str]:
-    """How ``other`` rank's starting point (``Trainer._resume_view``) differs from rank 0's (``first``); None if alike."""
-    if first["position"] == other["position"]:
-        return None
-
-    def start(view: Dict[str, Any], who: str) -> str:
-        if view["checkpoint"] is None:
-            return f"{who} found no checkpoint and starts afresh"
-        return f"{who} resumes {view['checkpoint']} at {view['position']}"
-
-    return f"{start(other, 'it')}, {start(first, 'rank 0')}"
-
-
-#: GraphSpec fields that name or describe a graph without changing it: a spec file whose description was edited
-#: builds the graph its checkpoint was trained as
-SPEC_LABELS = ("name", "description")
-
-
-def spec_graph(spec: Dict[str, Any]) -> Dict[str, Any]:
-    """A spec (``GraphSpec.to_dict``) as the graph it builds, for ``--resume``'s check: read back through
-    ``GraphSpec.from_dict``, so that a field added after the checkpoint was written takes its default (the
-    behaviour of the version that wrote it), and without :data:`SPEC_LABELS`. A spec this version cannot read (a
-    later version's field, a plugin's cell not installed) is compared as it is."""
-    import copy
-
-    from neurozoo.convrnn.spec import GraphSpec, SpecError
-
-    try:
-        spec = GraphSpec.from_dict(copy.deepcopy(spec)).to_dict()
-    except (SpecError, TypeError, ValueError):
-        pass
-    return {key: value for key, value in spec.items() if key not in SPEC_LABELS}
-
-
-def spec_difference(saved: Dict[str, Any], current: Dict[str, Any], ignore=()) -> Optional[str]:
-    """The first difference between the graphs of two specs (:func:`spec_graph`), e.g. "n_steps was 4, is 6" or
-    "layer conv3 cell was {...}, is {...}"; None for the same graph. ``ignore``: top-level fields not compared."""
-    saved, current = spec_graph(saved), spec_graph(current)
-    for key in ignore:
-        saved.pop(key, None), current.pop(key, None)
-    if saved == current:
-        return None
-    absent = "(absent)"  # a field one of the two lacks (a spec written by another version)
-    differing = next(key for key in sorted(set(saved) | set(current))
-                     if saved.get(key, absent) != current.get(key, absent))
-    if differing == "layers" and len(saved["layers"]) == len(current["layers"]):
-        was, is_now = next((a, b) for a, b in zip(saved["layers"], current["layers"]) if a != b)
-        key = next(k for k in sorted(set(was) | set(is_now)) if was.get(k, absent) != is_now.get(k, absent))
-        differing, before, now = f"layer {was.get('name')} {key}", was.get(key, absent), is_now.get(key, absent)
-    else:
-        before, now = saved.get(differing, absent), current.get(differing, absent)
-    return f"{differing} was {before!r}, is {now!r}"
-
-
 def to_channels_last(model: nn.Module) -> nn.Module:
     """``model.to(memory_format=torch.channels_last)``, but buffers of 1 x 1 pixels keep contiguous strides (the same
     memory either way): DDP's buffer synchronisation before every forward fails on a channels-last (N, C, 1, 1)
@@ -502,79 +176,6 @@ def seed_all(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
-
-
-def file_list_sha256(dataset, sizes: bool = False, contents: bool = False,
-                     file_sha256: Optional[List[str]] = None) -> str:
-    """Checksum of the (relative path, label) list of a split: cheap, and changes when files do. ``sizes``: each
-    file's size in bytes too (``imagenet.val``'s data checksum: an image re-encoded under its name to another size
-    changes it). ``contents``: each file's sha256 too (``imagenet.val``'s ``images_sha256``: an image edited to the
-    same size changes it; every byte is read), or ``file_sha256``, those of the samples in order, computed already."""
-    from neurozoo.datasets.provenance import sha256_file
-
-    digest = hashlib.sha256()
-    for index, (path, label) in enumerate(dataset.samples):
-        size = f"\t{os.path.getsize(path)}" if sizes else ""
-        content = f"\t{file_sha256[index] if file_sha256 is not None else sha256_file(path)}" if contents else ""
-        digest.update(f"{os.path.relpath(path, dataset.root)}\t{label}{size}{content}\n".encode())
-    return digest.hexdigest()
-
-
-#: What a split's ``files_sha256`` covers, by run.json's ``files_checksum``: each image's relative path and label,
-#: and its size ("sizes", the default: one stat per file) or its bytes' sha256 ("contents", ``--hash-images``: every
-#: byte read). A run.json without ``files_checksum`` (before 2026-12-05) hashed the paths and labels only ("names"):
-#: an image replaced by another under its name left it unchanged.
-FILES_CHECKSUMS = {"names": {}, "sizes": {"sizes": True}, "contents": {"contents": True}}
-#: what each kind of :data:`FILES_CHECKSUMS` covers, in words
-FILES_CHECKSUM_WORDS = {"names": "relative paths and labels", "sizes": "relative paths, labels and sizes",
-                        "contents": "relative paths, labels and each file's sha256"}
-
-
-def recorded_files_checksum(record: Dict[str, Any]) -> str:
-    """The kind of data checksums a record holds (run.json, one of its segments, a search study's data): its
-    ``files_checksum``, or ``names`` for one written before the kind was recorded (:data:`FILES_CHECKSUMS`)."""
-    return record.get("files_checksum") or "names"
-
-
-def hashed_files_checksum(hash_images: bool) -> str:
-    """The kind of data checksums (:data:`FILES_CHECKSUMS`) a run records with ``--hash-images`` or without: each
-    image's bytes ("contents"), or its size ("sizes"). ``zoo train``'s and ``zoo search``'s option alike."""
-    return "contents" if hash_images else "sizes"
-
-
-def files_checksum(split, kind: str = "sizes") -> str:
-    """:func:`file_list_sha256` of ``split`` of the kind ``kind`` (:data:`FILES_CHECKSUMS`); of its contents, the one
-    this process computed already while no file has changed since (:func:`files_state_sha256`)."""
-    if kind != "contents":
-        return file_list_sha256(split, **FILES_CHECKSUMS[kind])
-    state = files_state_sha256(split)
-    if state not in CONTENTS_CHECKSUMS:
-        CONTENTS_CHECKSUMS[state] = file_list_sha256(split, contents=True)
-    return CONTENTS_CHECKSUMS[state]
-
-
-#: The contents checksums (``files_checksum`` "contents", every byte read) this process computed or was given, by the
-#: :func:`files_state_sha256` of their split read just before: a search hashed every image once per trial, so a study
-#: of 20 trials on ImageNet read the whole set 20 times (``sha256_file``'s cache holds 256 files). A file edited,
-#: replaced, added or removed since changes the key, and the split is read again. ``zoo search --workers K`` hands its
-#: workers its own (``convrnn.search.workers``): the images are read once per command.
-CONTENTS_CHECKSUMS: Dict[str, str] = {}
-
-
-def files_state_sha256(split) -> str:
-    """sha256 of ``split``'s list of relative paths, labels and file states (``provenance.file_state``: identity,
-    size, modification and change times), one stat per file, none read: what tells whether a contents checksum
-    computed before still holds (:data:`CONTENTS_CHECKSUMS`). An edit changes the change time whatever it does to the
-    modification time, a file renamed over the old one its identity; only one within the file system's clock tick of
-    the reading, to the same size, in place, goes unseen (as ``provenance.sha256_file``'s own cache)."""
-    from neurozoo.datasets.provenance import file_state
-
-    digest = hashlib.sha256()
-    for path, label in split.samples:
-        (device, inode), size, (modified, changed) = file_state(path)
-        digest.update(f"{os.path.relpath(path, split.root)}\t{label}\t{device}:{inode}\t{size}\t{modified}\t{changed}\n"
-                      .encode())
-    return digest.hexdigest()
 
 
 # ---------------------------------------------------------------------------- trainer
@@ -638,8 +239,8 @@ class Trainer:
             self._check_fast_path()  # before the data are listed and hashed (minutes on ImageNet)
         self._build_data()
         self.data_views = self._data_view()
-        self._check_ranks_agree(self.data_views, data_difference, f"--data {config.data}", "sees other data",
-                                "a shared file system or identical copies")
+        check_ranks_agree(self.dist, self.data_views, data_difference, f"--data {config.data}", "sees other data",
+                          "a shared file system or identical copies")
         self.data_checksums = self._data_checksums()
         seed_all(config.seed)  # the same initial weights on every rank
         self.model = model if model is not None else self._create_model()
@@ -694,8 +295,8 @@ class Trainer:
             self.load_state(saved, resume)
             if self.dist.is_main:
                 print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
-        self._check_ranks_agree(self._resume_view(resume), resume_difference, f"--out {self.out}",
-                                "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
+        check_ranks_agree(self.dist, self._resume_view(resume), resume_difference, f"--out {self.out}",
+                          "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
         # the setup's first writes: a block of their own, which ends zoo train's stretch where a stop is taken at once
         # (stopping_at_once: the data listed and hashed, the model built, all writing nothing), so that a SIGTERM
         # from here on waits for the first safe point; a stop inside it is taken as the block ends
@@ -777,8 +378,8 @@ class Trainer:
             # one process: the checksum of the same unchanged files computed before (a search's earlier trial, its
             # command's data check), not every image read again; ranks would each need to agree on whether they knew it
             state = None if self.dist.distributed else files_state_sha256(split)
-            if state in CONTENTS_CHECKSUMS:
-                checksums[f"{name}_files_sha256"] = CONTENTS_CHECKSUMS[state]
+            if state in file_checksums.CONTENTS_CHECKSUMS:
+                checksums[f"{name}_files_sha256"] = file_checksums.CONTENTS_CHECKSUMS[state]
                 continue
             from neurozoo.datasets.provenance import sha256_file
 
@@ -797,7 +398,7 @@ class Trainer:
                 digests[share_rank::world_size] = share
             checksums[f"{name}_files_sha256"] = file_list_sha256(split, contents=True, file_sha256=digests)
             if state is not None:
-                CONTENTS_CHECKSUMS[state] = checksums[f"{name}_files_sha256"]
+                file_checksums.CONTENTS_CHECKSUMS[state] = checksums[f"{name}_files_sha256"]
         return checksums
 
     def _resume_view(self, resume: Optional[Path]) -> Dict[str, Any]:
@@ -805,23 +406,6 @@ class Trainer:
                     "steps_per_epoch": self.steps_per_epoch}
         return {"checkpoint": str(resume) if resume is not None else None,
                 "position": checkpoint_position(position) if resume is not None else None}
-
-    def _check_ranks_agree(self, view: Dict[str, Any], difference, where: str, sees: str, how: str) -> None:
-        """Every rank's ``view`` against rank 0's (``difference(rank 0's, other) -> words or None``); ``where``,
-        ``sees`` and ``how`` word the refusal. Each rank reads ``--data`` and ``--out`` itself: on nodes with their own copies,
-        another class list trained each class under other labels without a word, and another image count gave another
-        number of steps per epoch, so the ranks waited for each other's all-reduces for ever (a hang); a rank that
-        found no checkpoint to resume trained from scratch beside ranks that resumed. All ranks raise together, so
-        none waits for another."""
-        if not self.dist.distributed:
-            return
-        views = all_gather_objects({"host": socket.gethostname(), "view": view})
-        for rank, other in enumerate(views[1:], start=1):
-            words = difference(views[0]["view"], other["view"])
-            if words is not None:
-                raise RanksDisagree(f"{where}: rank {rank} (host {other['host']}) {sees} than rank 0 (host "
-                                    f"{views[0]['host']}): {words}; every node must see the same {where.split()[0]} "
-                                    f"folder ({how})")
 
     def _check_fast_path(self) -> None:
         """``--fast`` on a model without a fast path, refused from its class (built on the meta device)."""
@@ -869,7 +453,7 @@ class Trainer:
 
     def _write_run_info(self, resume) -> None:
         self.out.mkdir(parents=True, exist_ok=True)
-        earlier = self._earlier_segments(resume)
+        earlier = earlier_segments(resume, self.out)
         self._warn_of_other_data(earlier[-1] if earlier else None, resume)
         segment = {
             "config": asdict(self.config),
@@ -943,45 +527,6 @@ class Trainer:
         return {"checkpoint": str(resume), "epoch": self.epoch, "epoch_steps": self.epoch_steps,
                 "step": self.global_step, "written_at": utc_time(Path(resume).stat().st_mtime)}
 
-    def _earlier_segments(self, resume) -> List[Dict[str, Any]]:
-        """The run's segments so far, from the run.json beside the resumed checkpoint (one made of its top level when
-        it has none: a version before segments, start step unknown); none for a fresh run or where no readable
-        run.json is found. All of them, with their outcomes: segments from the checkpoint's step on (a resume of
-        best.pth, an earlier resume that diverged again or found nothing left to train) trained nothing the
-        checkpoint holds, but were dropped with their divergences; the next segment's ``start_step`` says where the
-        weights went on from. An unreadable run.json (cut short by a full disk, edited by hand) is warned of, and,
-        where it is this run's own, kept as ``run.json.unreadable``: the resume overwrote it without a word, and with
-        it the record of every earlier segment."""
-        if resume is None:
-            return []
-        path = Path(resume).parent / "run.json"
-        try:
-            before = json.loads(path.read_text())
-        except FileNotFoundError:
-            return []
-        except (OSError, ValueError) as error:
-            self._unreadable_run_json(path, f"{type(error).__name__}: {error}")
-            return []
-        if not isinstance(before, dict):
-            self._unreadable_run_json(path, f"a JSON {type(before).__name__}, not an object")
-            return []
-        if isinstance(before.get("segments"), list):
-            return segments_with_data(segments_with_resume_sources(before), before)
-        keys = ("config", "code_version", "git_commit", "environment", "device", "world_size")
-        latest = before.get("resumed_from")
-        return segments_with_data([{"start_step": None, "resumed_from": {"checkpoint": latest} if latest else None,
-                                    **{key: before.get(key) for key in keys}}], before)
-
-    def _unreadable_run_json(self, path: Path, why: str) -> None:
-        kept = ""
-        if path.parent.resolve() == self.out.resolve():  # the run.json this resume writes would replace it
-            copy = path.with_name("run.json.unreadable")
-            os.replace(path, copy)
-            kept = f"; it is kept as {copy}"
-        warnings.warn(f"--resume: {path} is unreadable ({why}): its record of the run's earlier segments (their "
-                      f"settings, code, data and how each ended) is lost, and run.json records the run from this "
-                      f"resume on{kept}")
-
     def _record_run(self, outcome: str, error: Optional[str] = None, reason: Optional[str] = None, **fields) -> None:
         """Record how this part ended in its segment (``outcome`` finished, stopped, diverged or pruned; the step
         reached; ``error``, or a pruning's ``reason``) and set ``fields`` at run.json's top level (rank 0)."""
@@ -1038,10 +583,10 @@ class Trainer:
                 f"{where}: the checkpoint's weights do not fit this model (checkpoint: model {saved.get('model')!r}, "
                 f"overrides {saved.get('overrides')}; this run: model {self.config.model!r}, overrides "
                 f"{self.config.overrides}); {state_mismatch(self.model, state['model'])}") from None
-        self._check_spec(state.get("spec"), where)
-        self._check_steps_per_epoch(state, where)
-        self._check_optimizer_settings(saved, where)
-        self._check_epochs(state, where)
+        check_spec(state.get("spec"), self._spec(), self.config, where)
+        check_steps_per_epoch(state, self.config, self.dist.world_size, self.steps_per_epoch, where)
+        check_optimizer_settings(saved, self.config, where)
+        check_epochs(state, self.config, where)
         if "amp" in saved and autocast_name(saved) != autocast_name(asdict(self.config)):
             warnings.warn(f"{where}: the checkpoint's steps were trained in {autocast_name(saved)}, this run trains on "
                           f"in {autocast_name(asdict(self.config))}; run.json's segments record each part's settings")
@@ -1091,71 +636,6 @@ class Trainer:
         """The model's graph spec as data (overrides and classes applied), None for a model without one."""
         spec = getattr(self.model, "spec", None)
         return spec.to_dict() if hasattr(spec, "to_dict") else None
-
-    def _check_epochs(self, state: Dict[str, Any], where: str) -> None:
-        """A checkpoint that has trained steps past ``--epochs``: the resume had nothing to train, ``zoo train`` said
-        "done" and drew the curve titled "finished", while run.json kept ``finished`` false (or, for a checkpoint
-        inside the epoch after, said finished beside weights trained on past it)."""
-        needed = int(state["epoch"]) + (1 if int(state.get("epoch_steps", 0)) else 0)
-        if needed > self.config.epochs:
-            raise resume_refusal(f"{where}: the checkpoint holds {checkpoint_position(state)}, past --epochs "
-                                 f"{self.config.epochs}", f"resume with --epochs {needed} or more", sep=": ")
-
-    def _check_optimizer_settings(self, saved: Dict[str, Any], where: str) -> None:
-        """The settings a checkpoint's optimizer state holds (:data:`RESUME_FIXED`): another optimizer or grouping
-        failed inside torch (KeyError 'step', 'different number of parameter groups'), and another --lr, --momentum
-        or --weight-decay was silently replaced by the checkpoint's on loading its state."""
-        for name in RESUME_FIXED:
-            if name not in saved or (name == "momentum" and self.config.optimizer != "sgd"):
-                continue  # a checkpoint written before the setting existed; AdamW has no momentum setting
-            before, now = saved[name], getattr(self.config, name)
-            if before != now:
-                flag = f"--{name.replace('_', '-')}"
-                raise resume_refusal(f"{where}: the checkpoint was trained with {flag} {before}, this run has "
-                                     f"{now}; its optimizer state fixes {name}",
-                                     f"resume with {flag} {before}, or train afresh into another --out", sep=", so ")
-
-    def _check_spec(self, saved: Optional[Dict[str, Any]], where: str) -> None:
-        """A spec file edited (or another --set) between the runs builds another graph whose weights may still fit
-        the checkpoint's (a cell setting, n_steps, a feedback edge into a cell with its own projection): the resumed
-        run trained that graph on, without a word. Checkpoints written before they kept their spec are not checked."""
-        current = self._spec()
-        difference = spec_difference(saved, current) if saved is not None and current is not None else None
-        if difference:
-            raise resume_refusal(f"{where}: the checkpoint was trained as another graph than this run builds from "
-                                 f"{self.config.model!r} (overrides {self.config.overrides}): {difference}",
-                                 "resume with the graph it was trained as (the spec in run.json) or train afresh "
-                                 "into another --out")
-
-    def _check_steps_per_epoch(self, state: Dict[str, Any], where: str) -> None:
-        """The schedule counts optimizer steps: resumed with another number of steps per epoch (another global
-        batch, --max-steps-per-epoch or data), the checkpoint's step count would stand for another point of it.
-        Stopped inside an epoch, the checkpoint's position counts batches of its global batch: another one would skip
-        other images."""
-        epochs, steps, position = int(state["epoch"]), int(state["global_step"]), int(state.get("epoch_steps", 0))
-        saved_batch = int((state.get("config") or {}).get("batch_size", 0))
-        saved_world = int(state.get("world_size", 1))
-        same_batch = saved_batch * saved_world == self.config.batch_size * self.dist.world_size
-        per_epoch = state.get("steps_per_epoch")
-        if per_epoch is None:  # written before checkpoints recorded it: at an epoch end
-            if epochs < 1 or steps == epochs * self.steps_per_epoch:
-                return
-            per_epoch = steps // epochs
-        elif per_epoch == self.steps_per_epoch and (position == 0 or same_batch):
-            return
-
-        def batches(batch_size: int, world_size: int) -> str:
-            return (f"global batch {batch_size * world_size} = --batch-size {batch_size} x "
-                    f"{counted(world_size, 'process', 'processes')}")
-
-        before, now = batches(saved_batch, saved_world), batches(self.config.batch_size, self.dist.world_size)
-        if per_epoch == self.steps_per_epoch:
-            raise resume_refusal(f"{where}: the checkpoint stopped after {position} batches of epoch {epochs + 1} "
-                                 f"({before}); this run has {now}, so it would skip other images than those trained",
-                                 "resume with the same global batch")
-        raise resume_refusal(f"{where}: the checkpoint ran {per_epoch} steps per epoch ({before}); this run would "
-                             f"run {self.steps_per_epoch} ({now}), so its learning-rate schedule would be misplaced",
-                             "resume with the same global batch, data and --max-steps-per-epoch")
 
     def save(self, is_best: bool) -> None:
         """Checkpoint (rank 0) with every rank's RNG state and, inside an epoch, the epoch's metric sums so far; in

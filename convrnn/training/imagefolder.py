@@ -65,6 +65,14 @@ def class_folders(root: Path) -> List[str]:
     return names
 
 
+def class_difference(saved: List[str], current: List[str], other: str = "the checkpoint") -> str:
+    """Where two class lists (sorted WNID folders) first differ, in words: ``current``'s against ``other``'s."""
+    if len(saved) != len(current):
+        return f"{len(current)} class folders in train/, {other} has {len(saved)}"
+    index = next(i for i, (a, b) in enumerate(zip(saved, current)) if a != b)
+    return f"class {index} is {current[index]!r}, {other}'s is {saved[index]!r}"
+
+
 def shown_names(names: Sequence[str]) -> str:
     return ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 

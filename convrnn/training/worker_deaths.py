@@ -13,8 +13,21 @@ import threading
 from contextlib import contextmanager
 from typing import Optional
 
+from neurozoo.datasets.errors import UserFacingError
+
 #: how torch's errors of a dead loading worker begin (its SIGCHLD handler's and the loader's)
 DIED = "DataLoader worker (pid"
+
+
+class WorkerDied(UserFacingError):
+    """A data-loading worker died (SIGKILL: the out-of-memory killer; a crash; ``worker_deaths``): raised on every
+    rank at the same step, after the checkpoint of the last step trained was written, as a stop (SIGTERM) does
+    (``Trainer._stop_point``)."""
+
+
+#: what a worker killed by SIGKILL says, besides torch's line
+KILLED_WORKER = ("SIGKILL: the out-of-memory killer, unless someone sent it; fewer --workers or a smaller --batch-size "
+                 "need less memory")
 
 
 def worker_death(error: Optional[BaseException]) -> Optional[str]:

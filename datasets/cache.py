@@ -53,12 +53,25 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def _worker_host() -> str:
+    """The host part of :func:`worker_name`, as :func:`dead_on_this_host` compares it: ``socket.gethostname()`` as it
+    is, not :func:`host_name`'s file-name form (a name with other characters would not match itself)."""
+    return socket.gethostname()
+
+
+def worker_name(pid: Optional[int] = None) -> str:
+    """``<host>:<pid>``, this process's unless ``pid`` is given: the name of a leaderboard job's worker and of a search
+    trial's (its ``worker`` user attribute, and the local workers of ``zoo search --workers K``), which
+    :func:`dead_on_this_host` reads back."""
+    return f"{_worker_host()}:{os.getpid() if pid is None else pid}"
+
+
 def dead_on_this_host(worker: str) -> bool:
-    """Whether ``worker``, named ``<host>:<pid>`` (a leaderboard job's worker, a search trial's), is a process of this
-    host that no longer exists. Another host's, or a name of another form, is not known dead: it waits for its lease
-    or heartbeat."""
+    """Whether ``worker``, named ``<host>:<pid>`` (:func:`worker_name`: a leaderboard job's worker, a search trial's),
+    is a process of this host that no longer exists. Another host's, or a name of another form, is not known dead: it
+    waits for its lease or heartbeat."""
     name, _, pid = (worker or "").rpartition(":")
-    return name == socket.gethostname() and pid.isdigit() and not process_alive(int(pid))
+    return name == _worker_host() and pid.isdigit() and not process_alive(int(pid))
 
 
 #: How long a temporary whose writer this host cannot check (another host's, or one named before the host was) stays

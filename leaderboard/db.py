@@ -37,9 +37,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import secrets
-import socket
 from datetime import datetime, timedelta, timezone
 from typing import Any, Callable, Dict, Iterable, List, Optional, Tuple
 
@@ -194,10 +192,6 @@ def settings_sha256(spec: Dict[str, Any]) -> str:
 
 def hash_token(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _outdated(spec: Optional[dict], hidden_score_id: Optional[int], split_key: Optional[str] = None) -> Optional[str]:

@@ -13,10 +13,10 @@ import time
 import traceback
 from typing import Callable, Dict, Iterable, List, Optional
 
-from neurozoo.datasets.cache import dead_on_this_host
+from neurozoo.datasets.cache import dead_on_this_host, worker_name
 from neurozoo.datasets.termination import raise_if_terminated
 from neurozoo.leaderboard import sandbox
-from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, check_lease_token, worker_id
+from neurozoo.leaderboard.db import RUNNING, WITHDRAWN, LeaderboardDB, check_lease_token
 
 
 #: how often a worker reads who holds the submission's job it runs, to see its run superseded (a primary-key read of
@@ -197,7 +197,7 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     worker could take the job over anyway): :func:`store_with_retries`."""
     from tqdm.auto import tqdm
 
-    worker = worker or worker_id()
+    worker = worker or worker_name()
     ids = None if ids is None else list(ids)
     pending = [j for j in db.jobs(ids=ids) if j["status"] in ("queued", RUNNING)]
     counts = {"done": 0, "failed": 0}

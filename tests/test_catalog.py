@@ -241,6 +241,29 @@ def test_a_temporary_of_another_host_is_left_until_a_day_old_and_one_without_a_w
     assert (tmp_path / f"folder{temporary_suffix(ended.pid)}").is_dir()
 
 
+def test_a_worker_name_reads_back_as_dead_only_for_an_ended_process_of_this_host(monkeypatch):
+    """``worker_name`` (``<host>:<pid>``: a leaderboard job's worker, a search trial's ``worker``, the local workers of
+    ``zoo search --workers K``) is what ``dead_on_this_host`` reads: a live process's name (this one's, by default) is
+    not dead, an ended one's is, and the same pid on another host is not known dead. Both take the host as
+    ``socket.gethostname()`` gives it, not ``host_name()``'s file-name form: with a host name that form rewrites, a
+    name in that form is another host's."""
+    import socket
+    import subprocess
+    import sys
+
+    from neurozoo.datasets.cache import dead_on_this_host, host_name, worker_name
+
+    ended = subprocess.Popen([sys.executable, "-c", "pass"])
+    ended.wait()
+    assert worker_name() == f"{socket.gethostname()}:{os.getpid()}" == worker_name(os.getpid())
+    assert not dead_on_this_host(worker_name()) and dead_on_this_host(worker_name(ended.pid))
+    assert not dead_on_this_host(f"node-7.cluster:{ended.pid}")
+    monkeypatch.setattr(socket, "gethostname", lambda: "lab node:7")  # host_name(): "lab_node_7"
+    assert worker_name(ended.pid) == f"lab node:7:{ended.pid}"
+    assert dead_on_this_host(worker_name(ended.pid)) and not dead_on_this_host(worker_name())
+    assert not dead_on_this_host(f"{host_name()}:{ended.pid}")
+
+
 def _deep_tree(top, depth: int) -> None:
     """``top/d/d/.../d/f`` ``depth`` folders deep, made through file descriptors (os.makedirs recurses per level)."""
     os.mkdir(top)

@@ -613,42 +613,57 @@ def test_the_glms_deep_retina_objective_is_fit_glms_loss_and_penalties():
     assert abs(zoo_penalty - penalty) > 0.1 * penalty
 
 
+def _fits_with_and_without(tmp_path, capsys, model, options, setting, values, folders):
+    """The shared part of a fit setting's test: ``zoo fit <model>`` on one synthetic recording with ``options`` (the
+    setting ``setting`` at ``values[0]``) into ``tmp_path / folders[0]``, and without them (its default, ``values[1]``)
+    into ``tmp_path / folders[1]``, same seed and steps. Each fit records its value (summary.json's provenance
+    settings, history.json's config); the default's settings into the other's folder are a fit with other settings,
+    not resumed; and the default's checkpoint written before the setting (without it: read as the default) is not
+    resumed with the setting. Returns the recording's path, the command's arguments before ``--out`` and the two
+    folders' weights (``model.pt``), by folder."""
+    import json
+
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.fit import ResumeRefused
+
+    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+    argv = ["fit", model, "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet"]
+    assert zoo([*argv, "--out", str(tmp_path / folders[0]), *options]) == 0
+    assert zoo([*argv, "--out", str(tmp_path / folders[1])]) == 0
+    weights = {name: torch.load(tmp_path / name / "model.pt") for name in folders}
+    for name, value in zip(folders, values):
+        summary = json.loads((tmp_path / name / "summary.json").read_text())
+        assert summary["provenance"]["settings"][setting] == value
+        assert json.loads((tmp_path / name / "history.json").read_text())["config"][setting] == value
+    capsys.readouterr()
+    assert zoo([*argv, "--out", str(tmp_path / folders[0])]) == 2
+    assert f"a fit with other settings ({setting} {values[0]} -> {values[1]})" in capsys.readouterr().err
+    checkpoint = tmp_path / folders[1] / "checkpoint.pt"
+    saved = torch.load(checkpoint, weights_only=False)
+    del saved["config"][setting]
+    torch.save(saved, checkpoint)
+    with pytest.raises(ResumeRefused, match=f"{setting} {values[1]} -> {values[0]}"):
+        fit(create_model(model, n_cells=weights[folders[1]]["bias"].shape[0]), str(path), out=tmp_path / folders[1],
+            epochs=1, batch_size=64, progress=False, **{setting: values[0]})
+    return path, argv, weights
+
+
 @pytest.mark.filterwarnings("ignore:.*the validation r is noise at this size")
 def test_a_glm_fit_with_the_deep_retina_objective_differs_records_it_and_never_shares_a_fit(tmp_path, capsys):
     """``zoo fit glm --objective deep-retina``: fitted by that objective (other weights than the default's, same seed
     and steps), recorded (summary.json's provenance.settings, history.json's config, the checkpoint), a resume by the
     other objective refused either way (a checkpoint written before the setting is the zoo's), and another folder of
     the fit cache; refused for a model without the GLM's penalty groups and beside --l2 / --l1, before a fit."""
-    import json
-
     from neurozoo.datasets.errors import SpecError
-    from neurozoo.datasets.synthetic_retina import generate_recording
     from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina.embedded_fit import fit_dir
-    from neurozoo.retina.fit import ResumeRefused
 
-    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
-    argv = ["fit", "glm", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet"]
-    assert zoo([*argv, "--out", str(tmp_path / "deep-retina"), "--objective", "deep-retina"]) == 0
-    assert zoo([*argv, "--out", str(tmp_path / "zoo")]) == 0
-    weights = {name: torch.load(tmp_path / name / "model.pt") for name in ("deep-retina", "zoo")}
+    # a checkpoint written before the objective was a setting is the zoo's
+    path, argv, weights = _fits_with_and_without(tmp_path, capsys, "glm", ["--objective", "deep-retina"],
+                                                 "objective", ("deep-retina", "zoo"), ("deep-retina", "zoo"))
     assert (weights["deep-retina"]["bias"] - weights["zoo"]["bias"]).abs().max() > 1e-3  # measured 6.6e-3
     assert (weights["deep-retina"]["filter.spatial"] - weights["zoo"]["filter.spatial"]).abs().max() > 1e-3  # 0.022
-    for name in ("deep-retina", "zoo"):
-        summary = json.loads((tmp_path / name / "summary.json").read_text())
-        assert summary["provenance"]["settings"]["objective"] == name
-        assert json.loads((tmp_path / name / "history.json").read_text())["config"]["objective"] == name
-    capsys.readouterr()
-    # the other objective into either folder: a fit with other settings, not resumed
-    assert zoo([*argv, "--out", str(tmp_path / "deep-retina")]) == 2
-    assert "a fit with other settings (objective deep-retina -> zoo)" in capsys.readouterr().err
-    checkpoint = tmp_path / "zoo" / "checkpoint.pt"
-    saved = torch.load(checkpoint, weights_only=False)
-    del saved["config"]["objective"]  # as written before the objective was a setting: the zoo's
-    torch.save(saved, checkpoint)
-    with pytest.raises(ResumeRefused, match=r"objective zoo -> deep-retina"):
-        fit(create_model("glm", n_cells=weights["zoo"]["bias"].shape[0]), str(path), out=tmp_path / "zoo", epochs=1,
-            batch_size=64, objective="deep-retina", progress=False)
 
     def folder(name, **settings):
         return fit_dir(path, name, "whitenoise", 0, settings)
@@ -676,34 +691,13 @@ def test_a_fit_with_filter_l2_differs_records_it_and_never_shares_a_fit(tmp_path
     (summary.json's settings, history.json's config), a resume by the other setting refused either way (a checkpoint
     written before the setting is the default's), its own folder of the fit cache while the default keeps its
     folder; refused for a model without a low-rank filter, beside --objective deep-retina and below 0."""
-    import json
-
     from neurozoo.datasets.errors import SpecError
-    from neurozoo.datasets.synthetic_retina import generate_recording
-    from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina.embedded_fit import fit_dir, fit_settings_key
-    from neurozoo.retina.fit import ResumeRefused
 
-    path = generate_recording(tmp_path / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
-    argv = ["fit", "ln", "--data", str(path), "--epochs", "1", "--batch-size", "64", "--quiet"]
-    assert zoo([*argv, "--out", str(tmp_path / "assembled"), "--filter-l2", "0.01"]) == 0
-    assert zoo([*argv, "--out", str(tmp_path / "factors")]) == 0
-    weights = {name: torch.load(tmp_path / name / "model.pt") for name in ("assembled", "factors")}
+    # a checkpoint written before the setting put the penalty on the stored factors
+    path, _, weights = _fits_with_and_without(tmp_path, capsys, "ln", ["--filter-l2", "0.01"], "filter_l2",
+                                              (0.01, None), ("assembled", "factors"))
     assert (weights["assembled"]["filter.spatial"] - weights["factors"]["filter.spatial"]).abs().max() > 1e-4
-    for name, value in (("assembled", 0.01), ("factors", None)):
-        summary = json.loads((tmp_path / name / "summary.json").read_text())
-        assert summary["provenance"]["settings"]["filter_l2"] == value
-        assert json.loads((tmp_path / name / "history.json").read_text())["config"]["filter_l2"] == value
-    capsys.readouterr()
-    assert zoo([*argv, "--out", str(tmp_path / "assembled")]) == 2
-    assert "a fit with other settings (filter_l2 0.01 -> None)" in capsys.readouterr().err
-    checkpoint = tmp_path / "factors" / "checkpoint.pt"
-    saved = torch.load(checkpoint, weights_only=False)
-    del saved["config"]["filter_l2"]  # as written before the setting: the penalty on the stored factors
-    torch.save(saved, checkpoint)
-    with pytest.raises(ResumeRefused, match=r"filter_l2 None -> 0.01"):
-        fit(create_model("ln", n_cells=weights["factors"]["bias"].shape[0]), str(path), out=tmp_path / "factors",
-            epochs=1, batch_size=64, filter_l2=0.01, progress=False)
 
     def folder(name, **settings):
         return fit_dir(path, name, "whitenoise", 0, settings)

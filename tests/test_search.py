@@ -1334,35 +1334,47 @@ def _alive(pid):
 def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
     """A command killed alone (SIGKILL, the out-of-memory killer) left its workers running their trials unsupervised
     (here for 500 epochs), and a rerun started two more beside them. The kernel now sends each worker SIGTERM when
-    the command dies: each stops within seconds, its running trial marked FAIL (interrupted), as the command's own
-    SIGTERM would."""
+    the command dies: each stops at its next safe point (before its next batch), its running trial marked FAIL
+    (interrupted), as the command's own SIGTERM would.
+
+    Killed once both train (each trial has recorded an epoch), so that the work left before that safe point is a
+    batch, and how soon a worker stopped is counted in its trial's epochs, which a busy machine does not stretch: it
+    finishes at most the epoch under way as the command died. The command used to be killed as soon as the workers
+    had set up their trials, before the trainer was even imported, and a worker stopped only after importing it,
+    writing its run's provenance and a first forward pass: 3 s on an idle machine, over the 20 s the test allowed
+    at a load of 13 to 19 on 2 cores. The time limits below only end a hung run."""
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 2, "--export", "0", "--workers", "2", "--epochs", "500", "--pruner", "none")
     proc = subprocess.Popen([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_env(), cwd=tmp_path,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     storage, workers = None, []
-    deadline = time.time() + 120
+
+    def trials():
+        return optuna.load_study(study_name="tiny", storage=storage).trials
+
+    deadline = time.time() + 300  # the slow start of three processes importing torch on a busy machine
     try:
-        while time.time() < deadline:  # until each worker runs a trial of its own
+        while time.time() < deadline:  # until each worker trains a trial of its own
             time.sleep(0.5)
             assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
             if len(_children(proc.pid)) < 2:  # started once the study exists, whose schema this must not race
                 continue
             storage = storage or make_storage(f"sqlite:///{out / 'search.sqlite'}", heartbeat_interval=None)
             try:
-                trials = optuna.load_study(study_name="tiny", storage=storage).trials
+                running = [t for t in trials() if t.state == optuna.trial.TrialState.RUNNING]
             except KeyError:
                 continue
-            if sum(t.state == optuna.trial.TrialState.RUNNING and "worker" in t.user_attrs for t in trials) == 2:
+            if len(running) == 2 and all(t.user_attrs.get("epochs_done", 0) >= 1 for t in running):
                 break
         else:
-            pytest.fail("the two workers never ran a trial each")
+            pytest.fail("the two workers never trained an epoch each")
         workers = _children(proc.pid)
         assert len(workers) == 2 and {f"{socket.gethostname()}:{pid}" for pid in workers} == {
-            t.user_attrs["worker"] for t in trials}
+            t.user_attrs["worker"] for t in running}
         os.kill(proc.pid, signal.SIGKILL)  # the command alone, not its workers
-        proc.wait()
-        deadline = time.time() + 20
+        proc.wait()  # dead: the kernel has signalled its workers
+        at_kill = {t.number: t.user_attrs["epochs_done"] for t in trials()}
+        deadline = time.time() + 120
         while any(_alive(pid) for pid in workers) and time.time() < deadline:
             time.sleep(0.2)
         assert not any(_alive(pid) for pid in workers), "a worker ran on after its command was killed"
@@ -1373,9 +1385,12 @@ def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    trials = optuna.load_study(study_name="tiny", storage=storage).trials
-    assert len(trials) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in trials)
-    assert [t.user_attrs.get("interrupted") for t in trials] == ["signal 15", "signal 15"]
+    ended = trials()
+    assert len(ended) == 2 and all(t.state == optuna.trial.TrialState.FAIL for t in ended)
+    assert [t.user_attrs.get("interrupted") for t in ended] == ["signal 15", "signal 15"]
+    # each stopped within the epoch it was training as its command died, far from its trial's 500
+    assert all(at_kill[t.number] <= t.user_attrs["epochs_done"] <= at_kill[t.number] + 1 for t in ended), (
+        at_kill, [t.user_attrs["epochs_done"] for t in ended])
 
 
 # `zoo search --workers K` as it waits for its workers, its reports folder made: it prints the folder, then is killed

@@ -32,9 +32,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
-import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Tuple
@@ -43,6 +41,7 @@ import optuna
 
 from neurozoo.convrnn.search.export import RUN_KEYS
 from neurozoo.convrnn.search.space import SearchSpace
+from neurozoo.datasets.cache import worker_name
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.text_table import counted
 
@@ -236,7 +235,7 @@ class Objective:
         write_json(folder / "config.json", config, indent=2)  # whole or not at all: a kill mid-write tears no file
         trial.set_user_attr("config", config)
         trial.set_user_attr("out", str(folder))
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
+        trial.set_user_attr("worker", worker_name())
 
         overrides = {"width_multiplier": s.width_multiplier, "n_steps": s.n_steps, "image_steps": s.image_steps}
         fields = dict(

@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -69,7 +68,8 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str,
     every worker, then propagates. ``contents_checksums``: this command's (:data:`CHECKSUMS_ENV`)."""
     env = {**os.environ, STORAGE_ENV: storage, PARENT_ENV: str(os.getpid()),
            CHECKSUMS_ENV: json.dumps(contents_checksums or {})}
-    from neurozoo.datasets.cache import owned_temporary_folder  # here: the command's parser imports this module, no numpy
+    # here: the command's parser imports this module, no numpy
+    from neurozoo.datasets.cache import owned_temporary_folder, worker_name
 
     # mode 0700, named with this process's host and pid: the folders of commands killed (SIGKILL) go as this one
     # starts, a concurrent command's stay
@@ -85,7 +85,7 @@ def run_workers(argv: Sequence[str], trials: Sequence[int], storage: str,
         except KeyboardInterrupt:  # the workers stop too, each marking its running trial FAIL
             _stop(procs)
             raise
-    done = WorkerRun([proc.returncode for proc in procs], [f"{socket.gethostname()}:{proc.pid}" for proc in procs])
+    done = WorkerRun([proc.returncode for proc in procs], [worker_name(proc.pid) for proc in procs])
     if first is not None:
         done.failed, report = first
         if "error" in report:

@@ -673,17 +673,19 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
 
         kind = getattr(benchmark, "kind", "whitenoise")
         circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
+    given = None
+    if data is not None and getattr(args, "cells", None) is not None:  # zoo fit --cells's parser
+        from neurozoo.retina.cli import selected_file_cells
+
+        given = selected_file_cells(Path(data), args.cells)
+        cells = {"cells": given}
     if data is not None and args.checkpoint is not None:
         from neurozoo.benchmarks.retina_file_cells import checkpoint_file_cells
 
         # the recording the weights were fitted to (their summary.json, read once, as zoo probe reads it), kept in the
         # record beside the one scored, and the cells they score on: a zoo fit --cells fit's, --cells agreeing
-        fitted_to, n_cells, selection = checkpoint_file_cells(args, data, circuit_cells)
+        fitted_to, n_cells, selection = checkpoint_file_cells(args, data, circuit_cells, given)
         cells = {"cells": selection} if selection is not None else {}
-    elif data is not None and getattr(args, "cells", None) is not None:  # zoo fit --cells's parser
-        from neurozoo.retina.cli import selected_file_cells
-
-        cells = {"cells": selected_file_cells(Path(data), args.cells)}
     if data is not None:  # retina_h5.heldout: the file's stimulus class (of the cells fitted), before any fit or score
         from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
 

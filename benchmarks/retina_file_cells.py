@@ -15,14 +15,15 @@ from pathlib import Path
 from typing import List, Optional, Sequence, Tuple
 
 
-def checkpoint_file_cells(args, data, circuit_cells: int) -> Tuple[dict, int, Optional[List[int]]]:
+def checkpoint_file_cells(args, data, circuit_cells: int,
+                          given: Optional[Sequence[int]] = None) -> Tuple[dict, int, Optional[List[int]]]:
     """``(fitted_to, n_cells, selection)`` for ``args.checkpoint``'s ``args.model`` weights scored on ``data``:
     what the weights were fitted to (:func:`retina.embedded_fit.fitted_recording`; ``circuit_cells``: the embedded
     circuit's count, for its reason line), the model's cell count to load them with, and the indices into ``data``'s
-    cells they score on (None: every cell). ``args.cells`` (``--cells``), given, must select those cells."""
+    cells they score on (None: every cell). ``given``: the indices ``args.cells`` (``--cells``) selects
+    (:func:`retina.cli.selected_file_cells`), which must be those cells."""
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.retina_h5 import read_experiment
-    from neurozoo.retina.cli import selected_file_cells
     from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_recording
 
     names = read_experiment(data, "train").cells
@@ -36,7 +37,6 @@ def checkpoint_file_cells(args, data, circuit_cells: int) -> Tuple[dict, int, Op
         raise UserFacingError(f"{args.checkpoint}: a zoo fit --cells fit of the cells {selection} of "
                               f"{fitted_to['data']} ({fitted_to['summary']}), but {data} holds {len(names)} cells "
                               f"(indices 0..{len(names) - 1}): not a recording of those cells")
-    given = selected_file_cells(Path(data), getattr(args, "cells", None))
     scored = selection if selection is not None else list(range(len(names)))
     if given is not None and list(given) != scored:
         if selection is not None:

@@ -87,7 +87,8 @@ def add_commands(sub) -> None:
                              "--cells takes them: comma-separated indices into the file's cells (from 0) and/or their "
                              "names (cell01 is index 0), e.g. 0,2,5 or cell01,cell03, taken in file order. Default: "
                              "every cell. The record keeps them (settings.cells, the indices; settings.rerun.cells, as "
-                             "given), which zoo reproduce fits again; refused with --checkpoint (weights fitted already)")
+                             "given), which zoo reproduce fits again. With --checkpoint (weights of a zoo fit --cells "
+                             "fit, scored on the cells their summary.json records) it must name those cells")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
@@ -168,10 +169,11 @@ def run_score(args) -> int:
 
 
 def check_cells_option(args) -> None:
-    """``--cells`` applies to ``retina_h5.heldout``, the benchmark that fits MODEL to ``--data``'s file (and to a fit
-    it makes: not beside ``--checkpoint``); refused elsewhere, naming the benchmark, as the other benchmark-specific
-    options are. The SPEC itself is checked against the file's cells (:func:`retina.cli.selected_file_cells`, zoo fit
-    --cells's parser) before any fit."""
+    """``--cells`` applies to ``retina_h5.heldout``, the benchmark that fits MODEL to ``--data``'s file; refused
+    elsewhere, naming the benchmark, as the other benchmark-specific options are. The SPEC itself is checked against
+    the file's cells (:func:`retina.cli.selected_file_cells`, zoo fit --cells's parser) before any fit, and beside
+    ``--checkpoint`` against the cells its weights score on
+    (:func:`benchmarks.retina_file_cells.checkpoint_file_cells`)."""
     from neurozoo.datasets.errors import UserFacingError
 
     if getattr(args, "cells", None) is None:
@@ -179,10 +181,6 @@ def check_cells_option(args) -> None:
     if args.benchmark != _file_heldout():
         raise UserFacingError(f"--cells applies to {_file_heldout()} (the cells of --data's file it fits MODEL to and "
                               f"scores), not to {args.benchmark}")
-    if args.checkpoint is not None:
-        raise UserFacingError(f"--cells {args.cells}: --checkpoint's weights are fitted already (their summary.json "
-                              f"records the cells they were fitted to); it selects the cells {_file_heldout()} fits "
-                              "MODEL to: leave one of the two out")
 
 
 def check_listing_options(args) -> None:
@@ -669,35 +667,41 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         checked_config(create_model(args.model, n_cells=1), FitConfig(**objective), args.model)  # has the penalty?
     model, data, fitted_to, cross_stimulus = args.model, getattr(args, "data", None), None, None
     given_class, scored_class, trained, why = getattr(args, "stimulus_class", None), None, None, ""
-    cells = {}  # retina_h5.heldout's fit setting cells (--cells), the file's indices: zoo fit --cells's parser
-    if data is not None and getattr(args, "cells", None) is not None:
+    cells = {}  # retina_h5.heldout's cells (--cells; --checkpoint's, its summary.json's), the file's indices
+    if args.checkpoint is not None:
+        from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
+
+        kind = getattr(benchmark, "kind", "whitenoise")
+        circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
+    given = None
+    if data is not None and getattr(args, "cells", None) is not None:  # zoo fit --cells's parser
         from neurozoo.retina.cli import selected_file_cells
 
-        cells = {"cells": selected_file_cells(Path(data), args.cells)}
+        given = selected_file_cells(Path(data), args.cells)
+        cells = {"cells": given}
+    if data is not None and args.checkpoint is not None:
+        from neurozoo.benchmarks.retina_file_cells import checkpoint_file_cells
+
+        # the recording the weights were fitted to (their summary.json, read once, as zoo probe reads it), kept in the
+        # record beside the one scored, and the cells they score on: a zoo fit --cells fit's, --cells agreeing
+        fitted_to, n_cells, selection = checkpoint_file_cells(args, data, circuit_cells, given)
+        cells = {"cells": selection} if selection is not None else {}
     if data is not None:  # retina_h5.heldout: the file's stimulus class (of the cells fitted), before any fit or score
         from neurozoo.datasets.retina_stimulus_class import experiment_stimulus_class
 
         scored_class = experiment_stimulus_class(data, given=given_class, **cells)
     if args.checkpoint is not None:
-        from neurozoo.datasets.synthetic_retina import OMS_KINDS, circuit_of
         from neurozoo.retina.embedded_fit import (checkpoint_cells, fitted_recording, load_checkpoint,
                                                   refuse_other_circuits_cells)
 
-        kind = getattr(benchmark, "kind", "whitenoise")
-        circuit_cells = len(circuit_of(kind).cell_types)  # the object-motion circuit's 6 for retina_embedded.oms
         # the recording to fit on for this benchmark's circuit (the phenomena and the OSR: either default one)
         remedy = f"embedded:{kind}" if kind in OMS_KINDS else "embedded:whitenoise or embedded:naturalscene"
-        if data is not None:
-            from neurozoo.datasets.retina_h5 import checked_experiment
-
-            n_cells = len(checked_experiment(data)[0].cells)
-        else:
-            n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
-        # the recording the weights were fitted to (their summary.json, read once), kept in the record beside the one
-        # scored; weights of another circuit's cells are refused before they are loaded, a fit to a lab's recording
-        # below, for what it was fitted to
-        fitted_to = fitted_recording(args.checkpoint, n_cells, circuit_cells)
         if data is None:
+            n_cells = checkpoint_cells(args.model, args.checkpoint) or circuit_cells
+            # the recording the weights were fitted to (their summary.json, read once), kept in the record; weights of
+            # another circuit's cells are refused before they are loaded, a fit to a lab's recording below, for what
+            # it was fitted to
+            fitted_to = fitted_recording(Path(args.checkpoint).resolve(), n_cells, circuit_cells)  # as rerun reads it
             refuse_other_circuits_cells(args.checkpoint, args.model, n_cells, fitted_to, kind, args.benchmark,
                                         ending=" and score those weights")
         model = load_checkpoint(retina.create_model(args.model, n_cells=n_cells), args.checkpoint)

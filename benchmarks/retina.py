@@ -60,7 +60,8 @@ class RetinaHeldoutBenchmark:
 class RetinaFileHeldoutBenchmark:
     """``retina_h5.heldout``: the held-out benchmark on a deep-retina HDF5 file of one's own (``zoo score MODEL
     retina_h5.heldout --data FILE.h5``): a ``retina.MODELS`` name fitted on the file's train split with the embedded
-    benchmarks' protocol (or a fitted module), scored on its test repeats as they are. The record keeps the file's
+    benchmarks' protocol (or a fitted module, ``cells=`` naming the file's cells its outputs are where it was fitted to
+    some: scored on those), scored on its test repeats as they are. The record keeps the file's
     path and sha256, which ``zoo reproduce`` checks, and its stimulus class (``settings.stimulus_class``: whitenoise,
     naturalscene or unknown, and ``stimulus_class_from``, how it is known: ``stimulus_class`` given here, else the
     file's name or attribute, :func:`datasets.retina_stimulus_class.recording_stimulus_class`), which the fit's
@@ -76,8 +77,9 @@ class RetinaFileHeldoutBenchmark:
         from neurozoo.retina.benchmark import HeldoutBenchmark
 
         path = Path(data).expanduser().resolve()
-        # a fit of some of the file's cells (fit setting cells) checks those only, as zoo fit --cells
-        cells = {**self.fit_settings, **fit_overrides}.get("cells") if isinstance(model, str) else None
+        # a fit of some of the file's cells (fit setting cells; a fitted module's: the cells it was fitted to) checks
+        # those only, as zoo fit --cells
+        cells = {**self.fit_settings, **fit_overrides}.get("cells")
         known = experiment_stimulus_class(path, given=stimulus_class, cells=cells)
         return heldout_score(self, HeldoutBenchmark(path.stem, fit_settings=dict(self.fit_settings), data=path,
                                                     stimulus_class=known.name),

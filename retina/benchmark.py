@@ -77,6 +77,21 @@ def unscorable_cells(path, test) -> Optional[str]:
             "cells passing that filter); more repeats, a longer test movie or more reliable cells give it some")
 
 
+def module_selection(model: nn.Module, path, cells) -> list:
+    """The indices into ``path``'s cells that ``cells`` selects (:func:`datasets.retina_h5.selected_cells`, file
+    order) for a fitted ``model`` whose outputs are those cells; a ``DataError`` naming both where the model's output
+    count is another (its outputs would be scored against other cells' responses)."""
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.retina_h5 import read_experiment
+
+    test = read_experiment(path, "test", cells=cells)
+    n_cells = getattr(model, "n_cells", None)
+    if n_cells is not None and n_cells != len(test.cells):
+        raise DataError(f"cells {cells!r}: selects {len(test.cells)} of {path}'s cells ({', '.join(test.cells)}), but "
+                        f"the fitted {type(model).__name__} has {n_cells} outputs; expected the cells it was fitted to")
+    return [int(i) for i in test.selection]
+
+
 def refuse_unscorable_cells(path, test) -> None:
     """A ``DataError`` with :func:`unscorable_cells`' message, if it has one."""
     from neurozoo.datasets.errors import DataError
@@ -127,19 +142,28 @@ class HeldoutBenchmark:
         an earlier fit) or a fitted module (scored as it is: fit overrides, ``refit`` and :attr:`fit_settings` are
         refused with it, :func:`refuse_fit_overrides_for_module`). ``heldout_history``: the spike history a
         spike-history model (the GLM) is scored with (:func:`retina.fit.evaluate`), refused before any fit for
-        another model; the fit is the same either way (the fit cache shares it)."""
+        another model; the fit is the same either way (the fit cache shares it).
+
+        ``cells`` (:attr:`retina.fit.FitConfig.cells`: indices and/or names of the recording's cells): for a name,
+        the cells it is fitted to and scored on; for a fitted module, the cells its outputs are (a ``zoo fit --cells``
+        fit's, which its summary.json records), scored on those alone, its output count checked against them. Either
+        way the score's settings keep the selection (``cells``, the indices)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
         from neurozoo.retina.fit import check_heldout_history, create_model, evaluate, provenance
         from neurozoo.retina.metrics import summary
 
-        refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit, self.fit_settings)
         named = isinstance(model, str)  # observed: the registered model built small, for its uses_history, unfitted
+        # a fitted module's cells are the ones it was fitted to, no fit setting: scored on those
+        module_cells = None if named else fit_overrides.pop("cells", None)
+        refuse_fit_overrides_for_module(self.identifier, model, fit_overrides, refit, self.fit_settings)
         check_heldout_history(create_model(model, n_cells=1) if named and heldout_history == "observed" else model,
                               heldout_history, name=model if named else None)
         started = time.perf_counter()
-        path = self.checked_path({**self.fit_settings, **fit_overrides}.get("cells") if named else None)
+        path = self.checked_path({**self.fit_settings, **fit_overrides}.get("cells") if named else module_cells)
         info = provenance(path)
         fit_info = {}
+        if module_cells is not None:
+            fit_info = {"settings": {"cells": module_selection(model, path, module_cells)}}
         if isinstance(model, str):
             name, settings = model, {**self.fit_settings, **fit_overrides}
             if self.data is not None:

@@ -11,6 +11,9 @@ from neurozoo.datasets.cell_names import cell_name
 from neurozoo.datasets.cli_args import at_least, integer_list, positive
 from neurozoo.datasets.json_files import write_json
 
+#: zoo probe gain-control --frames' largest (per contrast)
+MAX_GAIN_CONTROL_FRAMES = 50000
+
 
 def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", "naturalscene"), kind="whitenoise",
                 kind_help: str = "embedded recording (fixes the number of cells and the ground truth)") -> None:
@@ -81,9 +84,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "truth circuit; write gain-control.png and gain-control.json.")
     _model_args(p, "folder for gain-control.png and gain-control.json")
     _contrast_args(p)
-    p.add_argument("--frames", type=at_least(3000, 50000), default=8000,
+    p.add_argument("--frames", type=at_least(3000, MAX_GAIN_CONTROL_FRAMES), default=8000,
                    help="frames per contrast (the first 200 are left out: the system settling; fewer than 3000 read a "
-                        "fixed cell as adapting; at most 50000)")
+                        f"fixed cell as adapting; at most {MAX_GAIN_CONTROL_FRAMES})")
     p.set_defaults(handler=run_probe_gain_control)
 
     p = phenomena.add_parser("oms", help="object-motion sensitivity: differential vs global jitter, model vs ground truth",
@@ -455,15 +458,18 @@ def index_or_reason(result, key: str, i: int) -> str:
 
 
 GAIN_CONTROL_KEYS = ("gain_ratio", "gain_low", "gain_high", "latency_low", "latency_high", "latency_shift", "adapting",
-                     "reason")
+                     "reason", "sta_peak_low", "sta_peak_high")
+#: where docs/retina.md says why the ground truth's cells read "STA not resolved" (tests/test_phenomena_gain_control.py
+#: checks that the section is there)
+STA_NOT_RESOLVED_DOCS = 'docs/retina.md, fast contrast adaptation: Why the ground truth reads "STA not resolved"'
 
 
 def run_probe_gain_control(args) -> int:
     import numpy as np
 
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import (MAX_GAIN_RATIO, MIN_PEAK_SHIFT_FRAMES, compare_indices,
-                                                      contrast_gain_control, plot_gain_control)
+    from neurozoo.retina.phenomena.adaptation import (MAX_GAIN_RATIO, MIN_PEAK_SHIFT_FRAMES, STA_NOISE_REACH_LEVEL,
+                                                      compare_indices, contrast_gain_control, plot_gain_control)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -479,8 +485,11 @@ def run_probe_gain_control(args) -> int:
     figure = plot_gain_control({args.model: fitted, "ground truth": truth}, figure_path(args.out, "gain-control"),
                                title=f"fast contrast adaptation, sd {args.low:g} vs {args.high:g} ({args.kind})")
     call = {"max_gain_ratio": MAX_GAIN_RATIO, "min_peak_shift_frames": MIN_PEAK_SHIFT_FRAMES}  # what "adapting" means
+    # what "STA not resolved" means: the threshold, and what noise unrelated to the rates reaches (sta_peak_*: per cell)
+    sta = {"resolve_sd": truth["resolve_sd"], "noise_reach_sd": truth["sta_noise_reach"],
+           "noise_reach_level": STA_NOISE_REACH_LEVEL}
     path = _write(args, "gain-control", {"model": args.model, "kind": args.kind, "settings": settings, "call": call,
-                                         "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
+                                         "sta": sta, "model_gain_control": {k: fitted[k] for k in GAIN_CONTROL_KEYS},
                                          "truth_gain_control": {k: truth[k] for k in GAIN_CONTROL_KEYS},
                                          "comparison": comparison, "provenance": info, "figure": str(figure)})
     # a system with no resolved ratio in any cell (a short run, a silent model) printed "median nan"
@@ -491,12 +500,49 @@ def run_probe_gain_control(args) -> int:
           f"(ground truth: {truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
+    if any(_sta_unresolved(result, i) for result in (fitted, truth) for i in range(len(result["reason"]))):
+        print(_sta_not_resolved_legend(truth, args.frames))
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 
+def _sta_unresolved(result, i):
+    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the first contrast whose STA peak, in
+    null sds, is below ``resolve_sd``, as :func:`retina.phenomena.adaptation.contrast_gain_control` tests them),
+    else None."""
+    if not result["reason"][i].startswith("STA not resolved"):
+        return None
+    return next((name, result[f"sta_peak_{name}"][i]) for name in ("low", "high")
+                if result[f"sta_peak_{name}"][i] < result["resolve_sd"])
+
+
+def _sta_not_resolved_legend(result, frames: int) -> str:
+    """What "STA not resolved" means, said once under the cells' lines: the threshold, what noise unrelated to the
+    rates reaches, what each side of it means (:func:`retina.phenomena.adaptation.sta_noise_reach`), and where
+    docs/retina.md says why the ground truth reads it."""
+    from neurozoo.retina.phenomena.adaptation import STA_NOISE_REACH_LEVEL
+
+    reach, runs = result["sta_noise_reach"], round(1 / (1 - STA_NOISE_REACH_LEVEL))
+    return (f"STA not resolved: the cell's spike-triggered average peaks below resolve_sd ({result['resolve_sd']:g}) "
+            "times its null sd, the sd of the STA of noise unrelated to its rates. Such noise reaches "
+            f"{reach:.2f} null sd in 1 run of {runs}: a peak beyond it is a filter too weak for {frames} frames, which "
+            f"more frames resolve (--frames, at most {MAX_GAIN_CONTROL_FRAMES}); a peak within it is not told from "
+            "noise: no linear response at that contrast, or one too weak to tell, which more frames need not "
+            f"resolve. Why the ground truth's cells read so: {STA_NOT_RESOLVED_DOCS}.")
+
+
 def _gain_control_row(result, i) -> str:
-    """One system's numbers for cell ``i``: gain ratio, peak latency low -> high (ms), the call; or the reason."""
+    """One system's numbers for cell ``i``: gain ratio, peak latency low -> high (ms), the call; or the reason, an
+    unresolved STA's in the legend's terms (:func:`_sta_not_resolved_legend`): its peak beside ``resolve_sd``, and
+    whether it is beyond what noise unrelated to the rates reaches, a weak filter that more frames resolve."""
+    unresolved = _sta_unresolved(result, i)
+    if unresolved is not None:
+        name, peak = unresolved
+        reach = result["sta_noise_reach"]
+        where = (f"beyond the {reach:.2f} noise reaches: a weak filter, more --frames resolve it" if peak > reach
+                 else f"within the {reach:.2f} noise reaches: not told from noise")
+        return (f"n/a (STA not resolved at {name} contrast: peak {peak:.2f} null sd < resolve_sd "
+                f"{result['resolve_sd']:g}, {where})")
     if result["reason"][i]:
         return f"n/a ({result['reason'][i]})"
     return (f"gain ratio {result['gain_ratio'][i]:5.2f}  latency {10 * result['latency_low'][i]:3.0f} -> "

@@ -1,6 +1,7 @@
 """A selection of a recording's cells to fit and score (``zoo fit --cells``, ``FitConfig.cells``,
 ``read_experiment(..., cells=...)``), as deep-retina's ``loadexpt(expt, cells, ...)`` loads the cells a lab chose
 (``f[train_or_test]['response/firing_rate_10ms'][cells, indices]``: deepretina/experiments.py line 228 at 064d631)."""
+import contextlib
 import json
 import re
 import shutil
@@ -195,9 +196,10 @@ def test_the_file_benchmark_fits_and_scores_the_cells_of_its_fit_settings(record
     np.testing.assert_allclose([row["correlation"] for row in score.per_bin], frame["correlation"], rtol=1e-6)
 
 
-@pytest.fixture
-def one_epoch():
-    """``retina_h5.heldout`` fitting one epoch, for ``zoo score`` and ``zoo reproduce`` (which load it by name)."""
+@contextlib.contextmanager
+def fitting_one_epoch():
+    """``retina_h5.heldout`` fitting one epoch (``FIT``'s), for ``zoo score`` and ``zoo reproduce`` (which load it by
+    name); as it refuses a fitted module (fit settings given when loaded), the registered one scores checkpoints."""
     from neurozoo import benchmarks
     from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
 
@@ -205,8 +207,16 @@ def one_epoch():
     entry = benchmarks.BENCHMARKS.get(name)
     benchmarks.BENCHMARKS.add(name, lambda: RetinaFileHeldoutBenchmark(fit_settings={"epochs": 1, "batch_size": 64}),
                               overwrite=True, **entry.tags)
-    yield
-    benchmarks.BENCHMARKS._entries[name] = entry
+    try:
+        yield
+    finally:
+        benchmarks.BENCHMARKS._entries[name] = entry
+
+
+@pytest.fixture
+def one_epoch():
+    with fitting_one_epoch():
+        yield
 
 
 def _per_cell(record):
@@ -220,8 +230,8 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
     benchmark's fit and score of those cells, whose per-cell numbers are those of the same score of a file holding
     only those two cells (written with h5py), not of a fit of every cell (another model); the record keeps the
     selection (settings.cells, the indices; settings.rerun.cells, as given), and zoo reproduce fits it again to the
-    bit. Refused by the other benchmarks, beside --checkpoint, and for a SPEC that is not the file's cells, each
-    before any fit and storing nothing."""
+    bit. Refused by the other benchmarks and for a SPEC that is not the file's cells, each before any fit and storing
+    nothing (beside --checkpoint: the next test)."""
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main as zoo
     from neurozoo.retina import embedded_fit
@@ -256,9 +266,6 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
         assert zoo(["score", "ln", "retina_embedded.whitenoise-heldout", "--db", db, "--out", out, "--cells", "2"]) == 2
         assert ("zoo score: error: --cells applies to retina_h5.heldout (the cells of --data's file it fits MODEL to "
                 "and scores), not to retina_embedded.whitenoise-heldout\n" in capsys.readouterr().err)
-        assert zoo([*score, "--data", str(recording), "--cells", "2", "--checkpoint",
-                    str(tmp_path / "absent.pt")]) == 2
-        assert ("zoo score: error: --cells 2: --checkpoint's weights are fitted already" in capsys.readouterr().err)
         assert zoo([*score, "--data", str(recording), "--cells", "3,12"]) == 2
         assert ("zoo score: error: --cells 3,12: cell index 12 is out of range (the file's 12 cells: indices 0..11 or "
                 "names cell01..cell12)\n" in capsys.readouterr().err)  # zoo fit --cells's words
@@ -343,3 +350,78 @@ def test_zoo_probe_of_a_cells_fit_names_and_reads_the_cells_it_fitted(recording,
             "cell03 (2), cell05 (4))") in capsys.readouterr().err
     assert zoo([*probe, "--cells", "4"]) == 0 and json.loads(
         (tmp_path / "reduction" / "reduction.json").read_text())["figure_cells"] == ["cell05"]
+
+
+def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_records_and_reproduces(
+        recording, tmp_path, capsys, monkeypatch):
+    """``zoo score ln retina_h5.heldout --data FILE --checkpoint DIR/model.pt`` of a ``zoo fit --cells 4,2`` fit: its
+    weights of 2 cells were refused (``does not hold weights of LN with 12 cells``); now scored on the cells its
+    summary.json records (cell03, cell05), the score that of ``zoo score --cells 4,2`` (the same fit settings: the
+    same weights) and of the same checkpoint on an h5py-written file of those cells alone; the record keeps the
+    selection and zoo reproduce reruns it to the bit. ``--cells`` beside it is accepted naming those cells, refused
+    naming both otherwise; the weights without their summary.json are refused as before. A relative --checkpoint's
+    record reproduces too (its settings.fitted_to named the summary.json as typed, the rerun by its absolute path)."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main as zoo
+
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(fit), "--cells", "4,2"]) == 0
+    weights = str(fit / "model.pt")
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", "retina_h5.heldout", "--db", db, "--out", out]
+    alone = _subset_file(recording, tmp_path / "alone.h5", [2, 4])
+    monkeypatch.chdir(tmp_path)
+    assert zoo([*score, "--data", str(recording), "--checkpoint", "fit/model.pt"]) == 0  # relative, as typed
+    with fitting_one_epoch():  # zoo fit's settings above
+        assert zoo([*score, "--data", str(recording), "--cells", "4,2"]) == 0
+    assert zoo([*score, "--data", str(alone), "--checkpoint", weights]) == 0  # 2 cells, as many as the weights
+    assert zoo([*score, "--data", str(recording), "--checkpoint", weights, "--cells", "cell05,2"]) == 0
+    of_checkpoint, of_cells, of_alone, agreeing = ResultsStore(db).records()
+    assert [row["cell"] for row in of_checkpoint.per_bin] == ["cell03", "cell05"]
+    assert np.abs(_per_cell(of_checkpoint)[:, 0]).min() > 0.01  # correlations of a fit, not zeros that match anyway
+    # the benchmark's fit of those cells has the checkpoint's weights, so the same numbers to the bit
+    assert (of_checkpoint.value, of_checkpoint.ceiling, of_checkpoint.per_bin) == (
+        of_cells.value, of_cells.ceiling, of_cells.per_bin)
+    assert [row["cell"] for row in of_alone.per_bin] == ["cell01", "cell02"]
+    np.testing.assert_allclose(_per_cell(of_checkpoint), _per_cell(of_alone), rtol=1e-5, atol=1e-6)
+    assert (agreeing.value, agreeing.per_bin) == (of_checkpoint.value, of_checkpoint.per_bin)
+    settings = of_checkpoint.settings
+    assert settings["cells"] == settings["fitted_to"]["cells"] == [2, 4] and "cells" not in settings["rerun"]
+    assert "cells" not in of_alone.settings
+    assert agreeing.settings["cells"] == [2, 4] and agreeing.settings["rerun"]["cells"] == "cell05,2"
+    for record in (of_checkpoint, agreeing):
+        capsys.readouterr()
+        assert zoo(["reproduce", str(record.id), "--db", db]) == 0
+        assert "reproduced: bit-identical" in capsys.readouterr().out
+
+    capsys.readouterr()
+    assert zoo([*score, "--data", str(recording), "--checkpoint", weights, "--cells", "1,2"]) == 2
+    assert (f"zoo score: error: --cells 1,2 selects cell02, cell03 of {recording}, but --checkpoint {weights} scores "
+            f"on cell03, cell05 (a zoo fit --cells fit of those, as {fit / 'summary.json'} records): leave --cells "
+            "out, or give those\n") in capsys.readouterr().err
+    assert zoo([*score, "--data", str(alone), "--checkpoint", weights, "--cells", "1"]) == 2
+    assert (f"--cells 1 selects cell02 of {alone}, but --checkpoint {weights} scores on every cell (2) (its weights "
+            "hold 2 cells, as many as the file)") in capsys.readouterr().err
+    bare = tmp_path / "bare" / "model.pt"  # the weights without the summary.json that names their cells
+    bare.parent.mkdir()
+    shutil.copy(fit / "model.pt", bare)
+    assert zoo([*score, "--data", str(recording), "--checkpoint", str(bare)]) == 2
+    assert f"zoo score: error: {bare}: does not hold weights of LN with 12 cells" in capsys.readouterr().err
+    assert zoo([*score, "--data", str(recording), "--checkpoint", str(bare), "--cells", "2,4"]) == 2
+    assert ("scores on every cell (12) (its weights hold 2 cells, and no summary.json beside them records which of "
+            "the file's 12 they are (no summary.json beside model.pt") in capsys.readouterr().err
+    assert len(ResultsStore(db).records()) == 4
+
+    # the API: a fitted module with the cells its outputs are (cells=), its output count checked against them
+    from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
+    from neurozoo.retina.embedded_fit import load_checkpoint
+    from neurozoo.retina.fit import create_model
+
+    module = load_checkpoint(create_model("ln", n_cells=2), fit / "model.pt")
+    api = RetinaFileHeldoutBenchmark().score(module, recording, cells="cell05,2", progress=False)
+    assert (api.value, api.per_bin, api.provenance["settings"]["cells"]) == (
+        of_checkpoint.value, of_checkpoint.per_bin, [2, 4])
+    with pytest.raises(DataError, match=re.escape(f"cells [2]: selects 1 of {recording.resolve()}'s cells (cell03), "
+                                                  "but the fitted LN has 2 outputs; expected the cells it was fitted "
+                                                  "to")):
+        RetinaFileHeldoutBenchmark().score(module, recording, cells=[2], progress=False)

@@ -234,6 +234,24 @@ def adaptation_call(gain_ratio, latency_shift, max_ratio: float = MAX_GAIN_RATIO
 
 MAX_GAIN_CONTROL_LAGS = 100  # 1 s, 2.5 times the models' window: the STA's weights are cells x lags x frames floats
 
+#: How rarely noise unrelated to a cell's rates reaches :func:`sta_noise_reach`: in 1 run of 1000.
+STA_NOISE_REACH_LEVEL = 0.999
+
+
+def sta_noise_reach(n_lags: int, checker: int, level: float = STA_NOISE_REACH_LEVEL) -> float:
+    """The largest |entry|, in null sds, that the STA of rates unrelated to the movie reaches in a fraction ``1 -
+    level`` of runs: the ``level`` quantile of the largest of ``n_lags`` x (checkers per frame) independent standard
+    normal entries (``checker`` px squares of a 50 px frame; 0, full-field flicker: one per lag). 5.49 null sds at
+    :func:`contrast_gain_control`'s defaults (25,000 entries); their median, 4.19, is what the embedded circuit's
+    rates measured against 5 independent noise seeds (median 4.09, largest 5.14 of 120: docs/retina.md, "Why the
+    ground truth reads 'STA not resolved'"). An unresolved STA peaking beyond it is a filter too weak for the run,
+    which more frames resolve (there: the three cells between it and ``resolve_sd`` at 7800 frames resolved at
+    19,800); one within it is not told from noise."""
+    from scipy.stats import norm
+
+    per_frame = 1 if checker == 0 else (-(-stimuli.FRAME_SIZE // checker)) ** 2
+    return float(norm.isf(-np.expm1(np.log(level) / (n_lags * per_frame)) / 2))
+
 
 def check_gain_control_settings(low, high, frames, checker, seed, settle, n_lags, crop, resolve_sd, window_sd, n_bins,
                                 min_count, max_ratio, min_shift) -> None:
@@ -308,7 +326,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     linear cell moved by 3e-7 of its rate, its rates a few float32 steps apart, had been called adapting, gain ratio
     -2.0, with a floor of 1e-9 of the rate),
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
-    / sum r``: the sd of the STA of noise unrelated to the rates), ``nonlinearity not resolved``
+    / sum r``: the sd of the STA of noise unrelated to the rates; ``sta_peak_low`` / ``sta_peak_high``: each cell's
+    largest |entry| in null sds, NaN without a response, beside ``resolve_sd`` and ``sta_noise_reach``, what noise
+    unrelated to the rates reaches, :func:`sta_noise_reach`), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast: the fitted line's rise over the shared bins not above
     :data:`ROUNDING_FLOOR` times the low-contrast run's largest rate). Every floor is relative to the cell's rates, so
     a cell's numbers do not depend on their scale: the absolute floors of 1e-9 spikes/s on the rates' range and on
@@ -340,6 +360,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out.update({f"spatial_{name}": np.full((n_cells,) + runs["low"][1].shape[1:], np.nan) for name in runs})
     edges = np.linspace(-window_sd * low, window_sd * low, n_bins + 1)
     out.update({f"nonlinearity_{name}": np.full((n_cells, n_bins), np.nan) for name in runs})
+    out.update({f"sta_peak_{name}": np.full(n_cells, np.nan) for name in runs})
     reason = np.full(n_cells, "", dtype=object)
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
@@ -348,6 +369,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
                 reason[i] = reason[i] or f"no response ({name} contrast)"
                 continue
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
+            out[f"sta_peak_{name}"][i] = np.abs(sta[i]).max() / null_sd
             if np.abs(sta[i]).max() < resolve_sd * null_sd:
                 reason[i] = reason[i] or f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
                 continue
@@ -376,6 +398,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out["latency_shift"] = out["latency_high"] - out["latency_low"]
     out["adapting"] = adaptation_call(out["gain_ratio"], out["latency_shift"], max_ratio, min_shift)
     out["reason"] = reason
+    out["resolve_sd"], out["sta_noise_reach"] = float(resolve_sd), sta_noise_reach(n_lags, checker)
     out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
     out["contrasts"] = np.array([low, high])
     return out

@@ -28,7 +28,6 @@ models") and docs/retina.md ("Measured").
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import resource

@@ -142,7 +142,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     from neurozoo.leaderboard.render import STATIC, model_keys, render, safe_name
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.leaderboard.submission import MAX_TOTAL_BYTES, NameTaken, submit
-    from neurozoo.leaderboard.views import benchmark_page, board, model_page, registered_benchmarks
+    from neurozoo.leaderboard.views import benchmark_page, board, model_page
 
     db = db or LeaderboardDB(db_url)
     store = Path(submissions_dir or home() / "submissions")

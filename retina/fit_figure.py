@@ -5,7 +5,7 @@ from its whole history, never from a fit in progress."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 from matplotlib.figure import Figure
 

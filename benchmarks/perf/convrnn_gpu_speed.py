@@ -13,7 +13,6 @@ reference graph, so fused or padded kernels of the fast path earn no credit) x i
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import math
 import sys

@@ -38,7 +38,6 @@ at the start, 2.8-5.3 during, 1.92 at the end), batch 32, all 640 images, before
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os

@@ -19,7 +19,6 @@ lost, none failed); exits non-zero otherwise. Bounded by ``--max-seconds``.
 """
 from __future__ import annotations
 
-import argparse
 import asyncio
 import io
 import os

@@ -28,7 +28,6 @@ measured side by side in one run are what counts on a shared machine.
 """
 from __future__ import annotations
 
-import argparse
 import datetime
 import json
 import os

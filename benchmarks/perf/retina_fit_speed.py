@@ -95,7 +95,6 @@ decision at epoch 5 went the other way at rounding level).
 """
 from __future__ import annotations
 
-import argparse
 import copy
 import json
 import os

@@ -11,7 +11,6 @@ by device name, or ``--peak-tflops``). The last line is the speed ratio of the f
 """
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import time

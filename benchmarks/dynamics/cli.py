@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import add_db_argument, at_least, positive
 from neurozoo.datasets.json_files import write_json
 
 
@@ -62,7 +62,9 @@ def add_commands(sub) -> dict:
     dynamics.add_argument("--unique-norm", choices=("max", "euclidean"),
                           help="distance of --unique-tol: the largest coordinate difference (default, as "
                                "FixedPointFinder's tol_unique) or the Euclidean one (before 2026-12-04)")
-    dynamics.add_argument("--seed", type=at_least(0), default=0)
+    dynamics.add_argument("--seed", type=at_least(0), default=0,
+                          help="random seed of the search's initial states, of an example (its system, trajectories "
+                               "and training) and of an untrained ConvRNN's weights (without --checkpoint)")
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
     dynamics.set_defaults(handler=run_dynamics)
@@ -84,7 +86,9 @@ def add_commands(sub) -> dict:
                          help="trained examples among the systems: training steps (default: the example's)")
     compare.add_argument("--max-stimuli", type=at_least(1),
                          help="ConvRNNs: this many ventral stimuli, spread over the set (default: all of them)")
-    compare.add_argument("--seed", type=at_least(0), default=0)
+    compare.add_argument("--seed", type=at_least(0), default=0,
+                         help="random seed of the examples among the systems (their training) and of the untrained "
+                              "ConvRNNs' weights (without --checkpoint)")
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
     return {"dynamics": dynamics.arguments, "compare": compare.arguments}
@@ -126,7 +130,7 @@ def _convrnn_arguments(parser) -> None:
 
 
 def _store_arguments(parser) -> None:
-    parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    add_db_argument(parser, note=" the records are written to (unless --no-store)")
     parser.add_argument("--out", type=Path, help="folder for figures and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
 

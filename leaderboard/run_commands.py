@@ -28,9 +28,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(converted, run at width 1) (repeatable; retina models are fitted by their benchmarks)")
     p.add_argument("--fit-epochs", type=at_least(1), help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
-    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scorer_arguments(p)
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
@@ -100,7 +99,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
-    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
@@ -110,12 +108,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(the board does not rank outdated scores)")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scorer_arguments(p)
     p.set_defaults(handler=_work)
 
     from neurozoo.leaderboard.reproduce import add_command as add_reproduce
 
     add_reproduce(sub)
+
+
+def _add_scorer_arguments(p) -> None:
+    """The options of the scorer that zoo run and zoo work share (leaderboard.scorer.work)."""
+    p.add_argument("--lease", type=positive, default=60.0,
+                   help="job lease in seconds: how long a claimed job stays this process's without a renewal "
+                        "(its heartbeat renews it every third of that); the job of a scorer that died on another host "
+                        "goes back to the queue when its lease expires")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _split(value):

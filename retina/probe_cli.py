@@ -155,7 +155,7 @@ def _add_reduction(phenomena) -> None:
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")
-    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps (default 32)")
+    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps of the integrated gradients (default 32)")
     p.add_argument("--start", type=at_least(0), default=0, help="first window of the held-out stimulus")
     p.add_argument("--frames", type=at_least(2, 100000), default=None,
                    help=f"windows analysed (default {DEFAULT_FRAMES}, or what the stimulus holds)")

@@ -53,8 +53,10 @@ def add_commands(sub) -> dict:
                           help="ConvRNN: images whose trajectories seed the search (default 16)")
     dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
     _convrnn_arguments(dynamics)
-    dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
-    dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
+    dynamics.add_argument("--points", type=at_least(1), default=256,
+                          help="initial states of the search, drawn from the trajectories' states (with noise)")
+    dynamics.add_argument("--steps", type=at_least(0), default=3000,
+                          help="Adam steps that lower each point's speed q before the Newton polish")
     dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
     dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")

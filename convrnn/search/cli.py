@@ -52,7 +52,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/search", help="folder for trial runs and exported specs")
     p.add_argument("--epochs", type=at_least(1), default=2, help="training epochs per trial (pruning after each)")
     p.add_argument("--image-size", type=at_least(1), default=None,
-                   help="training image size (default: the space's image_size, 224 for the built-in spaces)")
+                   help="side in pixels of every trial's square training and validation images (default: the "
+                        "space's image_size, 224 for the built-in spaces)")
     p.add_argument("--width", type=positive, default=0.25,
                    help="width multiplier of every trial's model (default 0.25: a quarter of the base's channels; "
                         "1: the base as written)")

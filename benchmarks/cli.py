@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
-from neurozoo.datasets.cli_args import at_least
+from neurozoo.datasets.cli_args import add_db_argument, add_device_argument, at_least
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.termination import SafePoint, raise_if_terminated
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
@@ -43,7 +43,7 @@ def add_commands(sub) -> None:
                         "a file released by dicarlolab/CORnet (e.g. cornet_s-1d3f7974.pth), converted; for a retina "
                         "model zoo fit's model.pt or checkpoint.pt (the same model)")
     parser.add_argument("--layers", help="comma-separated layers to score (default: the region's layer map)")
-    parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    add_db_argument(parser, note=" the score is written to (and --records lists)")
     parser.add_argument("--out", type=Path,
                         help="folder for plots and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--max-features", type=at_least(1),
@@ -51,7 +51,7 @@ def add_commands(sub) -> None:
                              f"(default {IMAGE_MODEL_DEFAULTS['max_features']})")
     parser.add_argument("--batch-size", type=at_least(1),
                         help=f"images per forward pass (default {IMAGE_MODEL_DEFAULTS['batch_size']})")
-    parser.add_argument("--device", default="cpu")
+    add_device_argument(parser, "MODEL (its features; a retina benchmark's fit of it)")
     parser.add_argument("--seed", type=at_least(0), default=0, help="the fit's seed (retina benchmarks), or that of an "
                         "untrained model's weights (default 0)")
     parser.add_argument("--no-cache", action="store_true", help="do not read or write the activation cache")

@@ -10,7 +10,9 @@ from neurozoo.datasets.cli_args import at_least, positive
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("info", help="parameters, FLOPs per step and timing facts of a ConvRNN")
     p.add_argument("model", help="registered model name or path to a YAML graph spec")
-    p.add_argument("--image-size", type=at_least(1), default=224, help="pixels")
+    p.add_argument("--image-size", type=at_least(1), default=224,
+                   help="side in pixels of the square input image the FLOPs are counted at (and a CORnet's areas' "
+                        "output sizes)")
     add_override_arguments(p)
     p.set_defaults(handler=_info)
     from neurozoo.convrnn import convert

@@ -75,6 +75,31 @@ def _finite_number(text: str, expected: str, accept: Callable[[float], bool]) ->
 MACHINE_DEFAULT = ", %(default)s here"
 
 
+#: The default results store, as the commands that take ``--db`` open it (``benchmarks.records.default_url``)
+RESULTS_STORE = "sqlite:///$NEUROZOO_HOME/results.sqlite"
+
+
+def add_db_argument(parser, *aliases: str, note: str = "") -> argparse.Action:
+    """``--db URL``, the results store: one store for every command that takes it (scores, and the leaderboard's jobs,
+    submissions and tokens beside them: ``benchmarks.records.ResultsStore``, ``leaderboard.db.LeaderboardDB``), one
+    help for all. ``aliases``: an earlier name of the option that still works (``zoo search --results``); ``note``:
+    what this command does with the store beyond that, appended to the help."""
+    extra = "".join(f"; {alias}, its earlier name, still works" for alias in aliases)
+    return parser.add_argument("--db", *aliases, dest="db", metavar="URL",
+                               help=f"SQLAlchemy URL of the results store{note} (default: {RESULTS_STORE}, the "
+                                    f"same store for every zoo command){extra}")
+
+
+def add_device_argument(parser, computes: str, default: str = "cpu", note: str = "") -> argparse.Action:
+    """``--device``: the torch device for ``computes``, checked before any work (``leaderboard.cli``: a GPU named
+    on a machine without one is refused there). ``default`` ``"auto"`` for the commands whose training takes it
+    (``convrnn.training.distributed.resolve_device``): a GPU where there is one."""
+    choices = ("auto (a GPU where there is one, else the CPU), cpu, cuda or cuda:N" if default == "auto"
+               else "cpu, cuda or cuda:N")
+    return parser.add_argument("--device", default=default,
+                               help=f"torch device for {computes}: {choices}{note}")
+
+
 class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):
     """``--help`` shows each option's default as ``(default: X)``, also for an option without help text, except where
     there is nothing to show (no default, an empty list, a switch: its default is that it is not given) or where the

@@ -26,7 +26,7 @@ import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Dict, List, NamedTuple, Optional, Tuple
 
-from neurozoo.datasets.cli_args import non_negative
+from neurozoo.datasets.cli_args import add_db_argument, add_device_argument, non_negative
 from neurozoo.datasets.errors import DataError, UserFacingError
 
 if TYPE_CHECKING:  # `zoo`'s parser imports this module: the records (pandas, numpy) load when a command runs
@@ -627,9 +627,9 @@ def add_command(sub) -> None:
     p.add_argument("record", metavar="RECORD", help="record id (zoo score prints it, zoo score --records lists the "
                                                     "store's; the leaderboard's model page shows it), or zoo fit's "
                                                     "DIR/summary.json (or DIR)")
-    p.add_argument("--db", help="SQLAlchemy URL of the results store, which must exist (default: "
-                                "$NEUROZOO_HOME/results.sqlite)")
-    p.add_argument("--device", default="cpu")
+    add_db_argument(p, note=" RECORD is read from, which must exist (not with a zoo fit summary)")
+    add_device_argument(p, "the rerun (the model's features, a retina model's fit)",
+                        note="; a device other than the record's is noted beside the comparison")
     p.add_argument("--tolerance", type=non_negative, default=0.0,
                    help="largest accepted absolute difference (default 0: bit-identical, as on the same machine "
                         "with the same thread count)")

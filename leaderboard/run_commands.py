@@ -5,11 +5,8 @@ import argparse
 import sys
 from pathlib import Path
 
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import add_db_argument, add_device_argument, at_least, positive
 from neurozoo.datasets.text_table import counted
-
-DB_HELP = "SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)"
-
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="score the built-in zoo on the default benchmarks, write the leaderboard",
@@ -21,8 +18,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--models", help="comma-separated model names (default: the default zoo, every registered "
                                     "model not tagged default_zoo=False)")
     p.add_argument("--benchmarks", help="comma-separated benchmark names (default: the embedded-data ones)")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--db", help=DB_HELP)
+    add_device_argument(p, "the models scored (their features; a retina model's fit)")
+    add_db_argument(p)
     p.add_argument("--width-multiplier", type=positive, default=0.125,
                    help="ConvRNN width (default 0.125, CPU-friendly)")
     p.add_argument("--max-features", type=at_least(1), default=200, help="random-projection features per layer")
@@ -31,13 +28,12 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(converted, run at width 1) (repeatable; retina models are fitted by their benchmarks)")
     p.add_argument("--fit-epochs", type=at_least(1), help="retina fitting budget in epochs (default 40, early-stopped)")
     p.add_argument("--report", type=Path, help="folder for the static HTML report (default: next to the database)")
-    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-failed", action="store_true", help="queue failed jobs again")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scorer_arguments(p)
     p.set_defaults(handler=_run)
 
     p = sub.add_parser("serve", help="serve the leaderboard web app")
-    p.add_argument("--db", help=DB_HELP)
+    add_db_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
     p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
     p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")
@@ -48,17 +44,17 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     c = tsub.add_parser("create", help="create a token for USER (printed once; only its hash is stored)")
     c.add_argument("user", metavar="USER",
                    help="the user the token is for: the owner of the submissions uploaded with it")
-    c.add_argument("--db", help=DB_HELP)
+    add_db_argument(c)
     c.set_defaults(handler=_token_create)
     r = tsub.add_parser("revoke", help="revoke TOKEN, or every token of --user USER (refused from then on)")
     r.add_argument("token", nargs="?", metavar="TOKEN", help="the token to revoke (or --user instead)")
     r.add_argument("--user", help="revoke every token of this user")
-    r.add_argument("--db", help=DB_HELP)
+    add_db_argument(r)
     r.set_defaults(handler=_token_revoke)
     t = tsub.add_parser("list", help="list tokens (of --user USER, or all): id, user, sha256 prefix, created, revoked; "
                                      "never the secret, which is not stored")
     t.add_argument("--user", help="only this user's tokens (default: every user's)")
-    t.add_argument("--db", help=DB_HELP)
+    add_db_argument(t)
     t.set_defaults(handler=_token_list)
 
     p = sub.add_parser("submit", help="validate a submission (folder or archive) and queue its jobs",
@@ -74,14 +70,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "uploaded")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="with --check where no sandbox can be made: run the dry run WITHOUT isolation (your own code)")
-    p.add_argument("--db", help=DB_HELP)
+    add_db_argument(p)
     p.add_argument("--user", help="owner (default: none; the web API sets it from the token)")
     p.add_argument("--store", type=Path, help="where accepted submissions are kept (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_submit)
 
     p = sub.add_parser("submission", help="status and public-split scores of a submission; withdraw or restore it")
     p.add_argument("id", type=int, metavar="ID", help="the submission's id (zoo submit prints it)")
-    p.add_argument("--db", help=DB_HELP)
+    add_db_argument(p)
     change = p.add_mutually_exclusive_group()
     change.add_argument("--withdraw", action="store_true",
                         help="take it off the board (its scores leave the pages, its queued and running jobs are "
@@ -93,8 +89,8 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submission_status)
 
     p = sub.add_parser("work", help="score every queued job (submissions run in isolated, limited workers)")
-    p.add_argument("--db", help=DB_HELP)
-    p.add_argument("--device", default="cpu")
+    add_db_argument(p)
+    add_device_argument(p, "the jobs' models (a submission's in its sandbox, a built-in one in this process)")
     p.add_argument("--timeout", type=positive, default=1800.0, help="wall-clock limit per submission job, in seconds")
     p.add_argument("--memory-gb", type=positive, default=8.0,
                    help="memory limit of a submission's whole sandboxed job (GiB)")
@@ -103,7 +99,6 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
-    p.add_argument("--lease", type=positive, default=60.0, help="job lease in seconds (renewed by heartbeats)")
     p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
@@ -113,12 +108,21 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
                         "(the board does not rank outdated scores)")
     p.add_argument("--nice", type=int, default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    _add_scorer_arguments(p)
     p.set_defaults(handler=_work)
 
     from neurozoo.leaderboard.reproduce import add_command as add_reproduce
 
     add_reproduce(sub)
+
+
+def _add_scorer_arguments(p) -> None:
+    """The options of the scorer that zoo run and zoo work share (leaderboard.scorer.work)."""
+    p.add_argument("--lease", type=positive, default=60.0,
+                   help="job lease in seconds: how long a claimed job stays this process's without a renewal "
+                        "(its heartbeat renews it every third of that); the job of a scorer that died on another host "
+                        "goes back to the queue when its lease expires")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _split(value):

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from neurozoo.datasets.cli_args import at_least
+from neurozoo.datasets.cli_args import add_device_argument, at_least
 from neurozoo.datasets.json_files import write_atomic, write_json
 from neurozoo.datasets.text_table import counted
 
@@ -93,8 +93,10 @@ def _add_fit(sub) -> None:
                         "binned counts one frame ahead, as deep-retina's scripts/fit_glms.py (the history then "
                         "carries the response being predicted). Recorded in summary.json (heldout_history); refused "
                         "for a model without spike history")
-    p.add_argument("--seed", type=at_least(0), default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="random seed of the fit: the model's initial weights and the order of the training batches; "
+                        "recorded in summary.json, part of the fit cache's key and of what a resume must share")
+    add_device_argument(p, "the fit and the held-out evaluation")
     p.add_argument("--no-resume", action="store_true",
                    help="start afresh even if --out holds a checkpoint (the earlier fit is kept in OUT/earlier-fit "
                         "until this fit's first checkpoint)")

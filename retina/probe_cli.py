@@ -8,15 +8,23 @@ import argparse
 from pathlib import Path
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.datasets.cli_args import at_least, integer_list, positive
+from neurozoo.datasets.cli_args import add_device_argument, at_least, integer_list, positive
 from neurozoo.datasets.json_files import write_json
 
 #: zoo probe gain-control --frames' largest (per contrast)
 MAX_GAIN_CONTROL_FRAMES = 50000
 
 
+#: what a probe's --seed draws besides the --fit-embedded fit, where that is nothing
+FIT_SEED_ONLY = "; unused with --checkpoint"
+
+
 def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", "naturalscene"), kind="whitenoise",
-                kind_help: str = "embedded recording (fixes the number of cells and the ground truth)") -> None:
+                kind_help: str = "embedded recording (fixes the number of cells and the ground truth)",
+                seed_also: str = FIT_SEED_ONLY,
+                device_for: str = "the fit with --fit-embedded (the probe's responses are computed on the CPU)") -> None:
+    """The options every probe takes; ``seed_also``: what else its ``--seed`` draws; ``device_for``: what its
+    ``--device`` runs."""
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--checkpoint", type=Path, help="weights saved by `zoo fit` (model.pt or checkpoint.pt)")
@@ -27,8 +35,10 @@ def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", 
     p.add_argument("--epochs", type=at_least(1), default=None,
                    help="with --fit-embedded: most training epochs (default: 40, early-stopped, as zoo fit and zoo run "
                         "fit)")
-    p.add_argument("--seed", type=at_least(0), default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=at_least(0), default=0,
+                   help="random seed of the fit with --fit-embedded (its initial weights and batch order; one fit "
+                        f"cache folder per seed){seed_also}")
+    add_device_argument(p, device_for)
     p.add_argument("--quiet", action="store_true", help="with --fit-embedded: no progress bar while it fits")
 
 
@@ -66,7 +76,8 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "each switch (averaged over cycles), the adaptation index (early vs late "
                                          "rate in high contrast) and the decay time constant, on MODEL and on the "
                                          "ground-truth circuit; write adaptation.png and adaptation.json.")
-    _model_args(p, "folder for adaptation.png and adaptation.json")
+    _model_args(p, "folder for adaptation.png and adaptation.json",
+                seed_also="; also of the contrast-switching noise, the same movie for MODEL and the ground truth")
     _contrast_args(p)
     p.add_argument("--block", type=at_least(139, 5000), default=200,
                    help="frames per contrast block (139 to 5000: the early window, frames 40-70 after the switch, and "
@@ -82,7 +93,9 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "nonlinearity), the gain ratio high/low (slope of the nonlinearities) and "
                                          "the filter's peak latency at each contrast, on MODEL and on the ground-"
                                          "truth circuit; write gain-control.png and gain-control.json.")
-    _model_args(p, "folder for gain-control.png and gain-control.json")
+    _model_args(p, "folder for gain-control.png and gain-control.json",
+                seed_also="; also of the white noise, one sample for both contrasts and for MODEL and the ground "
+                          "truth")
     _contrast_args(p)
     p.add_argument("--frames", type=at_least(3000, MAX_GAIN_CONTROL_FRAMES), default=8000,
                    help="frames per contrast (the first 200 are left out: the system settling; fewer than 3000 read a "
@@ -107,7 +120,8 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                           "ground truth: protocol version 2's is oms-whitenoise (the default; oms-naturalscene, the "
                           "same circuit under natural scenes with moving objects, or oms-gratingmotion, under the "
                           "probe's jittered gratings at other positions and paths, for a fit to it), version 1's "
-                          "whitenoise (the default) or naturalscene")
+                          "whitenoise (the default) or naturalscene",
+                seed_also="; with --protocol-version 1 also of the jitter (version 2's is its protocol's, 0)")
     p.add_argument("--protocol-version", type=int, choices=(1, 2), default=2,
                    help="2 (default): retina_embedded.oms's protocol on the object-motion circuit; 1: the retired "
                         "one on the default circuit (a known false positive, kept for the record)")
@@ -131,7 +145,8 @@ def _add_reduction(phenomena) -> None:
                                          "each against the full model (correlation, variance explained: 1 - MSE / "
                                          "variance, so an offset counts); write "
                                          "reduction.png and reduction.json.")
-    _model_args(p, "folder for reduction.png and reduction.json")
+    _model_args(p, "folder for reduction.png and reduction.json",
+                device_for="the fit with --fit-embedded, the attribution and the reduced models")
     p.add_argument("--data", help="the recording the checkpoint was fitted to (deep-retina HDF5 file, or "
                                   "embedded:whitenoise / embedded:naturalscene); its test split's stimulus is "
                                   "analysed (default: the recording named by the summary.json that zoo fit --out "
@@ -143,7 +158,7 @@ def _add_reduction(phenomena) -> None:
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")
-    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps (default 32)")
+    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps of the integrated gradients (default 32)")
     p.add_argument("--start", type=at_least(0), default=0, help="first window of the held-out stimulus")
     p.add_argument("--frames", type=at_least(2, 100000), default=None,
                    help=f"windows analysed (default {DEFAULT_FRAMES}, or what the stimulus holds)")

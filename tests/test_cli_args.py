@@ -111,7 +111,9 @@ def test_every_commands_help_shows_each_options_default():
             checked += 1
     assert checked > 100
     usage = build_parser()._subparsers._group_actions[0].choices["train"].format_help()
-    assert "--seed SEED           (default: 0)" in usage and "(default: True)" in usage  # --deterministic
+    assert "--seed SEED           random seed of the initial weights" in usage  # it had no help: "(default: 0)"
+    assert "each image's augmentation (default: 0)" in " ".join(usage.split())
+    assert "(default: True)" in usage  # --deterministic
     assert "--epochs EPOCHS       epochs to train (default: 90)" in usage
     assert "random crops and flips\n" in usage  # --no-augment: a switch, its default not shown as "True"
 
@@ -128,23 +130,61 @@ def test_every_option_without_a_default_value_says_what_it_is():
     assert silent == []
     databases = [action.help for parser in _parsers(build_parser()) for action in parser._actions
                  if "--db" in action.option_strings]
-    assert len(databases) >= 12 and all("$NEUROZOO_HOME/results.sqlite" in text for text in databases), databases
+    assert len(databases) >= 13 and all("$NEUROZOO_HOME/results.sqlite" in text for text in databases), databases
     epochs = {parser.prog: action.help for parser in _parsers(build_parser()) for action in parser._actions
               if "--epochs" in action.option_strings and action.default is None}  # zoo probe's: the fit's 40 unsaid
     assert len(epochs) == 6 and all(re.search(r"default:? 40", text) for text in epochs.values()), epochs
 
 
-def test_every_switch_says_what_it_does():
-    """A switch (an option taking no value) has no default to show, so its help is all a user gets: ``zoo run
-    --no-progress``, ``zoo work --no-progress``, ``zoo probe ... --quiet``, ``zoo search --quiet`` and
-    ``--channels-last`` showed their name alone."""
+def test_every_option_of_every_command_says_what_it_does():
+    """Each argument of each command (and of torchrun's ``python -m neurozoo.convrnn.training``) has a help text of
+    its own. A switch has no default to show, so its help is all a user gets: ``zoo run --no-progress``, ``zoo work
+    --no-progress``, ``zoo probe ... --quiet``, ``zoo search --quiet`` and ``--channels-last`` showed their name
+    alone; an option with a default showed only that: ``--seed`` (zoo train, fit, probe, dynamics, compare),
+    ``--device`` (zoo search, fit, probe, score, run, work, reproduce), ``zoo search --batch-size`` and
+    ``--optimizer`` said ``(default: 0)``, ``(default: cpu)``, ``(default: 64)``, ``(default: sgd)``."""
+    from neurozoo.convrnn.training.cli import add_arguments
+    from neurozoo.datasets.cli_args import ZooArgumentParser
     from neurozoo.leaderboard.cli import build_parser
 
-    silent = [(parser.prog, action.option_strings[0])
-              for parser in _parsers(build_parser()) for action in parser._actions
-              if action.option_strings and not isinstance(action, argparse._HelpAction)
-              and action.nargs == 0 and not action.help]
+    torchrun = ZooArgumentParser(prog="python -m neurozoo.convrnn.training")
+    add_arguments(torchrun)
+    arguments = [(parser.prog, action) for parser in [*_parsers(build_parser()), torchrun] for action in parser._actions
+                 if not isinstance(action, (argparse._HelpAction, argparse._SubParsersAction))]
+    silent = [(prog, action.option_strings[0] if action.option_strings else action.dest)
+              for prog, action in arguments if not (action.help or "").strip()]
     assert silent == []
+    assert len(arguments) > 300 and sum(action.nargs == 0 for _, action in arguments) > 40  # switches among them
+
+
+def test_the_options_of_many_commands_are_declared_once():
+    """``--db`` and ``--device`` come from one declaration each (datasets.cli_args.add_db_argument,
+    add_device_argument): ``--db`` said "SQLAlchemy URL (default: sqlite:///$NEUROZOO_HOME/results.sqlite)" in eight
+    commands and "... of the results store (default: $NEUROZOO_HOME/results.sqlite)" in four, and zoo search named
+    the same store ``--results``, which still works, as the same option."""
+    from neurozoo.datasets.cli_args import RESULTS_STORE
+    from neurozoo.leaderboard.cli import build_parser
+
+    parser = build_parser()
+    stores = {p.prog: a for p in _parsers(parser) for a in p._actions if "--db" in a.option_strings}
+    assert {"zoo search", "zoo score", "zoo run", "zoo work", "zoo reproduce", "zoo token list"} <= set(stores)
+    shared = f"(default: {RESULTS_STORE}, the same store for every zoo command)"
+    for prog, action in stores.items():
+        assert action.help.startswith("SQLAlchemy URL of the results store") and shared in action.help, prog
+        assert (action.dest, action.metavar, action.default) == ("db", "URL", None), prog
+    assert stores["zoo search"].option_strings == ["--db", "--results"] and "--storage" in stores["zoo search"].help
+    assert not [p.prog for p in _parsers(parser) for a in p._actions if "--results" in a.option_strings
+                and a is not stores["zoo search"]]
+    for flag in ("--db", "--results"):
+        args = parser.parse_args(["search", "--data", "d", "--trials", "1", flag, "sqlite:////tmp/x.sqlite"])
+        assert args.db == "sqlite:////tmp/x.sqlite" and not hasattr(args, "results")
+    devices = {p.prog: a for p in _parsers(parser) for a in p._actions if "--device" in a.option_strings}
+    assert len(devices) == 12, sorted(devices)
+    for prog, action in devices.items():
+        choices = "auto (a GPU where there is one, else the CPU), cpu, cuda or cuda:N" if action.default == "auto" \
+            else "cpu, cuda or cuda:N"
+        assert action.help.startswith("torch device for ") and f": {choices}" in action.help, (prog, action.help)
+    assert {prog for prog, action in devices.items() if action.default == "auto"} == {"zoo train", "zoo search"}
 
 
 def test_the_command_list_names_each_subcommand_of_a_command():

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
-from neurozoo.datasets.cli_args import at_least, positive
+from neurozoo.datasets.cli_args import add_db_argument, at_least, positive
 from neurozoo.datasets.json_files import write_json
 
 
@@ -53,8 +53,10 @@ def add_commands(sub) -> dict:
                           help="ConvRNN: images whose trajectories seed the search (default 16)")
     dynamics.add_argument("--checkpoint", type=Path, help="ConvRNN: weights (default: untrained, drawn from --seed)")
     _convrnn_arguments(dynamics)
-    dynamics.add_argument("--points", type=at_least(1), default=256, help="initial states")
-    dynamics.add_argument("--steps", type=at_least(0), default=3000, help="optimiser steps")
+    dynamics.add_argument("--points", type=at_least(1), default=256,
+                          help="initial states of the search, drawn from the trajectories' states (with noise)")
+    dynamics.add_argument("--steps", type=at_least(0), default=3000,
+                          help="Adam steps that lower each point's speed q before the Newton polish")
     dynamics.add_argument("--train-steps", type=at_least(0), help="examples: training steps (default: the example's)")
     dynamics.add_argument("--slow-tol", type=positive, help="largest q of a slow point (default 1e-6; 1e-4 for the "
                                                         "integration examples' line attractors)")
@@ -62,7 +64,9 @@ def add_commands(sub) -> dict:
     dynamics.add_argument("--unique-norm", choices=("max", "euclidean"),
                           help="distance of --unique-tol: the largest coordinate difference (default, as "
                                "FixedPointFinder's tol_unique) or the Euclidean one (before 2026-12-04)")
-    dynamics.add_argument("--seed", type=at_least(0), default=0)
+    dynamics.add_argument("--seed", type=at_least(0), default=0,
+                          help="random seed of the search's initial states, of an example (its system, trajectories "
+                               "and training) and of an untrained ConvRNN's weights (without --checkpoint)")
     dynamics.add_argument("--float32", action="store_true", help="search in float32 (default float64)")
     _store_arguments(dynamics)
     dynamics.set_defaults(handler=run_dynamics)
@@ -84,7 +88,9 @@ def add_commands(sub) -> dict:
                          help="trained examples among the systems: training steps (default: the example's)")
     compare.add_argument("--max-stimuli", type=at_least(1),
                          help="ConvRNNs: this many ventral stimuli, spread over the set (default: all of them)")
-    compare.add_argument("--seed", type=at_least(0), default=0)
+    compare.add_argument("--seed", type=at_least(0), default=0,
+                         help="random seed of the examples among the systems (their training) and of the untrained "
+                              "ConvRNNs' weights (without --checkpoint)")
     _store_arguments(compare)
     compare.set_defaults(handler=run_compare)
     return {"dynamics": dynamics.arguments, "compare": compare.arguments}
@@ -126,7 +132,7 @@ def _convrnn_arguments(parser) -> None:
 
 
 def _store_arguments(parser) -> None:
-    parser.add_argument("--db", help="SQLAlchemy URL of the results store (default: $NEUROZOO_HOME/results.sqlite)")
+    add_db_argument(parser, note=" the records are written to (unless --no-store)")
     parser.add_argument("--out", type=Path, help="folder for figures and the JSON summary (default: $NEUROZOO_HOME/results)")
     parser.add_argument("--no-store", action="store_true", help="do not write records to the results store")
 

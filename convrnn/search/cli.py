@@ -27,7 +27,8 @@ from pathlib import Path
 
 from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_parent, remember_contents_checksums
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
-from neurozoo.datasets.cli_args import ShowDefaultsRaw, ZooArgumentParser, at_least, positive
+from neurozoo.datasets.cli_args import (ShowDefaultsRaw, ZooArgumentParser, add_db_argument, add_device_argument,
+                                        at_least, positive)
 from neurozoo.datasets.db_urls import shown_url
 from neurozoo.datasets.text_table import counted, plural
 
@@ -51,16 +52,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="runs/search", help="folder for trial runs and exported specs")
     p.add_argument("--epochs", type=at_least(1), default=2, help="training epochs per trial (pruning after each)")
     p.add_argument("--image-size", type=at_least(1), default=None,
-                   help="training image size (default: the space's image_size, 224 for the built-in spaces)")
+                   help="side in pixels of every trial's square training and validation images (default: the "
+                        "space's image_size, 224 for the built-in spaces)")
     p.add_argument("--width", type=positive, default=0.25,
                    help="width multiplier of every trial's model (default 0.25: a quarter of the base's channels; "
                         "1: the base as written)")
-    p.add_argument("--batch-size", type=at_least(1), default=64)
+    p.add_argument("--batch-size", type=at_least(1), default=64,
+                   help="images per training step of every trial (the study keeps it: a rerun with another is "
+                        "refused)")
     p.add_argument("--lr", type=positive, default=None,
                    help="learning rate of every trial, for a space that does not search train.lr, as the built-in "
                         "rgc_local (default 0.05); the default space, rgc_intermediate, searches it: each trial draws "
                         "its own from train.lr, and --lr is refused")
-    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd")
+    p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd",
+                   help="every trial's optimizer, as zoo train --optimizer: sgd (momentum 0.9, or the space's "
+                        "train.momentum) or adamw (the study keeps it: a rerun with another is refused)")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
     p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None,
@@ -91,12 +97,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "trials included; again only after a file changed: its size, times or identity). The study "
                         "keeps it: continued without it, it still compares and hashes "
                         "the contents")
-    p.add_argument("--device", default="auto")
+    add_device_argument(p, "every trial's training and validation", default="auto")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
     p.add_argument("--channels-last", action="store_true",
                    help="channels-last memory format for model and images (as zoo train --channels-last)")
     p.add_argument("--export", type=at_least(0), default=1, help="export the best K configurations (0: none)")
-    p.add_argument("--results", default=None, help="results-store URL (default: $NEUROZOO_HOME/results.sqlite)")
+    add_db_argument(p, "--results", note=" the exported trials' validation top-1 is recorded in (unless --no-record; "
+                                          "not the optuna study, which --storage holds)")
     p.add_argument("--no-record", dest="record", action="store_false", help="do not write scores to the store")
     p.add_argument("--quiet", action="store_true",
                    help="no progress bars, search-space summary or totals; optuna logs warnings only")
@@ -324,7 +331,7 @@ def _stopped_trials(study, others) -> str:
 
 def _passthrough(args: argparse.Namespace):
     """The options a local worker process inherits."""
-    skip = {"trials", "workers", "storage", "study", "export", "record", "results", "report", "handler",
+    skip = {"trials", "workers", "storage", "study", "export", "record", "db", "report", "handler",
             "command", "amp", "channels_last", "quiet", "hash_images"}
     argv = []
     for key, value in vars(args).items():
@@ -375,7 +382,7 @@ def export(args, space, storage, study_name: str, settings) -> int:
 
         records = [ScoreRecord(**r) for r in score_records(study, space, settings, args.export,
                                                            data_checksum(args.data), code_version())]
-        store = ResultsStore(args.results)
+        store = ResultsStore(args.db)
         # a rerun (a finished study continued, an export again) found the same trials best: each kept its record,
         # as zoo run reuses an identical one (ResultsStore.identical: all but time and duration), not one per rerun
         stored = [record.model for record in records if store.identical(record) is not None]

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
-from neurozoo.datasets.cli_args import MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser
+from neurozoo.datasets.cli_args import MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser, add_device_argument
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -68,10 +68,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "before training (ImageNet: about 150 GB), split among the processes. Without it they cover "
                         "each image's relative path, label and size (one stat per file); run.json's files_checksum "
                         "says which (contents or sizes)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0,
+                   help="random seed of the initial weights (the same on every process), each epoch's image order and "
+                        "each image's augmentation")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (torchrun: cuda:LOCAL_RANK)")
+    add_device_argument(p, "training and validation", default="auto",
+                        note="; under torchrun auto and cuda give each process cuda:LOCAL_RANK")
     p.add_argument("--amp", action="store_true", help="autocast to --amp-dtype (CPU and GPU)")
     p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default="bfloat16",
                    help="with --amp (refused without it): float16 adds a gradient scaler")

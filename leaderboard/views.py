@@ -174,12 +174,18 @@ def shown_score(record):
     return (record.value, record.error) if scaled is None else scaled
 
 
+def when_utc(moment) -> str:
+    """A time on the pages: UTC to the minute (:func:`benchmarks.records.utc_text`) and said so; ``unknown`` for none
+    (a record not stored, a job never updated)."""
+    return "unknown" if moment is None else f"{utc_text(moment, 'minute')} UTC"
+
+
 def score_summary(record) -> str:
     """One score whole, as a ranking cell shows it on hover: value, error, ceiling, record and date (and, for a raw
     score the ranking shows divided by its ceiling, that fraction first)."""
     ceiled = f"{_number(shown_score(record)[0])} of its ceiling: " if scale_of(record.benchmark) == RAW else ""
     return (f"{ceiled}{_number(record.value)} \u00b1 {_number(record.error)}, ceiling {_number(record.ceiling)}; "
-            f"record {record.id}, scored {utc_text(record.created_at, 'minute')} UTC")
+            f"record {record.id}, scored {when_utc(record.created_at)}")
 
 
 def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
@@ -187,7 +193,7 @@ def outdated_rows(outdated: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
     scores it again."""
     return [{"model": job["model"], "benchmark": job["benchmark"], "job": job["id"],
              "submission": job.get("submission_id"), "reason": job["reason"],
-             "when": f"{utc_text(job['updated_at'], 'minute')} UTC" if job.get("updated_at") else "unknown",
+             "when": when_utc(job.get("updated_at")),
              "again": ("zoo work --rescore-outdated" if job.get("submission_id") is not None
                        else "zoo run with the settings that scored it")} for job in outdated]
 
@@ -511,7 +517,7 @@ def failed_rows(failures: List[Dict[str, Any]]) -> List[Dict[str, Any]]:
         when = job.get("updated_at")
         rows.append({"job": job["id"], "submission": job.get("submission_id"), "model": job["model"],
                      "benchmark": job["benchmark"],
-                     "when": f"{utc_text(when, 'minute')} UTC" if when is not None else "unknown",
+                     "when": when_utc(when),
                      "error": "\n".join(lines[-ERROR_LINES:]), "cut": max(0, len(lines) - ERROR_LINES)})
     return rows
 
@@ -556,7 +562,8 @@ def model_page(db, model: str, records=None, failures=None, metadata=None, outda
                        "provenance": {"record": record.id, "code_version": record.code_version,
                                       "git_commit": record.git_commit, "data_sha256": record.data_sha256,
                                       "seed": record.seed, "device": record.device, "duration_s": record.duration_s,
-                                      "created_at": str(in_utc(record.created_at)), **public_settings(settings)}})
+                                      "created_at": None if record.created_at is None else
+                                      str(in_utc(record.created_at)), **public_settings(settings)}})
     weights = public_value((records[0].settings or {}).get("weights")) if records else None
     return {"model": model, "scores": scores, "weights": weights, "failures": failed_rows(failures),
             "outdated": outdated_rows(outdated), "rank": row["rank"], "ranked_among": row["ranked_among"],
@@ -602,11 +609,11 @@ def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optiona
                      "failed": failed.get((record.model, benchmark)), "record": record.id,
                      "ceiling": record.ceiling, "raw": record.raw,
                      "weights": public_value((record.settings or {}).get("weights")),
-                     "scored": f"{utc_text(record.created_at, 'minute')} UTC",
+                     "scored": when_utc(record.created_at),
                      "provenance": f"record {record.id}, code {record.code_version or 'unknown'}, data sha256 "
                                    f"{(record.data_sha256 or 'unknown')[:12]}, seed "
                                    f"{'unknown' if record.seed is None else record.seed}, scored "
-                                   f"{utc_text(record.created_at, 'minute')} UTC"})
+                                   f"{when_utc(record.created_at)}"})
     timed = [r for r in records if r.value is not None and any(b.get("time_bin_start") is not None
                                                                 for b in r.per_bin or [])][:len(BENCHMARK_COLORS)]
     series = []

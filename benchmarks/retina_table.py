@@ -11,7 +11,10 @@ Columns: epochs run (best epoch, numbered from 0 as in the fit's ``history.json`
 r, FEVE and oracle r, each phenomenon benchmark's score, and the fit's wall and CPU seconds on this host ("cached"
 when the fit was read from the cache: ``--refit`` times every fit afresh; "resumed": only the rest of a fit killed
 part-way was timed; both decided by the fit under its lock, so a fit another process was making, waited for, is
-"cached"). The header gives the date, the host's CPU,
+"cached"). A cached or resumed fit's cell adds the fit's own recorded time where its folder kept it ("recorded 22 s
+over 2 runs": :attr:`retina.fit.FitResult.fit_duration_s`, every run's wall seconds of fitting from ``fit_time.json``,
+timed when and where each run was made, under its load; no CPU seconds are kept), said so in a note under the table:
+a time another run recorded, not this run's measurement. The header gives the date, the host's CPU,
 the code version, the fitting protocol and torch. float32 fits take other paths on other CPUs' kernels, so the
 numbers belong to the host named.
 
@@ -86,9 +89,12 @@ def measure(model: str, kind: str, names: Sequence[str], seed: int = 0, device: 
     # history.json, and this run's time is only that of the rest
     cached, resumed = info["fit_origin"] == "cached", info["fit_origin"] == "resumed"
     history = json.loads((Path(info["fit_dir"]) / "history.json").read_text())
+    # fit_recorded_s: the fit's own time in all its runs as its folder recorded it (retina.fit_time; None: unknown, a
+    # fit begun before fit times were kept), not measured here; fit_runs: those runs
     row = {"model": model, "kind": kind, "epochs": len(history["history"]), "best_epoch": history["best_epoch"],
            "fit_wall_s": None if cached else wall, "fit_cpu_s": None if cached else cpu, "cached": cached,
-           "resumed": resumed, "load_average": [load, os.getloadavg()[0]], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
+           "resumed": resumed, "fit_recorded_s": info["fit_duration_s"], "fit_runs": len(info["fit_stretches"]),
+           "load_average": [load, os.getloadavg()[0]], "fit_dir": info["fit_dir"], "code_version": info["code_version"],
            "scores": {}}
     for name in names:
         tic = time.perf_counter()
@@ -134,22 +140,42 @@ def _number(value, digits: int = 3) -> str:
     return "–" if value is None else f"{value:.{digits}f}"
 
 
+#: the note under a table where a cell gives a fit's recorded time (:func:`fit_time_cell`)
+RECORDED_NOTE = ("recorded: the fit's own wall seconds of fitting in all its runs, as its folder's fit_time.json "
+                 "kept them (retina.fit.FitResult.fit_duration_s), timed when and where each run was made, under "
+                 "its load; not measured by this run, and no CPU seconds are kept. The other times are this run's "
+                 "measurement of the fit, the recording's reading included")
+
+
+def fit_time_cell(row: dict) -> str:
+    """The table's fit-time cell of ``row``: this run's measured wall (CPU) seconds, else "cached"; a cached or resumed
+    fit's own recorded time added where known (its runs before this one were not measured here)."""
+    cell = "cached" if row["cached"] else f"{row['fit_wall_s']:.0f} ({row['fit_cpu_s']:.0f})"
+    if row.get("resumed"):
+        cell += ", resumed"
+    recorded = row.get("fit_recorded_s")  # absent from runs saved before it was kept
+    if (row["cached"] or row.get("resumed")) and recorded is not None:
+        runs = row.get("fit_runs", 1)
+        cell += f", recorded {recorded:.0f} s" + (f" over {runs} runs" if runs > 1 else "")
+    return cell
+
+
 def markdown(rows: Sequence[dict], by_kind: Dict[str, List[str]]) -> str:
     """The rows as a markdown table: one row per (model, recording); a benchmark not defined on a row's recording
-    shows "–"."""
+    shows "–". Where a cell gives a fit's recorded time, :data:`RECORDED_NOTE` follows the table."""
     phenomena = list(dict.fromkeys(name for names in by_kind.values() for name in names
                                    if not name.endswith("-heldout")))
     columns = (["model", "recording", "epochs (best)", "held-out r", "FEVE", "oracle r"]
                + [name.split(".", 1)[1] for name in phenomena] + ["fit wall s (CPU s)"])
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        time_ = "cached" if row["cached"] else f"{row['fit_wall_s']:.0f} ({row['fit_cpu_s']:.0f})"
-        if row.get("resumed"):
-            time_ += ", resumed"
+        time_ = fit_time_cell(row)
         cells = [f"`{row['model']}`", row["kind"], f"{row['epochs']} ({row['best_epoch']})",
                  _number(row.get("heldout_r")), _number(row.get("feve")), _number(row.get("oracle"))]
         cells += [_number(row["scores"].get(name)) for name in phenomena] + [time_]
         lines.append("| " + " | ".join(cells) + " |")
+    if any(", recorded " in fit_time_cell(row) for row in rows):
+        lines += ["", RECORDED_NOTE]
     return "\n".join(lines)
 
 

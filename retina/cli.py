@@ -243,16 +243,19 @@ def kept_epoch_line(result) -> str:
 def fitting_time(result) -> str:
     """How long ``result``'s fit took: this run's seconds of fitting, and where earlier runs made part of it (a resumed
     fit) the fit's in all (:attr:`retina.fit.FitResult.fit_duration_s`); a finished fit read, the fit's own time, not
-    the reading's (read as the fit's time, 1 s had been said for a fit of minutes)."""
+    the reading's (read as the fit's time, 1 s had been said for a fit of minutes). A run that fitted no epoch but made
+    the output calibration (a fit stopped after its last epoch, before it: :attr:`retina.fit.FitResult.calibrated_now`)
+    is a run of fitting, said so, not a read."""
     total, runs = result.fit_duration_s, len(result.fit_stretches)
     unknown = "its time in all unknown: begun before fit times were kept (fit_time.json)"
-    if result.epochs_fitted == 0:
+    if result.epochs_fitted == 0 and not result.calibrated_now:
         took = f"its fitting took {total:.0f} s" if total is not None else unknown
         return f"a finished fit read, no epoch fitted now ({took})"
+    only = "no epoch fitted now, its output calibration only: " if result.epochs_fitted == 0 else ""
     if runs <= 1:
-        return f"{result.duration_s:.0f} s of fitting"
+        return f"{only}{result.duration_s:.0f} s of fitting"
     in_all = f"{total:.0f} s in all over {runs} runs (resumed)" if total is not None else unknown
-    return f"{result.duration_s:.0f} s of fitting now, {in_all}"
+    return f"{only}{result.duration_s:.0f} s of fitting now, {in_all}"
 
 
 #: what an undefined (NaN) value means in each column of zoo fit's cell table (retina.metrics.heldout_metrics)

@@ -212,6 +212,10 @@ class FitResult:
     fit_duration_s: Optional[float] = None
     # those runs in order, [{"epochs": [first, end], "seconds": s or None}, ...] (retina.fit_time.FitTime.stretches)
     fit_stretches: List[dict] = field(default_factory=list)
+    # this call made the output calibration (calibrate_output) rather than read it or make none; with epochs_fitted
+    # 0, a fit resumed after its last epoch and before its calibration: this run's fitting was the calibration alone
+    # (its stretch [n, n]), not a finished fit read
+    calibrated_now: bool = False
 
 
 class ResumeRefused(DataError):
@@ -840,7 +844,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     if state["best_state"] is not None:
         model.load_state_dict(state["best_state"])
     model.eval()
-    extra = {}
+    extra, calibrated_now = {}, False
     if config.output_calibration:
         done = state["calibration"]
         if done is not None and done["best_epoch"] == state["best_epoch"]:
@@ -850,6 +854,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         else:
             with split_threads(torch.get_num_threads() if use_chunks and device.type == "cpu" else 1):
                 info = calibrate_output(model, d, _spread(train_t, CALIBRATION_TARGETS), use_chunks)
+            calibrated_now = True
             done = {"best_epoch": state["best_epoch"], "gain": model.bn3.weight.detach().cpu().clone(),
                     "offset": model.bn3.bias.detach().cpu().clone(), "info": info}
             if checkpoint is not None and checkpoint.is_file():
@@ -870,7 +875,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                        early_stopped=state["bad_epochs"] >= config.patience,
                        torch_threads=list(state["torch_threads"]), stimulus_class_checked=class_checked,
                        epochs_fitted=state["epoch"] - epochs_before, fit_duration_s=fit_time.total(),
-                       fit_stretches=fit_time.stretches())
+                       fit_stretches=fit_time.stretches(), calibrated_now=calibrated_now)
     if out is not None:
         _atomic_save(model.state_dict(), Path(out) / "model.pt")
         write_json(Path(out) / "history.json", {"config": recorded_settings(config, model), "history": state["history"],

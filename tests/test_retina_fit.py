@@ -1831,7 +1831,7 @@ def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch()
                {"val_correlation": 0.6, "val_poisson": -61.0}]
     result = SimpleNamespace(history=history, best_epoch=1, early_stopped=True, duration_s=12.4,
                              config=SimpleNamespace(monitor="poisson"), epochs_fitted=3, fit_duration_s=12.4,
-                             fit_stretches=[{"epochs": [0, 3], "seconds": 12.4}])
+                             fit_stretches=[{"epochs": [0, 3], "seconds": 12.4}], calibrated_now=False)
     assert kept_epoch_line(result) == ("fit: kept epoch 2 of 3 (history.json's epoch 1; best validation Poisson loss "
                                        "-68.94; stopped early: no validation gain for the patience), 12 s of fitting")
     result.config.monitor, result.early_stopped = "correlation", False
@@ -1852,6 +1852,49 @@ def test_zoo_fits_kept_epoch_line_names_the_monitor_the_stop_and_no_kept_epoch()
     result.best_epoch = -1  # every validation score NaN: nothing kept by it
     assert kept_epoch_line(result) == ("fit: 3 epochs, none kept by its validation score; 1 s of fitting now, its time "
                                        "in all unknown: begun before fit times were kept (fit_time.json)")
+
+
+def test_a_zoo_fit_resumed_between_its_last_epoch_and_its_output_calibration_says_it_calibrated_not_read(
+        scaled_bncnn_recording, tmp_path, capsys, signal_in_epoch):
+    """A BN-CNN fit stopped by SIGTERM in its last epoch keeps a checkpoint of every epoch and no output calibration;
+    the rerun fits no epoch but makes the calibration, a run of fitting (its stretch [1, 1], timed). Its last line said
+    "a finished fit read, no epoch fitted now": it says the calibration was this run's fitting now, and only a third
+    run, which reads the calibration from the checkpoint, is a finished fit read."""
+    import signal
+
+    path, _ = scaled_bncnn_recording
+    out = tmp_path / "fit"
+    args = ["fit", "bncnn", "--data", str(path), "--out", str(out), "--epochs", "1", "--batch-size", "500",
+            "--val-fraction", "0.3", "--quiet"]
+
+    def fit_line():  # the kept epoch's line, which ends with the fitting time (notes on the metrics may follow it)
+        line, = (line for line in capsys.readouterr().out.splitlines() if line.startswith("fit: kept epoch"))
+        return line
+
+    signal_in_epoch(1, signal.SIGTERM)
+    assert zoo(args) == 130
+    assert "1 of at most 1 epochs fitted" in capsys.readouterr().err
+    saved = torch.load(out / "checkpoint.pt", weights_only=False)
+    assert (saved["epoch"], saved["calibration"]) == (1, None)  # every epoch, no calibration
+    stopped = json.loads((out / "fit_time.json").read_text())["current"][-1]
+    assert stopped["epochs"] == [0, 1]
+
+    assert zoo(args) == 0
+    last = fit_line()
+    summary = json.loads((out / "summary.json").read_text())["provenance"]
+    (first, calibration) = summary["fit_stretches"]
+    assert (first, calibration["epochs"]) == ({"epochs": [0, 1], "seconds": round(stopped["seconds"], 2)}, [1, 1])
+    assert calibration["seconds"] > 0 and torch.load(out / "checkpoint.pt", weights_only=False)["calibration"]
+    assert re.search(r"the epoch limit reached\), no epoch fitted now, its output calibration only: \d+ s of fitting "
+                     r"now, \d+ s in all over 2 runs \(resumed\)$", last), last
+    assert summary["fit_duration_s"] == pytest.approx(first["seconds"] + calibration["seconds"], abs=0.011)
+
+    assert zoo(args) == 0  # the calibration in the checkpoint: read, nothing made
+    last = fit_line()
+    took = round(summary["fit_duration_s"])
+    assert last.endswith(f"the epoch limit reached), a finished fit read, no epoch fitted now (its fitting took "
+                         f"{took} s)"), last
+    assert json.loads((out / "summary.json").read_text())["provenance"]["fit_stretches"] == summary["fit_stretches"]
 
 
 def test_the_kept_epochs_validation_r_is_the_best_epochs_not_the_last_and_ties_keep_the_first(ln_recording,

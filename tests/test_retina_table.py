@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from neurozoo import benchmarks
-from neurozoo.benchmarks.retina_table import markdown, measure, retina_benchmarks
+from neurozoo.benchmarks.retina_table import RECORDED_NOTE, markdown, measure, retina_benchmarks
 
 SIZES = dict(n_train=2500, n_test=200, n_repeats=2)
 HELDOUT, PAIRED = "retina_embedded.whitenoise-heldout", "retina_embedded.paired-flash"
@@ -30,22 +30,59 @@ def test_row_is_the_zoo_fit_scored_by_the_benchmarks_and_a_rerun_reads_the_cache
     assert row["feve"] == heldout.provenance["settings"]["summary"]["median_feve"]
     assert set(row["scores"]) == {HELDOUT, PAIRED} and 0 <= row["scores"][PAIRED] <= 1
 
+    # the fit's own time, recorded in its folder (fit_time.json): within this run's measurement of it
+    assert row["fit_runs"] == 1 and 0 < row["fit_recorded_s"] <= row["fit_wall_s"] + 0.005
     again = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
     assert again["cached"] and again["fit_wall_s"] is None and again["heldout_r"] == row["heldout_r"]
+    # a cached fit was "cached" and no time: now the fit's recorded one, the same as when it was made
+    assert (again["fit_recorded_s"], again["fit_runs"]) == (row["fit_recorded_s"], 1)
     (Path(row["fit_dir"]) / "history.json").unlink()  # as a fit killed after its last checkpoint leaves it
     resumed = measure("ln", "whitenoise", [HELDOUT], progress=False, sizes=SIZES, fit_settings={"epochs": 1})
     assert resumed["resumed"] and not resumed["cached"] and resumed["heldout_r"] == row["heldout_r"]
-    assert markdown([resumed], {"whitenoise": [HELDOUT]}).endswith(", resumed |")
+    assert resumed["fit_recorded_s"] == row["fit_recorded_s"]  # its checkpoint was the last: nothing fitted now
+    assert markdown([resumed], {"whitenoise": [HELDOUT]}).splitlines()[2].endswith(
+        f" ({resumed['fit_cpu_s']:.0f}), resumed, recorded {row['fit_recorded_s']:.0f} s |")
+    assert markdown([row], {"whitenoise": [HELDOUT]}).splitlines()[-1].endswith(
+        f" | {row['fit_wall_s']:.0f} ({row['fit_cpu_s']:.0f}) |")  # a fit made now: measured only, no note
 
     natural = {**again, "kind": "naturalscene", "scores": {"retina_embedded.naturalscene-heldout": 0.5},
                "heldout_r": 0.5, "feve": np.nan}
     table = markdown([row, natural], {"whitenoise": [HELDOUT, PAIRED],
                                       "naturalscene": ["retina_embedded.naturalscene-heldout"]}).splitlines()
     assert table[0].split(" | ")[6:] == ["paired-flash", "fit wall s (CPU s) |"]
-    first, second = ([c.strip() for c in line.strip("|").split("|")] for line in table[2:])
+    first, second = ([c.strip() for c in line.strip("|").split("|")] for line in table[2:4])
     assert first[:3] == ["`ln`", "whitenoise", "1 (0)"] and first[3] == f"{row['heldout_r']:.3f}"
-    assert first[6] == f"{row['scores'][PAIRED]:.3f}" and second[6] == "–" and second[-1] == "cached"
+    assert first[6] == f"{row['scores'][PAIRED]:.3f}" and second[6] == "–"
+    assert second[-1] == f"cached, recorded {row['fit_recorded_s']:.0f} s" and table[4:] == ["", RECORDED_NOTE]
     assert second[4] == "nan"
+    # a run saved before the recorded time was kept (no fit_recorded_s): "cached", no note, as before
+    old = {key: value for key, value in again.items() if key not in ("fit_recorded_s", "fit_runs")}
+    assert markdown([old], {"whitenoise": [HELDOUT]}).splitlines()[-1].endswith(" | cached |")
+
+
+def test_a_resumed_fits_row_gives_this_runs_measured_time_and_the_fits_recorded_one_over_its_runs(
+        tmp_path, monkeypatch, signal_in_epoch):
+    """A fit stopped after its first epoch and resumed by the table: this run measured the second epoch only, and
+    the row gave that alone; the fit's recorded time over its 2 runs is now beside it, marked as recorded."""
+    import signal
+
+    from neurozoo.retina.fit import FitInterrupted
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    settings = {"epochs": 2, "patience": 9}
+    signal_in_epoch(1, signal.SIGTERM)
+    with pytest.raises(FitInterrupted) as stopped:
+        measure("ln", "whitenoise", [], progress=False, sizes=SIZES, fit_settings=settings)
+    monkeypatch.undo()
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path))
+    row = measure("ln", "whitenoise", [], progress=False, sizes=SIZES, fit_settings=settings)
+    assert row["resumed"] and (row["epochs"], row["fit_runs"]) == (2, 2)
+    # the stopped run's seconds and this one's, which lie within its measured wall time
+    now = row["fit_recorded_s"] - stopped.value.seconds
+    assert 0 < now <= row["fit_wall_s"] + 0.01
+    cell = markdown([row], {"whitenoise": []}).splitlines()[2].rsplit(" | ", 1)[1]
+    assert cell == (f"{row['fit_wall_s']:.0f} ({row['fit_cpu_s']:.0f}), resumed, recorded {row['fit_recorded_s']:.0f} s "
+                    f"over 2 runs |")
 
 
 def test_a_saved_run_prints_as_its_header_and_table(tmp_path, capsys):

@@ -522,13 +522,17 @@ def run_probe_gain_control(args) -> int:
 
 
 def _sta_unresolved(result, i):
-    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the first contrast whose STA peak, in
-    null sds, is below ``resolve_sd``, as :func:`retina.phenomena.adaptation.contrast_gain_control` tests them),
-    else None."""
-    if not result["reason"][i].startswith("STA not resolved"):
+    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the contrast the reason names, whose
+    STA peak :func:`retina.phenomena.adaptation.contrast_gain_control` found below ``resolve_sd`` null sds, and that
+    peak in null sds), else None. The contrast is the reason's: the test (peak < resolve_sd x null sd) and the
+    recorded ratio (peak / null sd) can fall either side of ``resolve_sd`` by rounding, where a search by the ratio
+    found none (StopIteration)."""
+    import re
+
+    named = re.match(r"STA not resolved \((\w+) contrast", result["reason"][i])
+    if named is None:
         return None
-    return next((name, result[f"sta_peak_{name}"][i]) for name in ("low", "high")
-                if result[f"sta_peak_{name}"][i] < result["resolve_sd"])
+    return named.group(1), result[f"sta_peak_{named.group(1)}"][i]
 
 
 def _sta_not_resolved_legend(result, frames: int) -> str:

@@ -152,8 +152,13 @@ def run_probe_reduction(args) -> int:
     fitted_to = info["fitted_to"]
     if not given:  # the recording the fit's summary.json names
         path, data_sha256 = fitted_recording_path(args.checkpoint, fitted_to)
-    if not given or fitted_to.get("cells") is not None:  # a fit of some of its cells: those (zoo fit --cells)
-        recording, cells, x, frames = held_out(args, path, fitted_to.get("cells"))
+    fitted = fitted_to.get("cells")  # a fit of some of its cells (zoo fit --cells): those
+    if given and fitted is not None and len(recording.cells) == model.n_cells:
+        # --data a file of as many cells as the weights (those cells alone): all of its cells, as zoo score scores
+        # such a file (benchmarks.retina_file_cells); the selection's indices name the fitted file's cells, not its
+        fitted = None
+    if not given or fitted is not None:
+        recording, cells, x, frames = held_out(args, path, fitted)
     if given and fitted_to["rule"] == "summary.json":  # --data beside a summary.json that names the fit's recording
         data_sha256 = sha256_file(path)
         if fitted_to["data_sha256"] not in (None, data_sha256):  # said, not refused: another stimulus of its cells

@@ -395,3 +395,20 @@ def test_the_docs_section_that_zoo_probe_names_is_there():
     page, section = STA_NOT_RESOLVED_DOCS.split(", fast contrast adaptation: ")
     text = (Path(__file__).resolve().parents[1] / page).read_text()
     assert "**Fast contrast adaptation**" in text and f"*{section}*" in text
+
+
+def test_an_unresolved_sta_at_the_threshold_to_rounding_is_said_not_raised():
+    """contrast_gain_control tests a peak against ``resolve_sd * null_sd``, and records it as ``peak / null_sd``: the
+    two disagree at the threshold to rounding (a peak 0.241704499219308 against a null sd 0.040284083203218: below 6
+    times it, not resolved, while their ratio rounds to 6.0, not below 6). zoo probe gain-control's row looked for a contrast whose
+    recorded peak was below resolve_sd and found none: StopIteration, a traceback. It says the contrast the reason
+    names."""
+    from neurozoo.retina.probe_cli import _gain_control_row
+
+    peak, null_sd, resolve_sd = 0.241704499219308, 0.040284083203218, 6.0
+    assert peak < resolve_sd * null_sd and not peak / null_sd < resolve_sd  # as contrast_gain_control computes them
+    result = {"reason": [f"STA not resolved (low contrast: peak {peak / null_sd:.1f} null sd)"],
+              "sta_peak_low": np.array([peak / null_sd]), "sta_peak_high": np.array([np.nan]),
+              "resolve_sd": resolve_sd, "sta_noise_reach": 5.49}
+    assert _gain_control_row(result, 0) == ("n/a (STA not resolved at low contrast: peak 6.00 null sd < resolve_sd 6, "
+                                            "beyond the 5.49 noise reaches: a weak filter, more --frames resolve it)")

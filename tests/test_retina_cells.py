@@ -425,3 +425,29 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
                                                   "but the fitted LN has 2 outputs; expected the cells it was fitted "
                                                   "to")):
         RetinaFileHeldoutBenchmark().score(module, recording, cells=[2], progress=False)
+
+
+def test_zoo_probe_reduction_of_a_cells_fit_on_a_file_of_those_cells_alone_analyses_them_all(recording, tmp_path,
+                                                                                             capsys):
+    """``zoo probe reduction --checkpoint`` of a ``zoo fit --cells 4,2`` fit with ``--data`` a file of those 2 cells
+    alone (the weights' count): before summary.json's selection was read, the 2-cell weights were analysed on its 2
+    cells; then the selection [2, 4] was applied to that file too and refused (``cell index 2 is out of range``). The
+    file's cells are now all analysed, as ``zoo score --checkpoint`` scores such a file
+    (:func:`benchmarks.retina_file_cells.checkpoint_file_cells`); a file of more cells still gets the selection."""
+    from neurozoo.datasets.synthetic_retina import generate_recording
+    from neurozoo.leaderboard.cli import main as zoo
+
+    small = generate_recording(tmp_path / "small.h5", n_train=1000, n_test=160, n_repeats=3)
+    alone = _subset_file(small, tmp_path / "alone.h5", [2, 4])
+    cnn = tmp_path / "bncnn"
+    assert zoo(["fit", "bncnn", "--data", str(small), *FIT, "--val-fraction", "0.3", "--out", str(cnn),
+                "--cells", "4,2"]) == 0
+    probe = ["probe", "reduction", "bncnn", "--checkpoint", str(cnn / "model.pt"), "--k", "1", "--steps", "2",
+             "--frames", "20", "--quiet", "--out", str(tmp_path / "reduction")]
+    capsys.readouterr()
+    assert zoo([*probe, "--data", str(alone)]) == 0, capsys.readouterr().err
+    record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
+    assert [(row["cell"], row["name"]) for row in record["cells"]] == [(0, "cell01"), (1, "cell02")]
+    assert zoo([*probe, "--data", str(small)]) == 0  # the file fitted: its cells the fit chose
+    record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
+    assert [(row["cell"], row["name"]) for row in record["cells"]] == [(0, "cell03"), (1, "cell05")]

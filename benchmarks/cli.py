@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Optional
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
-from neurozoo.datasets.cli_args import add_db_argument, add_device_argument, at_least
+from neurozoo.datasets.cli_args import CELLS_SPEC, add_db_argument, add_device_argument, at_least
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.termination import SafePoint, raise_if_terminated
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
@@ -84,8 +84,7 @@ def add_commands(sub) -> None:
                              "EXPERIMENT/naturalscene.h5); without it such a file's class is unknown, and so recorded")
     parser.add_argument("--cells", metavar="SPEC",
                         help="retina_h5.heldout: the cells of --data's file to fit MODEL to and score, as zoo fit "
-                             "--cells takes them: comma-separated indices into the file's cells (from 0) and/or their "
-                             "names (cell01 is index 0), e.g. 0,2,5 or cell01,cell03, taken in file order. Default: "
+                             f"--cells takes them: comma-separated {CELLS_SPEC}. Default: "
                              "every cell. The record keeps them (settings.cells, the indices; settings.rerun.cells, as "
                              "given), which zoo reproduce fits again. With --checkpoint (weights of a zoo fit --cells "
                              "fit, scored on the cells their summary.json records) it must name those cells")

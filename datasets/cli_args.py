@@ -78,6 +78,11 @@ MACHINE_DEFAULT = ", %(default)s here"
 #: The default results store, as the commands that take ``--db`` open it (``benchmarks.records.default_url``)
 RESULTS_STORE = "sqlite:///$NEUROZOO_HOME/results.sqlite"
 
+#: how ``--cells`` names a recording's cells, in every command that takes it (``zoo fit``, ``zoo score``, ``zoo probe
+#: reduction``; parsed by :func:`datasets.retina_h5.selected_cells`)
+CELLS_SPEC = ("indices into the file's cells (from 0) and/or their names (cell01 is index 0), e.g. 0,2,5 or "
+              "cell01,cell03, taken in file order whatever the order given")
+
 
 def add_db_argument(parser, *aliases: str, note: str = "") -> argparse.Action:
     """``--db URL``, the results store: one store for every command that takes it (scores, and the leaderboard's jobs,

@@ -9,7 +9,7 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from neurozoo.datasets.cli_args import add_device_argument, at_least
+from neurozoo.datasets.cli_args import CELLS_SPEC, add_device_argument, at_least
 from neurozoo.datasets.json_files import write_atomic, write_json
 from neurozoo.datasets.text_table import counted
 
@@ -42,9 +42,8 @@ def _add_fit(sub) -> None:
                         "A rerun resuming the fit must say the same (a checkpoint written before checkpoints recorded "
                         "the class takes it unchecked: summary.json's stimulus_class_checked false)")
     p.add_argument("--cells", metavar="SPEC",
-                   help="the cells to fit and score: comma-separated indices into the file's cells (from 0) and/or "
-                        "their names (cell01 is index 0), e.g. 0,2,5 or cell01,cell03; taken in file order whatever "
-                        "the order given (as deep-retina's loadexpt(expt, cells, ...) indexes the file). Default: "
+                   help=f"the cells to fit and score: comma-separated {CELLS_SPEC} (as deep-retina's "
+                        "loadexpt(expt, cells, ...) indexes the file). Default: "
                         "every cell. Recorded in summary.json (provenance.settings.cells, the indices); part of the "
                         "fit cache's key and of what a resume must share")
     p.add_argument("--out", type=Path, help="folder for checkpoint, weights and metrics (default: for embedded:KIND the "

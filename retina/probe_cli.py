@@ -8,7 +8,7 @@ import argparse
 from pathlib import Path
 
 from neurozoo.datasets.cell_names import cell_name
-from neurozoo.datasets.cli_args import add_device_argument, at_least, integer_list, positive
+from neurozoo.datasets.cli_args import CELLS_SPEC, add_device_argument, at_least, integer_list, positive
 from neurozoo.datasets.json_files import write_json
 
 #: zoo probe gain-control --frames' largest (per contrast)
@@ -152,8 +152,8 @@ def _add_reduction(phenomena) -> None:
                                   "analysed (default: the recording named by the summary.json that zoo fit --out "
                                   "wrote beside --checkpoint; with --fit-embedded the embedded recording --kind)")
     p.add_argument("--cells", nargs="+", metavar="CELL",
-                   help="cells to analyse, as zoo fit --cells takes them: the recording's names or indices from 0 "
-                        "(cell01 cell04, or 0 3, or 0,3), those of a zoo fit --cells fit among the cells it fitted; "
+                   help=f"cells to analyse, as zoo fit --cells takes them, space- or comma-separated: {CELLS_SPEC}; "
+                        "those of a zoo fit --cells fit among the cells it fitted; "
                         "default all (reduction.png draws the first 10 of them, reduction.json all)")
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],

@@ -24,15 +24,14 @@ def checkpoint_file_cells(args, data, circuit_cells: int,
     (:func:`retina.cli.selected_file_cells`), which must be those cells."""
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.retina_h5 import read_experiment
-    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_recording
+    from neurozoo.retina.embedded_fit import checkpoint_cells, fitted_recording, fitted_selection
 
     names = read_experiment(data, "train").cells
     weights = checkpoint_cells(args.model, args.checkpoint)
     # by its resolved path, as the record's rerun names it: a relative --checkpoint's summary.json, recorded in
     # settings.fitted_to, is the one zoo reproduce reads
     fitted_to = fitted_recording(Path(args.checkpoint).resolve(), weights or len(names), circuit_cells)
-    fitted = fitted_to.get("cells")  # a zoo fit --cells fit's selection, as its summary.json records it
-    selection = fitted if fitted is not None and weights != len(names) else None
+    selection = fitted_selection(fitted_to, weights, len(names))
     if selection is not None and selection[-1] >= len(names):
         raise UserFacingError(f"{args.checkpoint}: a zoo fit --cells fit of the cells {selection} of "
                               f"{fitted_to['data']} ({fitted_to['summary']}), but {data} holds {len(names)} cells "

@@ -303,6 +303,16 @@ def checkpoint_cells(name: str, checkpoint) -> Optional[int]:
     return None
 
 
+def fitted_selection(fitted_to: dict, weights: Optional[int], file_cells: int) -> Optional[List[int]]:
+    """The cells of a file of ``file_cells`` cells that ``weights`` weights (their cell count; None: not said) of a
+    ``zoo fit --cells`` fit stand for: the selection its summary.json records (``fitted_to["cells"]``, of
+    :func:`fitted_recording`), unless the file holds as many cells as the weights (a file of those cells alone: all of
+    its cells, as the selection's indices name the fitted file's); None: every cell. ``zoo score --checkpoint``
+    (``benchmarks.retina_file_cells``) and ``zoo probe reduction --data`` take the file's cells by this one rule."""
+    fitted = fitted_to.get("cells")
+    return fitted if fitted is not None and weights != file_cells else None
+
+
 def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
     """What ``n_cells`` weights in ``checkpoint`` were fitted to, and so whether their cells are the embedded circuit's
     ``circuit_cells`` to compare with the ground truth cell by cell (``circuit_cells`` True/False), by which ``rule``:

@@ -136,6 +136,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.datasets.retina_h5 import N_FRAMES
     from neurozoo.retina.attribution import integrated_gradients
     from neurozoo.retina.cli import resolve_data
+    from neurozoo.retina.embedded_fit import fitted_selection
     from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
     from neurozoo.retina.reduction import VARIANCE_EXPLAINED_VERSION, reduction_report
     from neurozoo.retina.reduction_figure import MAX_FIGURE_CELLS, plot_reduction, shown_cells_note
@@ -153,10 +154,8 @@ def run_probe_reduction(args) -> int:
     if not given:  # the recording the fit's summary.json names
         path, data_sha256 = fitted_recording_path(args.checkpoint, fitted_to)
     fitted = fitted_to.get("cells")  # a fit of some of its cells (zoo fit --cells): those
-    if given and fitted is not None and len(recording.cells) == model.n_cells:
-        # --data a file of as many cells as the weights (those cells alone): all of its cells, as zoo score scores
-        # such a file (benchmarks.retina_file_cells); the selection's indices name the fitted file's cells, not its
-        fitted = None
+    if given:  # --data: a file of as many cells as the weights (those cells alone) is analysed whole, as zoo score does
+        fitted = fitted_selection(fitted_to, model.n_cells, len(recording.cells))
     if not given or fitted is not None:
         recording, cells, x, frames = held_out(args, path, fitted)
     if given and fitted_to["rule"] == "summary.json":  # --data beside a summary.json that names the fit's recording

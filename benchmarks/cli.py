@@ -9,6 +9,7 @@ from neurozoo.datasets.cli_args import CELLS_SPEC, add_db_argument, add_device_a
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.termination import SafePoint, raise_if_terminated
 from neurozoo.benchmarks.named_models import resolve_model_and_weights
+from neurozoo.retina.cli import add_heldout_history_argument, add_objective_argument, add_stimulus_class_argument
 
 
 #: the options of an image model (ConvRNN, timm:) that a retina model does not take: ``zoo score`` refuses them
@@ -62,26 +63,17 @@ def add_commands(sub) -> None:
                              "on the other stimulus class (natural scenes on white-noise repeats, or the reverse), "
                              "which is refused without it; the record is marked (settings.cross_stimulus, the model "
                              "named MODEL@W.pt (cross-stimulus: fitted on CLASS))")
-    # retina.fit.HELDOUT_HISTORIES (not imported here: it would import torch for `zoo score --help`)
-    parser.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
-                        help="retina_embedded.*-heldout or retina_h5.heldout: the spike history a spike-history model "
-                             "(glm) is scored with on the held-out repeats: simulated (default), its own sampled "
-                             "spikes; observed, the test split's binned counts one frame ahead, as deep-retina's "
-                             "scripts/fit_glms.py. The record keeps it (settings.heldout_history) and names an "
-                             "observed score's model MODEL (observed spike history); refused for a model without "
-                             "spike history")
-    # retina.fit.OBJECTIVES, as zoo fit's --objective (not imported here: it would import torch for `zoo score --help`)
-    parser.add_argument("--objective", choices=("zoo", "deep-retina"),
-                        help="a retina benchmark's fit of MODEL: what it minimises (zoo fit --objective): zoo "
-                             "(default), every model's protocol; deep-retina (glm only), deep-retina's "
-                             "scripts/fit_glms.py loss and penalties, fitted into a fit cache folder of its own. The "
-                             "record keeps it (settings.objective, settings.rerun.objective, which zoo reproduce "
-                             "fits again) and names its model MODEL (deep-retina objective); refused for a model "
-                             "without deep-retina's penalty groups and with --checkpoint")
-    parser.add_argument("--stimulus-class", metavar="CLASS",
-                        help="retina_h5.heldout: the stimulus class of --data's file, whitenoise or naturalscene, for "
-                             "a file not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
-                             "EXPERIMENT/naturalscene.h5); without it such a file's class is unknown, and so recorded")
+    add_heldout_history_argument(parser, "retina_embedded.*-heldout or retina_h5.heldout: ",
+                                 note="The record keeps it (settings.heldout_history) and names an observed score's "
+                                      "model MODEL (observed spike history)")
+    add_objective_argument(parser, "a retina benchmark's fit of MODEL",
+                           note=", fitted into a fit cache folder of its own. The record keeps it (settings.objective, "
+                                "settings.rerun.objective, which zoo reproduce fits again) and names its model MODEL "
+                                "(deep-retina objective); refused for a model without deep-retina's penalty groups "
+                                "and with --checkpoint")
+    add_stimulus_class_argument(parser, "retina_h5.heldout: ",
+                                note="; the record keeps the class (settings.stimulus_class, stimulus_class_from; "
+                                     "settings.rerun.stimulus_class as given)")
     parser.add_argument("--cells", metavar="SPEC",
                         help="retina_h5.heldout: the cells of --data's file to fit MODEL to and score, as zoo fit "
                              f"--cells takes them: comma-separated {CELLS_SPEC}. Default: "

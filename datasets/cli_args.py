@@ -96,13 +96,13 @@ def add_db_argument(parser, *aliases: str, note: str = "") -> argparse.Action:
 
 
 def add_device_argument(parser, computes: str, default: str = "cpu", note: str = "") -> argparse.Action:
-    """``--device``: the torch device for ``computes``, checked before any work (``leaderboard.cli``: a GPU named
-    on a machine without one is refused there). ``default`` ``"auto"`` for the commands whose training takes it
-    (``convrnn.training.distributed.resolve_device``): a GPU where there is one."""
-    choices = ("auto (a GPU where there is one, else the CPU), cpu, cuda or cuda:N" if default == "auto"
-               else "cpu, cuda or cuda:N")
+    """``--device``: the torch device for ``computes``, checked before any work, where ``auto`` is resolved for every
+    command that takes it (``leaderboard.cli``: a GPU named on a machine without one is refused there; ``auto`` becomes
+    the device it gives, which the command uses and records). ``default`` ``"auto"`` for the commands whose training
+    takes it (``convrnn.training.distributed.resolve_device``, also under torchrun)."""
     return parser.add_argument("--device", default=default,
-                               help=f"torch device for {computes}: {choices}{note}")
+                               help=f"torch device for {computes}: auto (a GPU where there is one, else the CPU; the "
+                                    f"device it gives is the one recorded), cpu, cuda or cuda:N{note}")
 
 
 class ShowDefaults(argparse.ArgumentDefaultsHelpFormatter):

@@ -63,7 +63,9 @@ def _run_command(args) -> int:
     default_format = warnings.formatwarning
     warnings.formatwarning = warning_line(args.command, default_format)
     try:
-        _check_device(getattr(args, "device", None))
+        device = _check_device(getattr(args, "device", None))
+        if device is not None:
+            args.device = device  # --device auto: the device it gives, which the command uses and records
         result = args.handler(args)
         sys.stdout.flush()  # in the try: output still buffered meets a reader that left here, not at exit
     except KeyboardInterrupt as error:  # its message, if any, says what was kept (retina.fit.FitInterrupted)
@@ -97,14 +99,18 @@ def warning_line(command: str, default_format):
     return format_warning
 
 
-def _check_device(name: Optional[str]) -> None:
-    """Every command's --device, checked before any work: a GPU name on a machine without one had failed inside the
-    fit or the scoring (torch's 'Torch not compiled with CUDA enabled'), after the data were read."""
-    if name in (None, "cpu", "auto"):  # no torch import for the usual case: `zoo --help` and friends stay fast
-        return
-    from neurozoo.convrnn.training.distributed import resolve_device
+def _check_device(name: Optional[str]) -> Optional[str]:
+    """Every command's --device, checked before any work, and the device the command is to use: ``auto`` resolved
+    here, for every command that takes --device (``convrnn.training.distributed.auto_device``: a GPU where there is
+    one, else the CPU), so that what a command records is the device it used; only zoo train and zoo search had
+    resolved it, the others failed inside the fit or the scoring with torch's traceback. A GPU name on a machine
+    without one had failed there too ('Torch not compiled with CUDA enabled'), after the data were read."""
+    if name in (None, "cpu"):  # no torch import for the usual case: `zoo --help` and friends stay fast
+        return name
+    from neurozoo.convrnn.training.distributed import auto_device, resolve_device
 
     resolve_device(name)
+    return auto_device(name)
 
 
 from neurozoo.datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)

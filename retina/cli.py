@@ -34,13 +34,11 @@ def _add_fit(sub) -> None:
                    help="experiment file (deep-retina HDF5 layout) or an embedded recording: embedded:whitenoise, "
                         "embedded:naturalscene, embedded:oms-whitenoise (the object-motion circuit "
                         "retina_embedded.oms fits on), embedded:oms-naturalscene, embedded:oms-gratingmotion")
-    p.add_argument("--stimulus-class", metavar="CLASS",
-                   help="the stimulus class of --data's file, whitenoise or naturalscene, for a file not named by the "
-                        "deep-retina convention (EXPERIMENT/whitenoise.h5, EXPERIMENT/naturalscene.h5); recorded in "
-                        "summary.json (stimulus_class, stimulus_class_from), where zoo score retina_h5.heldout "
-                        "--checkpoint reads the weights' class; without it such a file's class is recorded unknown. "
-                        "A rerun resuming the fit must say the same (a checkpoint written before checkpoints recorded "
-                        "the class takes it unchecked: summary.json's stimulus_class_checked false)")
+    add_stimulus_class_argument(p, note=". Recorded in summary.json (stimulus_class, stimulus_class_from), where zoo "
+                                        "score retina_h5.heldout --checkpoint reads the weights' class. A rerun "
+                                        "resuming the fit must say the same (a checkpoint written before checkpoints "
+                                        "recorded the class takes it unchecked: summary.json's stimulus_class_checked "
+                                        "false)")
     p.add_argument("--cells", metavar="SPEC",
                    help=f"the cells to fit and score: comma-separated {CELLS_SPEC} (as deep-retina's "
                         "loadexpt(expt, cells, ...) indexes the file). Default: "
@@ -73,25 +71,14 @@ def _add_fit(sub) -> None:
     p.add_argument("--monitor", choices=("correlation", "poisson"),
                    help="what early stopping and the kept epoch watch on the validation split (default correlation; "
                         "poisson: the loss, as deep-retina's Keras EarlyStopping)")
-    # retina.fit.OBJECTIVES (not imported here: it would import torch for `zoo fit --help`)
-    p.add_argument("--objective", choices=("zoo", "deep-retina"),
-                   help="what the fit minimises (default zoo: the Poisson loss in spikes/s + --l2 on the weights + --l1 "
-                        "on the rates, every model's protocol); deep-retina (glm): deep-retina's scripts/fit_glms.py "
-                        "objective, dt * the Poisson loss per cell + TensorFlow's L2 (scale * sum(w^2) / 2) at 1e-4 on "
-                        "the stimulus filter and 1e-2 on the post-spike filter and the intercept, no L1 (--l2 and --l1 "
-                        "are refused with it). Recorded in summary.json (provenance.settings.objective, and in place of "
-                        "l2 and l1 the penalty it used, objective_penalty); part of the fit cache's key and of what a "
-                        "resume must share")
+    add_objective_argument(p, "the fit", note=" (--l2 and --l1 set zoo's penalties, and are refused with deep-retina). "
+                                              "Recorded in summary.json (provenance.settings.objective, and in place "
+                                              "of l2 and l1 the penalty it used, objective_penalty); part of the fit "
+                                              "cache's key and of what a resume must share")
     p.add_argument("--output-calibration", action=argparse.BooleanOptionalAction, default=None,
                    help="after early stopping, fit the output BatchNorm's per-cell gain and offset to the training "
                         "data (default: on for the BN-CNN since fitting protocol 9; docs/retina.md)")
-    # retina.fit.HELDOUT_HISTORIES (not imported here: it would import torch for `zoo fit --help`)
-    p.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
-                   help="the spike history a spike-history model (glm) is scored with on the held-out repeats: "
-                        "simulated (default), its own sampled spikes, 20 trials averaged; observed, the test split's "
-                        "binned counts one frame ahead, as deep-retina's scripts/fit_glms.py (the history then "
-                        "carries the response being predicted). Recorded in summary.json (heldout_history); refused "
-                        "for a model without spike history")
+    add_heldout_history_argument(p, note="Recorded in summary.json (heldout_history)")
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="random seed of the fit: the model's initial weights and the order of the training batches; "
                         "recorded in summary.json, part of the fit cache's key and of what a resume must share")
@@ -101,6 +88,37 @@ def _add_fit(sub) -> None:
                         "until this fit's first checkpoint)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=run_fit)
+
+
+# ---- the options zoo score shares with zoo fit (a retina benchmark's fit is zoo fit's): declared once here --------
+def add_stimulus_class_argument(p, applies: str = "", note: str = "") -> argparse.Action:
+    """``--stimulus-class``; ``applies``: the benchmarks it applies to, before the help (zoo score's)."""
+    return p.add_argument("--stimulus-class", metavar="CLASS",
+                          help=f"{applies}the stimulus class of --data's file, whitenoise or naturalscene, for a file "
+                               f"not named by the deep-retina convention (EXPERIMENT/whitenoise.h5, "
+                               f"EXPERIMENT/naturalscene.h5); without it such a file's class is recorded unknown{note}")
+
+
+def add_objective_argument(p, fit: str, note: str = "") -> argparse.Action:
+    """``--objective``: what ``fit`` minimises (retina.fit.OBJECTIVES, not imported here: it would import torch for
+    the help)."""
+    return p.add_argument("--objective", choices=("zoo", "deep-retina"),
+                          help=f"what {fit} minimises: zoo (default), the Poisson loss in spikes/s + an L2 penalty on "
+                               f"the weights + an L1 penalty on the rates, every model's protocol; deep-retina (glm), "
+                               f"deep-retina's scripts/fit_glms.py objective, dt * the Poisson loss per cell + "
+                               f"TensorFlow's L2 (scale * sum(w^2) / 2) at 1e-4 on the stimulus filter and 1e-2 on the "
+                               f"post-spike filter and the intercept, no L1{note}")
+
+
+def add_heldout_history_argument(p, applies: str = "", note: str = "") -> argparse.Action:
+    """``--heldout-history`` (retina.fit.HELDOUT_HISTORIES, not imported here: it would import torch for the help);
+    ``applies``: the benchmarks it applies to (zoo score's); ``note``: where the choice is kept."""
+    return p.add_argument("--heldout-history", choices=("simulated", "observed"), default="simulated",
+                          help=f"{applies}the spike history a spike-history model (glm) is scored with on the "
+                               f"held-out repeats: simulated (default), its own sampled spikes, 20 trials averaged; "
+                               f"observed, the test split's binned counts one frame ahead, as deep-retina's "
+                               f"scripts/fit_glms.py (the history then carries the response being predicted). {note}; "
+                               f"refused for a model without spike history")
 
 
 def resolve_data(spec: str) -> Path:

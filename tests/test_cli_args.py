@@ -39,6 +39,11 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     (["compare", "rgc_shallow:conv5", "neural:V4", "--max-stimuli", "-5"],
      "--max-stimuli: expected an integer >= 1, got -5"),
     (["search", "--data", "d", "--trials", "1", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    # zoo train took a negative seed (every other --seed refuses it) and a negative --max-steps-per-epoch (refused
+    # only by TrainConfig, after the model was looked up; zoo search's was refused here)
+    (["train", "rgc_shallow", "--data", "d", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
+    (["train", "rgc_shallow", "--data", "d", "--max-steps-per-epoch", "-1"],
+     "--max-steps-per-epoch: expected an integer >= 0, got -1"),
     # tracebacks deep in the command: numpy's SeedSequence, optuna's heartbeat storage, np.random.default_rng
     (["search", "--data", "d", "--trials", "1", "--seed", "-1"], "--seed: expected an integer >= 0, got -1"),
     (["search", "--data", "d", "--trials", "1", "--heartbeat", "-1"], "--heartbeat: expected an integer >= 0, got -1"),
@@ -180,10 +185,9 @@ def test_the_options_of_many_commands_are_declared_once():
         assert args.db == "sqlite:////tmp/x.sqlite" and not hasattr(args, "results")
     devices = {p.prog: a for p in _parsers(parser) for a in p._actions if "--device" in a.option_strings}
     assert len(devices) == 12, sorted(devices)
-    for prog, action in devices.items():
-        choices = "auto (a GPU where there is one, else the CPU), cpu, cuda or cuda:N" if action.default == "auto" \
-            else "cpu, cuda or cuda:N"
-        assert action.help.startswith("torch device for ") and f": {choices}" in action.help, (prog, action.help)
+    for prog, action in devices.items():  # every command takes auto (leaderboard.cli resolves it for each)
+        assert action.help.startswith("torch device for ") and ": auto (a GPU where there is one, else the CPU; the " \
+            "device it gives is the one recorded), cpu, cuda or cuda:N" in action.help, (prog, action.help)
     assert {prog for prog, action in devices.items() if action.default == "auto"} == {"zoo train", "zoo search"}
 
 
@@ -235,3 +239,60 @@ def test_zoo_fits_data_help_names_every_embedded_recording():
     fit = build_parser()._subparsers._group_actions[0].choices["fit"]
     [data] = [action for action in fit._actions if "--data" in action.option_strings]
     assert re.findall(r"embedded:([\w-]+)", data.help) == list(KINDS)
+
+
+SHARED = [  # (option, the two commands, what both helps say in the same words)
+    ("--hash-images", ("zoo train", "zoo search"), "cover each image's bytes (its sha256), so that an image edited to "
+                                                   "the same size changes them: reads ALL images once"),
+    ("--amp", ("zoo train", "zoo search"), "mixed precision: training and validation autocast to "),
+    ("--channels-last", ("zoo train", "zoo search"), "channels-last memory format for model and images"),
+    ("--max-steps-per-epoch", ("zoo train", "zoo search"),
+     "at most this many steps per epoch (quick runs; 0 or none given: whole epochs)"),
+    ("--heldout-history", ("zoo fit", "zoo score"),
+     "the spike history a spike-history model (glm) is scored with on the held-out repeats: simulated (default), its "
+     "own sampled spikes, 20 trials averaged; observed, the test split's binned counts"),
+    ("--objective", ("zoo fit", "zoo score"), " minimises: zoo (default), the Poisson loss in spikes/s + an L2 penalty "
+                                              "on the weights + an L1 penalty on the rates, every model's protocol; "
+                                              "deep-retina (glm), deep-retina's scripts/fit_glms.py objective"),
+    ("--stimulus-class", ("zoo fit", "zoo score"), "the stimulus class of --data's file, whitenoise or naturalscene, "
+                                                   "for a file not named by the deep-retina convention"),
+]
+
+
+@pytest.mark.parametrize("flag, progs, words", SHARED, ids=[flag for flag, _, _ in SHARED])
+def test_an_option_two_commands_share_is_declared_once(flag, progs, words):
+    """Each was declared twice, its helps drifting apart: zoo search's --amp said "bfloat16 autocast", train's
+    "autocast to --amp-dtype"; train's --max-steps-per-epoch took a negative number, search's did not; zoo score's
+    --heldout-history left out the 20 trials, its --objective the objective. One declaration now (convrnn.training.cli,
+    retina.cli), with what differs per command (what it applies to, where it is kept) as its arguments."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    first, second = ([a for p in _parsers(build_parser()) if p.prog == prog for a in p._actions
+                      if flag in a.option_strings][0] for prog in progs)
+    same = lambda a: (type(a), a.option_strings, a.dest, a.choices, a.default, a.metavar, a.nargs)  # noqa: E731
+    assert same(first) == same(second) and words in first.help and words in second.help
+    if first.type is not None:
+        for text in ("0", "7", "-1"):
+            outcomes = []
+            for action in (first, second):
+                try:
+                    outcomes.append(action.type(text))
+                except argparse.ArgumentTypeError as error:
+                    outcomes.append(str(error))
+            assert outcomes[0] == outcomes[1], (text, outcomes)
+
+
+def test_zoo_search_amp_says_the_dtype_its_trials_autocast_to():
+    """zoo search has no --amp-dtype: its trials train with TrainConfig's default, bfloat16, as its help says."""
+    from neurozoo.convrnn.search.cli import settings_from_args
+    from neurozoo.convrnn.training.engine import TrainConfig
+    from neurozoo.leaderboard.cli import build_parser
+
+    parsers = {p.prog: p for p in _parsers(build_parser())}
+    flags = {prog: {flag for action in parsers[prog]._actions for flag in action.option_strings}
+             for prog in ("zoo train", "zoo search")}
+    assert "--amp-dtype" in flags["zoo train"] and "--amp-dtype" not in flags["zoo search"]
+    args = parsers["zoo search"].parse_args(["--data", "d", "--trials", "1", "--amp"])
+    assert settings_from_args(args).amp and TrainConfig.amp_dtype == "bfloat16"
+    assert "autocast to bfloat16" in parsers["zoo search"]._option_string_actions["--amp"].help
+    assert "autocast to --amp-dtype" in parsers["zoo train"]._option_string_actions["--amp"].help

@@ -136,7 +136,7 @@ BAD_INPUT = {
     "token for a 300-character user": (lambda t: ["token", "create", "x" * 300, "--db", f"sqlite:///{t / 'a.sqlite'}"],
                                        "expected 1 to 255 printable characters"),
     "--device gpu": (lambda t: ["fit", "ln", "--data", "embedded:whitenoise", "--device", "gpu"],
-                     "--device 'gpu': expected cpu, cuda or cuda:N (auto where the command offers it)"),
+                     "--device 'gpu': expected auto, cpu, cuda or cuda:N"),
     "score a retina model --width": (lambda t: ["score", "ln", "retina_embedded.osr", "--width", "0.5"],
                                      "ln: --width applies to image models (ConvRNNs, timm:) only"),
     # were silently ignored: the retina model was fitted and scored as without them
@@ -847,3 +847,39 @@ def test_zoo_work_stopped_says_what_it_kept_and_how_to_go_on(tmp_path, capsys, m
                                                     "and stored (1 in this run); none is left to score: nothing was "
                                                     "lost"]
     db.dispose()
+
+
+def test_device_auto_is_resolved_before_any_command_runs(tmp_path, monkeypatch):
+    """``--device auto`` was resolved by zoo train and zoo search only; zoo fit, score, probe, run, work and reproduce
+    passed the word to torch, which failed with a traceback inside the fit ('Expected one of cpu, cuda, ... device type
+    at start of device string: auto'), or failed the job. Every command now gets the device it gives (here, without a
+    GPU, the CPU), and so records it; a GPU name is checked there as before, other names are passed unchanged."""
+    import argparse
+
+    import torch
+
+    from neurozoo.leaderboard import cli
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    seen = []
+    for given in ("auto", "cpu", None):
+        args = argparse.Namespace(command="fit", handler=lambda a: seen.append(getattr(a, "device", "none")))
+        if given is not None:
+            args.device = given
+        assert cli._run_command(args) == 0
+    assert seen == ["cpu", "cpu", "none"]
+
+
+def test_zoo_fit_device_auto_fits_on_the_cpu_here_and_records_it(tmp_path, monkeypatch, capsys):
+    """The end to end: ``zoo fit --device auto`` had stopped with torch's traceback before the first epoch."""
+    import json
+
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setenv("NEUROZOO_HOME", str(tmp_path))
+    out = tmp_path / "fit"
+    assert main(["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "1", "--device", "auto", "--quiet",
+                 "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["provenance"]["device"] == summary["provenance"]["settings"]["device"] == "cpu"

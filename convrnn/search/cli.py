@@ -25,6 +25,8 @@ import sys
 import traceback
 from pathlib import Path
 
+from neurozoo.convrnn.training.cli import (add_amp_argument, add_channels_last_argument, add_hash_images_argument,
+                                           add_max_steps_argument)
 from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_parent, remember_contents_checksums
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import (ShowDefaultsRaw, ZooArgumentParser, add_db_argument, add_device_argument,
@@ -69,8 +71,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "train.momentum) or adamw (the study keeps it: a rerun with another is refused)")
     p.add_argument("--n-steps", type=at_least(1), default=None, help="unrolled steps (default: the spec's)")
     p.add_argument("--image-steps", type=at_least(0), default=None, help="steps the image is shown (default: the spec's)")
-    p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None,
-                   help="at most this many steps per epoch (0 or none given: whole epochs)")
+    add_max_steps_argument(p)
     p.add_argument("--seed", type=at_least(0), default=0,
                    help="TPE sampler and training seed (trial N draws from (seed, N): a rerun continues the study; the "
                         "study keeps it, and a rerun with another is refused)")
@@ -90,17 +91,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="times a trial whose worker died unfinished (killed, out of memory, a lost machine: its "
                         "heartbeat stale) is run again, from its checkpoint where its folder is readable (0: never); "
                         "one that died after its last epoch was saved is recorded complete instead")
-    p.add_argument("--hash-images", action="store_true",
-                   help="the data checks cover each image's bytes (its sha256), as zoo train --hash-images: the "
-                        "study's, which refuses to continue on data whose image was edited to the same size, and every "
-                        "trial's run.json (files_checksum contents). Reads ALL images once per command (its workers and "
-                        "trials included; again only after a file changed: its size, times or identity). The study "
-                        "keeps it: continued without it, it still compares and hashes "
-                        "the contents")
+    add_hash_images_argument(p, "the data checks (the study's, which refuses to continue on data whose image was "
+                                "edited to the same size, and every trial's run.json: files_checksum contents)",
+                             "per command (its workers and trials included; again only after a file changed: its "
+                             "size, times or identity)",
+                             note=". The study keeps it: continued without it, it still compares and hashes the "
+                                  "contents")
     add_device_argument(p, "every trial's training and validation", default="auto")
-    p.add_argument("--amp", action="store_true", help="bfloat16 autocast")
-    p.add_argument("--channels-last", action="store_true",
-                   help="channels-last memory format for model and images (as zoo train --channels-last)")
+    add_amp_argument(p, "bfloat16", note=" (zoo train's default --amp-dtype, which zoo search does not take)")
+    add_channels_last_argument(p)
     p.add_argument("--export", type=at_least(0), default=1, help="export the best K configurations (0: none)")
     add_db_argument(p, "--results", note=" the exported trials' validation top-1 is recorded in (unless --no-record; "
                                           "not the optuna study, which --storage holds)")

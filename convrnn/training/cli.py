@@ -12,7 +12,8 @@ import sys
 from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
-from neurozoo.datasets.cli_args import MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser, add_device_argument
+from neurozoo.datasets.cli_args import (MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser, add_device_argument,
+                                        at_least)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -62,23 +63,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--workers", type=int, default=default_workers(),
                    help="data-loading processes per training process (default: min(4, available CPUs - 1)"
                         f"{MACHINE_DEFAULT}; 0 loads in the training process)")
-    p.add_argument("--hash-images", action="store_true",
-                   help="run.json's data checksums (train_files_sha256, val_files_sha256) cover each image's bytes "
-                        "(its sha256), so that an image edited to the same size changes them: reads ALL images once "
-                        "before training (ImageNet: about 150 GB), split among the processes. Without it they cover "
-                        "each image's relative path, label and size (one stat per file); run.json's files_checksum "
-                        "says which (contents or sizes)")
-    p.add_argument("--seed", type=int, default=0,
+    add_hash_images_argument(p, "run.json's data checksums (train_files_sha256, val_files_sha256)",
+                             "before training, split among the processes",
+                             note="; run.json's files_checksum says which (contents or sizes)")
+    p.add_argument("--seed", type=at_least(0), default=0,
                    help="random seed of the initial weights (the same on every process), each epoch's image order and "
                         "each image's augmentation")
     p.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CHECKPOINT",
                    help="continue from CHECKPOINT; without a value (or 'auto'): OUT/last.pth if it exists")
     add_device_argument(p, "training and validation", default="auto",
                         note="; under torchrun auto and cuda give each process cuda:LOCAL_RANK")
-    p.add_argument("--amp", action="store_true", help="autocast to --amp-dtype (CPU and GPU)")
+    add_amp_argument(p, "--amp-dtype")
     p.add_argument("--amp-dtype", choices=("bfloat16", "float16"), default="bfloat16",
                    help="with --amp (refused without it): float16 adds a gradient scaler")
-    p.add_argument("--channels-last", action="store_true", help="channels-last memory format for model and images")
+    add_channels_last_argument(p)
     p.add_argument("--fast", action="store_true",
                    help="the ConvRNN fast path (fused input convolutions, channels-last; with --amp its autocast): the "
                         "same function and weights; 3.3-4.3x the reference path's images/s with --amp on an H200 "
@@ -87,8 +85,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--compile-backend", default="inductor", help="with --compile (refused without it)")
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
-    p.add_argument("--max-steps-per-epoch", type=int, default=None,
-                   help="at most this many steps per epoch (quick runs; default: whole epochs)")
+    add_max_steps_argument(p)
     p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
                         "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "
@@ -98,6 +95,34 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     from neurozoo.convrnn.cli import add_override_arguments
 
     add_override_arguments(p)  # --width W and --set KEY=VALUE, e.g. --set n_steps=10
+
+
+# ---- the options zoo search shares with zoo train (its trials are zoo train's training): declared once here --------
+def add_hash_images_argument(p: argparse.ArgumentParser, checks: str, when: str, note: str = "") -> argparse.Action:
+    """``--hash-images``: ``checks`` (what covers the images) read each image's bytes, once ``when``."""
+    return p.add_argument("--hash-images", action="store_true",
+                          help=f"{checks} cover each image's bytes (its sha256), so that an image edited to the same "
+                               f"size changes them: reads ALL images once {when} (ImageNet: about 150 GB). Without it "
+                               f"they cover each image's relative path, label and size (one stat per file){note}")
+
+
+def add_amp_argument(p: argparse.ArgumentParser, dtype: str, note: str = "") -> argparse.Action:
+    """``--amp``: autocast to ``dtype`` (zoo train's ``--amp-dtype``; zoo search's trials: bfloat16, TrainConfig's
+    default, since it has no ``--amp-dtype``)."""
+    return p.add_argument("--amp", action="store_true",
+                          help=f"mixed precision: training and validation autocast to {dtype}, on the CPU as on a "
+                               f"GPU{note}")
+
+
+def add_channels_last_argument(p: argparse.ArgumentParser) -> argparse.Action:
+    return p.add_argument("--channels-last", action="store_true",
+                          help="channels-last memory format for model and images")
+
+
+def add_max_steps_argument(p: argparse.ArgumentParser) -> argparse.Action:
+    """``--max-steps-per-epoch``; 0, as none given, trains whole epochs (``TrainConfig.max_steps_per_epoch``)."""
+    return p.add_argument("--max-steps-per-epoch", type=at_least(0), default=None,
+                          help="at most this many steps per epoch (quick runs; 0 or none given: whole epochs)")
 
 
 def config_from_args(args: argparse.Namespace):

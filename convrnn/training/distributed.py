@@ -32,16 +32,24 @@ class DistInfo:
         return self.rank == 0
 
 
-def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
-    """``auto`` -> the local GPU when there is one, else CPU; ``cuda`` -> ``cuda:LOCAL_RANK`` modulo the visible GPUs
-    (a launcher that shows each process only its own GPU, e.g. SLURM with one GPU per task, gives LOCAL_RANK 0..7
-    and one visible device: cuda:0). An explicit ``cuda:N`` in a multi-process run must be that GPU."""
+def auto_device(name: str) -> str:
+    """``--device``'s ``auto``, the one rule of every command that takes it: ``cuda`` where torch sees a GPU, else
+    ``cpu`` (what the command then uses and records); any other name as given."""
     if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    return name
+
+
+def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
+    """``auto`` -> the local GPU when there is one, else CPU (:func:`auto_device`); ``cuda`` -> ``cuda:LOCAL_RANK``
+    modulo the visible GPUs (a launcher that shows each process only its own GPU, e.g. SLURM with one GPU per task,
+    gives LOCAL_RANK 0..7 and one visible device: cuda:0). An explicit ``cuda:N`` in a multi-process run must be that
+    GPU."""
+    name = auto_device(name)
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise UserFacingError(f"--device {name!r}: expected cpu, cuda or cuda:N (auto where the command offers it)") from None
+        raise UserFacingError(f"--device {name!r}: expected auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda":
         if not torch.cuda.is_available():
             raise UserFacingError(f"--device {name}: this torch build or machine has no CUDA GPU")

@@ -59,6 +59,19 @@ def non_negative(text: str) -> float:
     return _finite_number(text, "a finite number >= 0", lambda value: value >= 0)
 
 
+def number_in(low: float, high: float, *, open_low: bool = False,
+              open_high: bool = False) -> Callable[[str], float]:
+    """The type of a number option whose value must lie between ``low`` and ``high``, each bound included unless
+    ``open_low`` / ``open_high`` (a fraction of a split, ``zoo fit --val-fraction``: ``> 0 and < 1``; a label smoothing,
+    ``zoo train --label-smoothing``: ``from 0 to 1``)."""
+    if open_low or open_high:
+        expected = f"a number {'>' if open_low else '>='} {low:g} and {'<' if open_high else '<='} {high:g}"
+    else:
+        expected = f"a number from {low:g} to {high:g}"
+    return lambda text: _finite_number(text, expected, lambda value: (low < value if open_low else low <= value)
+                                       and (value < high if open_high else value <= high))
+
+
 def _finite_number(text: str, expected: str, accept: Callable[[float], bool]) -> float:
     try:
         value = float(text)

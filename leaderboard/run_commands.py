@@ -35,7 +35,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("serve", help="serve the leaderboard web app")
     add_db_argument(p)
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this machine only)")
-    p.add_argument("--port", type=int, default=8000, help="TCP port (default 8000)")
+    p.add_argument("--port", type=at_least(1, 65535), default=8000, help="TCP port (default 8000)")
     p.add_argument("--submissions", type=Path, help="folder for uploaded submissions (default: $NEUROZOO_HOME/submissions)")
     p.set_defaults(handler=_serve)
 
@@ -76,7 +76,7 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(handler=_submit)
 
     p = sub.add_parser("submission", help="status and public-split scores of a submission; withdraw or restore it")
-    p.add_argument("id", type=int, metavar="ID", help="the submission's id (zoo submit prints it)")
+    p.add_argument("id", type=at_least(1), metavar="ID", help="the submission's id (zoo submit prints it)")
     add_db_argument(p)
     change = p.add_mutually_exclusive_group()
     change.add_argument("--withdraw", action="store_true",
@@ -99,14 +99,14 @@ def add_commands(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="score submissions even where no bubblewrap sandbox can be made: their code then runs "
                         "WITHOUT isolation (network, files, database reachable). Only for code you trust.")
-    p.add_argument("--retry-submission", type=int, action="append", default=[], metavar="ID",
+    p.add_argument("--retry-submission", type=at_least(1), action="append", default=[], metavar="ID",
                    help="queue the failed jobs of submission ID again first (repeatable): after a fix on the server's "
                         "side, since the submitter cannot submit the same files twice")
     p.add_argument("--rescore-outdated", action="store_true",
                    help="queue the submissions' outdated jobs again first (scored under an earlier version of their "
                         "benchmark, or on another secret's split), under the current version and this host's split "
                         "(the board does not rank outdated scores)")
-    p.add_argument("--nice", type=int, default=10,
+    p.add_argument("--nice", type=at_least(-20, 19), default=10,
                    help="scheduling niceness of the scorer and its jobs (default 10: page readers keep priority)")
     _add_scorer_arguments(p)
     p.set_defaults(handler=_work)
@@ -185,10 +185,6 @@ def check_checkpoint(item: str, path: str) -> None:
 def _serve(args) -> int:
     import uvicorn
 
-    from neurozoo.datasets.errors import UserFacingError
-
-    if not 0 < args.port < 65536:
-        raise UserFacingError(f"--port {args.port}: expected a TCP port between 1 and 65535")
     from neurozoo.leaderboard.web import create_app, warm_up
 
     listener = _listen(args.host, args.port)

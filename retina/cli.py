@@ -9,7 +9,8 @@ import argparse
 import contextlib
 from pathlib import Path
 
-from neurozoo.datasets.cli_args import CELLS_SPEC, add_device_argument, at_least
+from neurozoo.datasets.cli_args import (CELLS_SPEC, add_device_argument, at_least, non_negative, number_in,
+                                        positive)
 from neurozoo.datasets.json_files import write_atomic, write_json
 from neurozoo.datasets.text_table import counted
 
@@ -51,22 +52,24 @@ def _add_fit(sub) -> None:
                                             "the same data with the same seed and settings resumes from it, and a "
                                             "second zoo fit into a folder being fitted waits for the first")
     # None = retina.fit.FitConfig's default (one place for the fitting protocol's numbers)
-    p.add_argument("--epochs", type=int, help="maximum epochs (default 40)")
-    p.add_argument("--lr", type=float, help="Adam learning rate (default: the model's, else 1e-2)")
-    p.add_argument("--batch-size", type=int, help="targets per step (default 128)")
-    p.add_argument("--l2", type=float, help="L2 penalty on weights (default 1e-3)")
-    p.add_argument("--filter-l2", type=float, metavar="X",
+    p.add_argument("--epochs", type=at_least(1), help="maximum epochs (default 40)")
+    p.add_argument("--lr", type=positive, help="Adam learning rate (default: the model's, else 1e-2)")
+    p.add_argument("--batch-size", type=at_least(1), help="targets per step (default 128)")
+    p.add_argument("--l2", type=non_negative, help="L2 penalty on weights (default 1e-3)")
+    p.add_argument("--filter-l2", type=non_negative, metavar="X",
                    help="ln, glm: put X * sum(k^2) on each cell's assembled stimulus filter k (deep-retina's "
                         "linear_nonlinear: 0.01) in place of --l2 on the filter's stored factors (the default, fitting "
                         "protocol 11); recorded in summary.json (provenance.settings.filter_l2), part of the fit "
                         "cache's key and of what a resume must share (docs/retina.md, \"The LN's filter penalty\")")
-    p.add_argument("--l1", type=float, help="L1 penalty on output activity (default 1e-3)")
-    p.add_argument("--val-fraction", type=float, help="the last fraction of each of the training split's 5 blocks that "
-                                                     "early stopping validates on (default 0.1)")
-    p.add_argument("--patience", type=int, help="epochs without a gain of --min-delta in validation correlation "
-                                                "before stopping (default: the model's default_patience, else 2)")
-    p.add_argument("--min-delta", type=float, help="validation correlation gain that counts as progress "
-                                                  "(default: the model's default_min_delta, else 0.01)")
+    p.add_argument("--l1", type=non_negative, help="L1 penalty on output activity (default 1e-3)")
+    p.add_argument("--val-fraction", type=number_in(0, 1, open_low=True, open_high=True),
+                   help="the last fraction of each of the training split's 5 blocks that early stopping validates on "
+                        "(default 0.1)")
+    p.add_argument("--patience", type=at_least(1),
+                   help="epochs without a gain of --min-delta in validation correlation before stopping (default: the "
+                        "model's default_patience, else 2)")
+    p.add_argument("--min-delta", type=non_negative, help="validation correlation gain that counts as progress "
+                                                         "(default: the model's default_min_delta, else 0.01)")
     # deep-retina: deepretina/core.py at 0125baa, EarlyStopping(monitor='val_loss') line 47 on loss='poisson' line 35
     p.add_argument("--monitor", choices=("correlation", "poisson"),
                    help="what early stopping and the kept epoch watch on the validation split (default correlation; "

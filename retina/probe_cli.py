@@ -15,6 +15,11 @@ from neurozoo.datasets.json_files import write_json
 MAX_GAIN_CONTROL_FRAMES = 50000
 
 
+#: zoo probe osr --periods' longest (frames): retina.phenomena.osr.MAX_PERIOD, not imported here (numpy, at every zoo
+#: start); tests/test_cli_args.py holds them equal
+MAX_OSR_PERIOD = 100
+
+
 #: what a probe's --seed draws besides the --fit-embedded fit, where that is nothing
 FIT_SEED_ONLY = "; unused with --checkpoint"
 
@@ -67,7 +72,7 @@ def add_probe_command(sub: argparse._SubParsersAction) -> None:
                                          "one omitted) on MODEL and on the embedded ground-truth circuit; write "
                                          "osr.png (latency vs period, side by side) and osr.json.")
     _model_args(p, "folder for osr.png and osr.json")
-    p.add_argument("--periods", type=int, nargs="+", default=[6, 8, 10, 12, 14, 16],
+    p.add_argument("--periods", type=at_least(3, MAX_OSR_PERIOD), nargs="+", default=[6, 8, 10, 12, 14, 16],
                    help="flash periods in frames (10 ms); each longer than the 2-frame flash, at least 3")
     p.set_defaults(handler=run_probe_osr)
 

@@ -5,13 +5,14 @@ import re
 
 import pytest
 
-from neurozoo.datasets.cli_args import at_least, non_negative, positive
+from neurozoo.datasets.cli_args import at_least, non_negative, number_in, positive
 from neurozoo.leaderboard.cli import main
 
 
 def test_at_least_and_positive_parse_and_refuse():
     assert at_least(1)("3") == 3 and at_least(0)("0") == 0 and positive("0.5") == 0.5
     assert non_negative("0") == 0.0 and non_negative("1e-8") == 1e-8
+    assert number_in(0, 1)("0") == 0.0 and number_in(0, 1)("1") == 1.0 and number_in(0, 1, open_low=True)("1") == 1.0
     for parse, text, message in ((at_least(1), "0", "expected an integer >= 1, got 0"),
                                  (at_least(80), "79", "expected an integer >= 80, got 79"),
                                  (at_least(1), "2.5", "expected an integer >= 1, got '2.5'"),
@@ -22,7 +23,14 @@ def test_at_least_and_positive_parse_and_refuse():
                                  (positive, "x", "expected a positive number, got 'x'"),
                                  (non_negative, "-1e-9", "expected a finite number >= 0, got -1e-9"),
                                  (non_negative, "nan", "expected a finite number >= 0, got nan"),
-                                 (non_negative, "inf", "expected a finite number >= 0, got inf")):
+                                 (non_negative, "inf", "expected a finite number >= 0, got inf"),
+                                 (number_in(0, 1), "1.5", "expected a number from 0 to 1, got 1.5"),
+                                 (number_in(0, 1), "nan", "expected a number from 0 to 1, got nan"),
+                                 (number_in(0, 1, open_low=True, open_high=True), "0",
+                                  "expected a number > 0 and < 1, got 0"),
+                                 (number_in(0, 1, open_low=True, open_high=True), "1",
+                                  "expected a number > 0 and < 1, got 1"),
+                                 (number_in(0, 1, open_high=True), "x", "expected a number >= 0 and < 1, got 'x'")):
         with pytest.raises(argparse.ArgumentTypeError, match=f"^{message}$".replace(".", r"\.")):
             parse(text)
 
@@ -64,6 +72,57 @@ BAD_NUMBERS = [  # one option of each command; each had been a traceback, a sile
     # a negative or NaN tolerance lets no record pass, whatever the rerun gives
     (["reproduce", "1", "--tolerance", "-1"], "--tolerance: expected a finite number >= 0, got -1"),
     (["reproduce", "1", "--tolerance", "nan"], "--tolerance: expected a finite number >= 0, got nan"),
+    # zoo train's settings, refused by TrainConfig.validate only after the model was looked up (and the spec built)
+    (["train", "rgc_shallow", "--data", "d", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--image-size", "-8"], "--image-size: expected an integer >= 1, got -8"),
+    (["train", "rgc_shallow", "--data", "d", "--lr", "0"], "--lr: expected a positive number, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--lr", "nan"], "--lr: expected a positive number, got nan"),
+    (["train", "rgc_shallow", "--data", "d", "--momentum", "-0.9"], "--momentum: expected a finite number >= 0, got -0.9"),
+    (["train", "rgc_shallow", "--data", "d", "--weight-decay", "-0.0001"],
+     "--weight-decay: expected a finite number >= 0, got -0.0001"),
+    (["train", "rgc_shallow", "--data", "d", "--warmup-epochs", "-1"],
+     "--warmup-epochs: expected a finite number >= 0, got -1"),
+    (["train", "rgc_shallow", "--data", "d", "--step-epochs", "0"], "--step-epochs: expected an integer >= 1, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--gamma", "0"], "--gamma: expected a positive number, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--min-lr", "-0.5"], "--min-lr: expected a finite number >= 0, got -0.5"),
+    (["train", "rgc_shallow", "--data", "d", "--label-smoothing", "1.5"],
+     "--label-smoothing: expected a number from 0 to 1, got 1.5"),
+    (["train", "rgc_shallow", "--data", "d", "--label-smoothing", "-0.1"],
+     "--label-smoothing: expected a number from 0 to 1, got -0.1"),
+    (["train", "rgc_shallow", "--data", "d", "--grad-clip", "0"], "--grad-clip: expected a positive number, got 0"),
+    (["train", "rgc_shallow", "--data", "d", "--workers", "-1"], "--workers: expected an integer >= 0, got -1"),
+    (["train", "rgc_shallow", "--data", "d", "--checkpoint-every", "-1"],
+     "--checkpoint-every: expected an integer >= 0, got -1"),
+    (["train", "rgc_shallow", "--data", "d", "--log-every", "-50"], "--log-every: expected an integer >= 0, got -50"),
+    # zoo fit's settings, refused by retina.fit's config check only after the recording was read and the model built
+    (["fit", "ln", "--data", "embedded:whitenoise", "--epochs", "0"], "--epochs: expected an integer >= 1, got 0"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--lr", "-0.01"], "--lr: expected a positive number, got -0.01"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--batch-size", "0"], "--batch-size: expected an integer >= 1, got 0"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--l2", "-1"], "--l2: expected a finite number >= 0, got -1"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--filter-l2", "inf"],
+     "--filter-l2: expected a finite number >= 0, got inf"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--l1", "nan"], "--l1: expected a finite number >= 0, got nan"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--val-fraction", "0"],
+     "--val-fraction: expected a number > 0 and < 1, got 0"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--val-fraction", "1"],
+     "--val-fraction: expected a number > 0 and < 1, got 1"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--patience", "0"], "--patience: expected an integer >= 1, got 0"),
+    (["fit", "ln", "--data", "embedded:whitenoise", "--min-delta", "-0.01"],
+     "--min-delta: expected a finite number >= 0, got -0.01"),
+    # the leaderboard's: a port refused in zoo serve's handler; a niceness the kernel clamps to 19 without a word; a
+    # submission id (the store's ids start at 1) looked up in the store first
+    (["serve", "--port", "0"], "--port: expected an integer from 1 to 65535, got 0"),
+    (["serve", "--port", "99999"], "--port: expected an integer from 1 to 65535, got 99999"),  # had been checked by
+    # zoo serve's handler, after uvicorn was imported (tests/test_leaderboard_cli.py's BAD_INPUT had this row)
+    (["work", "--nice", "40"], "--nice: expected an integer from -20 to 19, got 40"),
+    (["work", "--retry-submission", "0"], "--retry-submission: expected an integer >= 1, got 0"),
+    (["submission", "-3"], "ID: expected an integer >= 1, got -3"),
+    # zoo probe osr's periods, refused by retina.phenomena.osr.check_protocol in the command
+    (["probe", "osr", "ln", "--fit-embedded", "--periods", "2", "6", "8"],
+     "--periods: expected an integer from 3 to 100, got 2"),
+    (["probe", "osr", "ln", "--fit-embedded", "--periods", "6", "8", "1000"],
+     "--periods: expected an integer from 3 to 100, got 1000"),
 ]
 
 
@@ -78,6 +137,54 @@ def test_a_number_out_of_range_is_refused_while_parsing(argv, message, capsys, t
     assert err.startswith("usage: zoo ") and "Traceback" not in err
     assert error.startswith("zoo ") and error.endswith(f": error: argument {message}"), error
     assert not any(tmp_path.iterdir())  # nothing read, fitted or written
+
+
+def test_the_defaults_and_valid_numbers_parse_as_before():
+    """Declaring the ranges changed no default and no valid value, nor its type: a fit setting is part of the fit
+    cache's key and of what ``zoo reproduce`` compares (``--lr 0.01`` a float, ``--epochs 5`` an int, as with
+    ``type=float`` and ``type=int``); the edges the commands take (0 meaning none, a smoothing of 1) still parse."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    parser = build_parser()
+    train = vars(parser.parse_args(["train", "m", "--data", "d"]))
+    assert {k: train[k] for k in ("epochs", "batch_size", "lr", "momentum", "weight_decay", "warmup_epochs",
+                                  "step_epochs", "gamma", "min_lr", "label_smoothing", "grad_clip", "image_size",
+                                  "checkpoint_every", "log_every")} == {
+        "epochs": 90, "batch_size": 256, "lr": 0.01, "momentum": 0.9, "weight_decay": 1e-4, "warmup_epochs": 0.0,
+        "step_epochs": 30, "gamma": 0.1, "min_lr": 0.0, "label_smoothing": 0.0, "grad_clip": None, "image_size": 224,
+        "checkpoint_every": 0, "log_every": 50}
+    edges = vars(parser.parse_args(["train", "m", "--data", "d", "--workers", "0", "--checkpoint-every", "0",
+                                    "--log-every", "0", "--label-smoothing", "1", "--momentum", "0", "--lr", "0.05",
+                                    "--warmup-epochs", "0.5", "--grad-clip", "1"]))
+    assert [(edges[k], type(edges[k])) for k in ("workers", "checkpoint_every", "log_every", "label_smoothing",
+                                                  "momentum", "lr", "warmup_epochs", "grad_clip")] == [
+        (0, int), (0, int), (0, int), (1.0, float), (0.0, float), (0.05, float), (0.5, float), (1.0, float)]
+    from neurozoo.retina.cli import FIT_OPTIONS
+
+    fit = parser.parse_args(["fit", "ln", "--data", "embedded:whitenoise", "--lr", "0.01", "--epochs", "5", "--l2",
+                             "0", "--val-fraction", "0.2", "--patience", "3", "--min-delta", "0", "--filter-l2", "0.01"])
+    settings = {k: getattr(fit, k) for k in FIT_OPTIONS if getattr(fit, k) is not None}
+    assert [(k, v, type(v)) for k, v in settings.items()] == [
+        ("epochs", 5, int), ("lr", 0.01, float), ("l2", 0.0, float), ("filter_l2", 0.01, float),
+        ("val_fraction", 0.2, float), ("patience", 3, int), ("min_delta", 0.0, float)]
+    assert all(getattr(parser.parse_args(["fit", "ln", "--data", "d"]), k) is None
+               for k in FIT_OPTIONS if k != "output_calibration")  # None: FitConfig's or the model's default
+    assert parser.parse_args(["serve"]).port == 8000 and parser.parse_args(["serve", "--port", "65535"]).port == 65535
+    work = parser.parse_args(["work", "--nice", "0", "--retry-submission", "3", "--retry-submission", "4"])
+    assert (parser.parse_args(["work"]).nice, work.nice, work.retry_submission) == (10, 0, [3, 4])
+    assert parser.parse_args(["submission", "7"]).id == 7
+    osr = ["probe", "osr", "ln", "--fit-embedded"]
+    assert parser.parse_args(osr).periods == [6, 8, 10, 12, 14, 16]
+    assert parser.parse_args([*osr, "--periods", "3", "50", "100"]).periods == [3, 50, 100]
+
+
+def test_zoo_probe_osr_periods_bound_is_the_analysis_bound():
+    """--periods' range is declared in retina.probe_cli (importing retina.phenomena.osr would load numpy at every zoo
+    start); it must stay the analysis' own: longer than the 2-frame flash, at most MAX_PERIOD frames."""
+    from neurozoo.retina.phenomena.osr import MAX_PERIOD
+    from neurozoo.retina.probe_cli import MAX_OSR_PERIOD
+
+    assert MAX_OSR_PERIOD == MAX_PERIOD
 
 
 def _parsers(parser):

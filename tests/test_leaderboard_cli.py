@@ -118,8 +118,6 @@ BAD_INPUT = {
                      "column 4); expected finite intensities, shape (T, 50, 50)"),
     "delay: soon": (lambda t: ["info", str(_delay_spec(t)), "--image-size", "32"],
                     "field 'delay' must be an integer >= 0 (time steps), got 'soon'"),
-    "port 99999": (lambda t: ["serve", "--port", "99999", "--db", f"sqlite:///{t / 'a.sqlite'}"],
-                   "--port 99999: expected a TCP port between 1 and 65535"),
     "--db notaurl": (lambda t: ["work", "--db", "notaurl"], "'notaurl': not a database URL"),
     "--user ''": (lambda t: ["submit", str(t), "--user", "", "--db", f"sqlite:///{t / 'a.sqlite'}"],
                   "--user '': expected 1 to 255 printable characters"),

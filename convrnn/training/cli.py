@@ -13,7 +13,7 @@ from pathlib import Path
 
 from neurozoo.convrnn.training.cpus import default_workers
 from neurozoo.datasets.cli_args import (MACHINE_DEFAULT, ShowDefaultsRaw, ZooArgumentParser, add_device_argument,
-                                        at_least)
+                                        at_least, non_negative, number_in, positive)
 
 
 def add_commands(sub: argparse._SubParsersAction) -> None:
@@ -28,14 +28,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", required=True, help="folder with train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; class index "
                    "= position of the WNID among the sorted train/ folders")
     p.add_argument("--out", default="runs/train", help="folder for metrics.jsonl, run.json, last.pth, best.pth")
-    p.add_argument("--epochs", type=int, default=90, help="epochs to train")
-    p.add_argument("--batch-size", type=int, default=256, help="images per process and step")
-    p.add_argument("--lr", type=float, default=0.01,
+    p.add_argument("--epochs", type=at_least(1), default=90, help="epochs to train")
+    p.add_argument("--batch-size", type=at_least(1), default=256, help="images per process and step")
+    p.add_argument("--lr", type=positive, default=0.01,
                    help="peak learning rate (after warmup) (default: %(default)s; 0.1, the default before 2026-12-04, "
                         "diverged within 4 steps for rgc_intermediate, whose layers have no normalisation)")
     p.add_argument("--optimizer", choices=("sgd", "adamw"), default="sgd", help="sgd (with --momentum) or adamw")
-    p.add_argument("--momentum", type=float, default=0.9, help="SGD's momentum (unused by adamw)")
-    p.add_argument("--weight-decay", type=float, default=1e-4, help="on weights only, not on biases and norms")
+    p.add_argument("--momentum", type=non_negative, default=0.9, help="SGD's momentum (unused by adamw)")
+    p.add_argument("--weight-decay", type=non_negative, default=1e-4, help="on weights only, not on biases and norms")
     p.add_argument("--original-weight-decay", action="store_true",
                    help="the original's L2 scales instead: 2.03e-4 on median RGC kernels, 1e-4 on the feedforward "
                         "and readout weights and biases, none elsewhere (model.weight_decay_groups()); with --optimizer sgd "
@@ -43,24 +43,25 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--schedule", choices=("cosine", "step", "constant"), default="cosine",
                    help="learning-rate schedule after the warmup, set every step: cosine (from --lr down to --min-lr at "
                         "the end of training), step (--lr times --gamma every --step-epochs epochs) or constant")
-    p.add_argument("--warmup-epochs", type=float, default=0.0,
+    p.add_argument("--warmup-epochs", type=non_negative, default=0.0,
                    help="epochs of linear warmup before the schedule (fractions allowed; 0: none): the learning rate "
                         "rises every step, from --lr divided by the warmup's steps to --lr")
-    p.add_argument("--step-epochs", type=int, default=30, help="step schedule: decay every this many epochs")
-    p.add_argument("--gamma", type=float, default=0.1, help="step schedule: decay factor")
-    p.add_argument("--min-lr", type=float, default=0.0, help="cosine schedule: final learning rate")
+    p.add_argument("--step-epochs", type=at_least(1), default=30, help="step schedule: decay every this many epochs")
+    p.add_argument("--gamma", type=positive, default=0.1, help="step schedule: decay factor")
+    p.add_argument("--min-lr", type=non_negative, default=0.0, help="cosine schedule: final learning rate")
     p.add_argument("--loss-steps", choices=("final", "all"), default="final",
                    help="final: cross-entropy of the model's answer (its decoder's output for *_tmaxconf / *_dthresh, "
                         "else the last step), as the original; all: the mean over every step's logits from the first readout")
-    p.add_argument("--label-smoothing", type=float, default=0.0, help="label smoothing of the cross-entropy (0: none)")
-    p.add_argument("--grad-clip", type=float, default=None,
+    p.add_argument("--label-smoothing", type=number_in(0, 1), default=0.0,
+                   help="label smoothing of the cross-entropy (0: none)")
+    p.add_argument("--grad-clip", type=positive, default=None,
                    help="clip the gradient norm to this value (default: no clipping)")
-    p.add_argument("--image-size", type=int, default=224,
+    p.add_argument("--image-size", type=at_least(1), default=224,
                    help="side in pixels of the square images trained on (random resized crops) and validated on "
                         "(resized, then center-cropped)")
     p.add_argument("--no-augment", dest="augment", action="store_false",
                    help="train on the evaluation transform (resize + center crop) instead of random crops and flips")
-    p.add_argument("--workers", type=int, default=default_workers(),
+    p.add_argument("--workers", type=at_least(0), default=default_workers(),
                    help="data-loading processes per training process (default: min(4, available CPUs - 1)"
                         f"{MACHINE_DEFAULT}; 0 loads in the training process)")
     add_hash_images_argument(p, "run.json's data checksums (train_files_sha256, val_files_sha256)",
@@ -86,11 +87,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--deterministic", action=argparse.BooleanOptionalAction, default=True,
                    help="torch.use_deterministic_algorithms (warn only) and no cuDNN autotuning")
     add_max_steps_argument(p)
-    p.add_argument("--checkpoint-every", type=int, default=0, metavar="STEPS",
+    p.add_argument("--checkpoint-every", type=at_least(0), default=0, metavar="STEPS",
                    help="also write last.pth every this many steps inside epochs (0, the default: at epoch ends only); "
                         "a resumed run starts at the step saved, skipping the images trained on. SIGTERM and Ctrl-C "
                         "save at the next step anyway: this bounds what a SIGKILL or a lost node costs")
-    p.add_argument("--log-every", type=int, default=50, help="write a metrics row every this many steps")
+    p.add_argument("--log-every", type=at_least(0), default=50, help="write a metrics row every this many steps")
     p.add_argument("--quiet", action="store_true", help="no progress bars or epoch lines")
     from neurozoo.convrnn.cli import add_override_arguments
 

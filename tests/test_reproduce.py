@@ -1387,7 +1387,7 @@ sys.exit(main(["reproduce", "1", "--db", {db!r}]))
 
 
 def test_zoo_reproduce_given_sigterm_mid_rerun_exits_130_leaving_no_scratch_and_its_rerun_reproduces(
-        tmp_path, tiny_benchmarks):
+        tmp_path, tiny_benchmarks, capsys):
     """SIGTERM (a scheduler's preemption) killed zoo reproduce without a word (exit -15), leaving its scratch folder
     (the rerun's fits and store) in the temporary directory. It stores nothing, so it now stops at once as Ctrl-C
     does: exit 130 saying so, the scratch folder removed, the record untouched; run again, it reproduces the record."""
@@ -1407,9 +1407,10 @@ def test_zoo_reproduce_given_sigterm_mid_rerun_exits_130_leaving_no_scratch_and_
         stopped.stderr[-2000:]
     assert [path.name for path in (tmp_path / "tmp").iterdir() if path.name.startswith("neurozoo-reproduce-")] == []
     assert [record.id for record in ResultsStore(db).records()] == [1]
-    again = subprocess.run([sys.executable, "-c", code, "no signal"], capture_output=True, text=True, timeout=300,
-                           env=env)
-    assert again.returncode == 0 and "\nreproduced: bit-identical" in again.stdout, again.stdout[-2000:] + again.stderr[-2000:]
+    capsys.readouterr()
+    again = _zoo("reproduce", 1, "--db", db)  # the rerun, a plain one: in this process
+    out, err = capsys.readouterr()
+    assert again == 0 and "\nreproduced: bit-identical" in out, out[-2000:] + err[-2000:]
 
 
 @pytest.mark.parametrize("value", [3, "2", 0])

@@ -9,16 +9,13 @@ import pytest
 
 from neurozoo.benchmarks.records import ResultsStore
 
-#: the child: a 60-image benchmark (three batches of 20 at --batch-size 20), then a signal where argv[1] says
-CHILD = """
-import atexit, os, signal, sys, time
+#: the benchmark: 60 images (three batches of 20 at --batch-size 20), registered by the child and, for a rerun without
+#: a signal, in this process (zoo_score_here)
+BENCHMARK = """
 import numpy as np, torch, xarray as xr
-from neurozoo import benchmarks
-from neurozoo.benchmarks import cli, plots
 from neurozoo.benchmarks.extraction import activations
 from neurozoo.benchmarks.neural import NeuralBenchmark
 from neurozoo.datasets.registry import Entry
-from neurozoo.leaderboard.cli import main
 
 rng = np.random.default_rng(0)
 n, reps = 60, 2
@@ -29,8 +26,18 @@ assembly = xr.DataArray(rng.standard_normal((n * reps, 5, 1)), dims=("presentati
     "object_name": ("presentation", np.tile(stimuli.object_name, reps)),
     "repetition": ("presentation", np.repeat(np.arange(reps), n)),
     "time_bin_start": ("time_bin", [70]), "time_bin_end": ("time_bin", [170])})
-benchmarks.BENCHMARKS._entries["test.stop-V4"] = Entry(
-    "test.stop-V4", lambda: NeuralBenchmark("test.stop-V4", "V4", lambda: assembly, lambda: stimuli), "stop test")
+entry = Entry("test.stop-V4", lambda: NeuralBenchmark("test.stop-V4", "V4", lambda: assembly, lambda: stimuli),
+              "stop test")
+"""
+
+#: the child: the benchmark, then a signal where argv[1] says
+CHILD = BENCHMARK + """
+import atexit, os, signal, sys, time
+from neurozoo import benchmarks
+from neurozoo.benchmarks import cli, plots
+from neurozoo.leaderboard.cli import main
+
+benchmarks.BENCHMARKS._entries["test.stop-V4"] = entry
 
 when = sys.argv[1]
 signum = signal.SIGINT if when.startswith("ctrl-c") else signal.SIGTERM
@@ -71,13 +78,40 @@ sys.exit(main(sys.argv[2:]))
 """
 
 
+def _arguments(tmp_path, *options: str) -> list:
+    return ["score", "timm:test_resnet", "test.stop-V4", "--layers", "layer2", "--max-features", "20", "--batch-size",
+            "20", "--db", f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out"), *options]
+
+
 def zoo_score(tmp_path, when: str, *options: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "NEUROZOO_HOME": str(tmp_path / "home"),
            "NEUROZOO_CACHE": str(tmp_path / "cache")}
-    return subprocess.run([sys.executable, "-c", CHILD, when, "score", "timm:test_resnet", "test.stop-V4", "--layers",
-                           "layer2", "--max-features", "20", "--batch-size", "20", "--db",
-                           f"sqlite:///{tmp_path / 'r.sqlite'}", "--out", str(tmp_path / "out"), *options],
+    return subprocess.run([sys.executable, "-c", CHILD, when, *_arguments(tmp_path, *options)],
                           capture_output=True, text=True, timeout=120, env=env)
+
+
+def zoo_score_here(tmp_path, monkeypatch, capsys, *options: str) -> subprocess.CompletedProcess:
+    """zoo_score's command without a signal (a rerun, the same command run again), in this process: it needs no
+    process of its own, whose start (torch, timm, scikit-learn and xarray imported again) cost more than the score.
+    Its stdout ends with the child's line of the batches extracted from image."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.extraction import activations
+    from neurozoo.leaderboard.cli import main
+
+    made, fetched = {}, []
+    exec(BENCHMARK, made)
+    batch = activations.Stimuli.batch
+    capsys.readouterr()
+    with monkeypatch.context() as patch:
+        patch.setitem(benchmarks.BENCHMARKS._entries, "test.stop-V4", made["entry"])
+        patch.setenv("NEUROZOO_HOME", str(tmp_path / "home"))
+        patch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+        patch.setattr(activations.Stimuli, "batch", lambda self, start, stop: (fetched.append(start),
+                                                                                batch(self, start, stop))[1])
+        code = main(_arguments(tmp_path, *options))
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(["zoo", *_arguments(tmp_path, *options)], code,
+                                       f"{out}batches extracted from image: {fetched}\n", err)
 
 
 def records(tmp_path) -> list:
@@ -92,7 +126,8 @@ def partials(tmp_path) -> dict:
     return {path.name: path.read_bytes() for path in (tmp_path / "cache").rglob("*.partial/*")}
 
 
-def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extracts_only_the_others(tmp_path):
+def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extracts_only_the_others(tmp_path, monkeypatch,
+                                                                                                  capsys):
     """SIGTERM killed zoo score without a word (exit -15); then it stopped at the next batch, exit 130, keeping
     nothing, so the rerun extracted every batch again (minutes for a full-width ConvRNN). The finished batches are
     now kept in the activation cache, and the rerun extracts only the others, to the same score bit for bit: that
@@ -105,11 +140,11 @@ def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extract
     assert (records(tmp_path), cached(tmp_path), list((tmp_path / "out").glob("*"))) == ([], [], [])
     kept = partials(tmp_path)
     assert list(kept) == ["batch-00000.signed"]
-    without_cache = zoo_score(tmp_path, "no signal", "--no-cache")
+    without_cache = zoo_score_here(tmp_path, monkeypatch, capsys, "--no-cache")
     assert without_cache.returncode == 0, without_cache.stderr[-2000:]
     assert "batches extracted from image: [0, 20, 40]" in without_cache.stdout
     assert (records(tmp_path), cached(tmp_path), partials(tmp_path)) == ([1], [], kept)
-    rerun = zoo_score(tmp_path, "no signal")
+    rerun = zoo_score_here(tmp_path, monkeypatch, capsys)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "batches extracted from image: [20, 40]" in rerun.stdout
     assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
@@ -117,7 +152,8 @@ def test_sigterm_mid_extraction_keeps_the_finished_batches_and_the_rerun_extract
     assert (records(tmp_path), len(cached(tmp_path)), partials(tmp_path)) == ([1], 1, {})
 
 
-def test_sigterm_while_the_model_is_built_stops_at_once_and_the_rerun_scores_as_a_run_never_stopped(tmp_path):
+def test_sigterm_while_the_model_is_built_stops_at_once_and_the_rerun_scores_as_a_run_never_stopped(
+        tmp_path, monkeypatch, capsys):
     """A neural benchmark's zoo score took a SIGTERM in its setup (imports, the model's building, the images and the
     activation cache read) only at its first safe point, once its first batch was extracted and kept (a minute for
     a full-width ConvRNN on a CPU). It writes nothing until then, so the stop is now taken at once
@@ -132,10 +168,10 @@ def test_sigterm_while_the_model_is_built_stops_at_once_and_the_rerun_scores_as_
     assert float(after.split(": ")[1].split()[0]) < 1.0, after  # the exit's own clean-up; the build never ran
     assert (records(tmp_path), cached(tmp_path), partials(tmp_path), list((tmp_path / "out").glob("*"))) == (
         [], [], {}, [])
-    rerun = zoo_score(tmp_path, "no signal")
+    rerun = zoo_score_here(tmp_path, monkeypatch, capsys)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert "batches extracted from image: [0, 20, 40]" in rerun.stdout and "record 1 in" in rerun.stdout
-    uninterrupted = zoo_score(tmp_path, "no signal", "--no-cache")
+    uninterrupted = zoo_score_here(tmp_path, monkeypatch, capsys, "--no-cache")
     assert uninterrupted.returncode == 0, uninterrupted.stderr[-2000:]
     assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"
             in uninterrupted.stdout)
@@ -164,13 +200,13 @@ def test_a_plugins_score_ends_the_setups_stop_at_once_stretch_raising_a_pending_
     assert termination_requested() is None
 
 
-def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path):
+def test_sigterm_after_scoring_stores_nothing_and_the_rerun_reads_the_cache(tmp_path, monkeypatch, capsys):
     stopped = zoo_score(tmp_path, "sigterm after scoring")
     assert (stopped.returncode, stopped.stderr.splitlines()[-1]) == (130, (
         "zoo score: interrupted; signal 15 before the score was stored: nothing stored; the activations extracted "
         "are in the activation cache, which the rerun reads; rerun the same command to score it"))
     assert records(tmp_path) == [] and len(cached(tmp_path)) == 1
-    rerun = zoo_score(tmp_path, "no signal")
+    rerun = zoo_score_here(tmp_path, monkeypatch, capsys)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert records(tmp_path) == [1] and "record 1 in" in rerun.stdout and "reused" not in rerun.stdout
 
@@ -258,7 +294,7 @@ def test_the_stop_line_says_what_the_activation_cache_keeps_and_the_rerun_extrac
 
 
 @pytest.mark.parametrize("when", ["ctrl-c while plotting", "sigterm while plotting"])
-def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_path, when):
+def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_path, monkeypatch, capsys, when):
     """A Ctrl-C as the plots were written printed only "interrupted", and the rerun stored a second, identical
     record. The line now names the stored record and the rerun that writes the plots, which reuses the record."""
     stopped = zoo_score(tmp_path, when)
@@ -270,7 +306,7 @@ def test_a_stop_after_the_record_is_stored_names_it_and_the_rerun_reuses_it(tmp_
         f"zoo score: interrupted; {signal} after record 1 was stored in {db}; {kept}"))
     assert records(tmp_path) == [1]
     assert len(list((tmp_path / "out").glob("*.png"))) == (0 if when.startswith("ctrl-c") else 1)
-    rerun = zoo_score(tmp_path, "no signal")
+    rerun = zoo_score_here(tmp_path, monkeypatch, capsys)
     assert rerun.returncode == 0, rerun.stderr[-2000:]
     assert records(tmp_path) == [1]
     assert ("record 1: stored before with identical settings, data, code and score; reused, not stored again\n"

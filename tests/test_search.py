@@ -1622,6 +1622,111 @@ def test_an_interrupted_trial_leaves_no_last_pth_that_nothing_reads(tiny, tmp_pa
     assert {"best.pth", "metrics.jsonl", "run.json", "spec.yaml"} <= {f.name for f in folder.iterdir()}
 
 
+@pytest.mark.parametrize("where", ["_configure_backends", "first_batch_output"])
+def test_a_sigterm_in_a_trials_setup_stops_it_at_once(tiny, tmp_path, capfd, monkeypatch, where):
+    """A SIGTERM in a trial's setup waited for all of it (its trainer's imports, data and model, its run's provenance,
+    a first forward pass: 3 s on an idle machine, 17 s at a load of 16) before the trial stopped at its first batch.
+    The trainer writes nothing until its log and run.json, nor does the look at its untrained model's first batch
+    (objective.initial_explosion), so a stop is now taken at once in either (datasets.termination.stopping_at_once):
+    here as the trainer sets torch's backends up (seconds of importing torch's compiler) and as the model is about to
+    run. The trial is marked FAIL (interrupted) as a stop mid-epoch marks it; its folder holds its spec and
+    configuration, and its run.json once written, which says it stopped (it said what a run killed without a word
+    says)."""
+    from neurozoo.convrnn.training.engine import Trainer
+    from neurozoo.leaderboard.cli import main
+
+    setup, ran = getattr(Trainer, where), []
+
+    def signalled(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        ran.append(where)
+        return setup(self)
+
+    monkeypatch.setattr(Trainer, where, signalled)
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 130
+    capfd.readouterr()
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 15"
+    assert ran == [] and "epochs_done" not in trial.user_attrs
+    folder = Path(trial.user_attrs["out"])
+    if where == "_configure_backends":  # before the trainer wrote anything
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "spec.yaml"]
+        return
+    assert sorted(p.name for p in folder.iterdir()) == ["config.json", "metrics.jsonl", "run.json", "spec.yaml"]
+    segment = json.loads((folder / "run.json").read_text())["segments"][-1]
+    assert (segment["outcome"], segment["error"], segment["end_step"]) == ("stopped", "KeyboardInterrupt: signal 15", 0)
+
+
+SIGTERM_IN_SETUP = """
+import os, signal, time
+from neurozoo.convrnn.training import engine
+
+_configure_backends = engine.Trainer._configure_backends
+
+
+def _signalled_in_setup(self):
+    # a worker's trial's trainer begins its setup (torch's backends set: seconds of importing its compiler): SIGTERM
+    # to the command that started the worker, then on once the command has stopped the worker (SIGTERM)
+    got, handler = [], signal.getsignal(signal.SIGTERM)
+
+    def noted(signum, frame):
+        got.append(signum)
+        handler(signum, frame)  # datasets.termination's: records the stop, or raises it at once
+
+    signal.signal(signal.SIGTERM, noted)
+    os.kill(int(os.environ["NEUROZOO_SEARCH_PARENT"]), signal.SIGTERM)
+    deadline = time.monotonic() + 120
+    while not got and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return _configure_backends(self)
+
+
+if "NEUROZOO_SEARCH_PARENT" in os.environ:  # workers.PARENT_ENV: a local worker
+    engine.Trainer._configure_backends = _signalled_in_setup
+"""
+
+
+def test_a_command_signalled_as_its_worker_sets_a_trial_up_stops_at_once(tiny, tmp_path):
+    """zoo search --workers K signalled while a worker sets its trial up stops its workers (SIGTERM): the worker took
+    the stop only at its trial's first batch, after all its setup (test_a_sigterm_in_a_trials_setup_stops_it_at_once),
+    and the command waited for it. It now stops at once, its trial marked FAIL (interrupted), its folder holding its
+    spec and configuration only. One trial over two workers: one worker process runs it."""
+    out = tmp_path / "run"
+    argv = search_argv(tiny, out, 1, "--export", "0", "--workers", "2")
+    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], timeout=300,
+                          env=_planted(tmp_path, SIGTERM_IN_SETUP, workers=1), capture_output=True, text=True)
+    assert (done.returncode, done.stderr.splitlines()[-1]) == (130, (
+        "zoo search: interrupted (a running trial is marked FAIL, user attribute 'interrupted'; rerun to continue the "
+        "study)")), done.stderr[-3000:]
+    (trial,) = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
+    assert trial.state == optuna.trial.TrialState.FAIL and trial.user_attrs["interrupted"] == "signal 15"
+    # stopped before its trainer wrote anything (at its first batch: metrics.jsonl and run.json written)
+    assert sorted(p.name for p in Path(trial.user_attrs["out"]).iterdir()) == ["config.json", "spec.yaml"]
+    assert "parameters" not in trial.user_attrs and "epochs_done" not in trial.user_attrs
+
+
+def test_a_sigterm_before_the_first_trial_starts_none(tiny, tmp_path, capfd, monkeypatch):
+    """A SIGTERM while the study is opened and its data checked (--hash-images: every image read) used to let the
+    first trial begin, then stop it at its first batch, marked FAIL: a trial number spent on nothing. It stops at the
+    safe point before the first trial: the study holds none."""
+    from neurozoo.convrnn.search import study as search_study
+    from neurozoo.leaderboard.cli import main
+
+    check_data = search_study.check_data
+
+    def signalled(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        return check_data(*args, **kwargs)
+
+    monkeypatch.setattr(search_study, "check_data", signalled)
+    out = tmp_path / "run"
+    assert main(["search", *search_argv(tiny, out, 1, "--export", "0")]) == 130
+    capfd.readouterr()
+    assert optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials == []
+    assert not (out / "tiny").exists()
+
+
 def test_only_a_failed_trials_checkpoint_is_dropped():
     """drop_unread_checkpoint: a trial the storage still holds RUNNING (its process killed before optuna recorded
     the failure) keeps its last.pth, which its retry resumes from; once FAIL, the file goes."""

@@ -23,6 +23,12 @@ holds all its epochs scores its final weights and returns that best (it trained 
 checkpoint's best epoch's weights come along into the trial's folder (:func:`carry_best_weights`). A trial's
 ``val_top5`` is its best epoch's, as its value and best.pth are (it was the last epoch's).
 
+A SIGTERM (or a local worker's, from its command) in a trial's setup stops it at once where nothing is written (its
+trainer's imports, data and model, the look at its first batch: ``datasets.termination.stopping_at_once``), else at the
+next safe point, the setup's (its draw and files, the trainer's log and run.json, are never cut short); the trial is
+marked FAIL (``interrupted``) as a stop mid-epoch marks it, and its run.json, once written, says it stopped. It waited
+for the whole setup (3 s idle, 17 s at a load of 16), then stopped at the first batch.
+
 A pruned trial's ``run.json`` says so (``Trainer.record_pruned``): ``pruned`` holds the epochs and steps it trained
 and the reason, the explosion's line or "pruned at step N (epoch E of K) by MedianPruner: val top-1 X%", and its
 segment's ``outcome`` is ``pruned``; it said what a run killed without a word says (``finished`` false, ``outcome``
@@ -217,10 +223,14 @@ class Objective:
         return "lower --lr"
 
     def _run(self, trial: optuna.Trial) -> float:
-        from neurozoo.convrnn.training.engine import TrainConfig, Trainer
+        from neurozoo.convrnn.training.engine import TrainConfig, Trainer  # imported with the space (SETTING_BOUNDS)
         from neurozoo.datasets.errors import DataError
+        from neurozoo.datasets.termination import raise_if_terminated, stopping_at_once
 
         s = self.settings
+        raise_if_terminated()  # a stop as optuna began the trial: nothing written yet
+        # its draw and files (the storage's calls, spec.yaml, config.json): a stop there waits for the next safe point,
+        # the trainer's setup's (a fraction of a second)
         config = self.space.sample(trial)
         folder = trial_folder(s.out, trial.study.study_name, trial.number)
         if folder.is_dir() and any(folder.iterdir()):
@@ -249,10 +259,13 @@ class Objective:
             fields["original_weight_decay"] = True
         fields.update(s.extra)
         fields.update(config["train"])  # searched training hyperparameters win
-        trainer, refused = self._resumed_trainer(trial, fields, config["train"]) if "resume" not in s.extra else \
-            (None, [])
-        if trainer is None:
-            trainer = Trainer(TrainConfig(**fields))
+        # the trainer's setup (torch's backends, its data and model: seconds, 17 s at a load of 16) writes nothing until
+        # its log and run.json, a deferred block of its own that ends this stretch: a stop is taken at once until then
+        with stopping_at_once():
+            trainer, refused = self._resumed_trainer(trial, fields, config["train"]) if "resume" not in s.extra \
+                else (None, [])
+            if trainer is None:
+                trainer = Trainer(TrainConfig(**fields))
         # an interrupted trial is marked FAIL and never resumed (a retry is a new trial): the trainer's own note said it
         # stopped "with a checkpoint of the step reached", as if the checkpoint would be used
         trainer.stopping = (f"stopping trial {trial.number} at the next batch; it is marked FAIL (user attribute "
@@ -271,9 +284,16 @@ class Objective:
             if run_json.is_file():  # the study keeps it too: the file stays on this machine (export.trial_run)
                 run = json.loads(run_json.read_text())
                 trial.set_user_attr("run", {key: run.get(key) for key in RUN_KEYS})
-            # the look is at untrained weights: a trial resumed from a checkpoint (``extra`` resume) passed it
-            exploded = None if trainer.global_step else initial_explosion(*trainer.first_batch_output(),
-                                                                           len(trainer.classes))
+            try:
+                # a stop in the trainer's writes, or since, is taken here; the look writes nothing (the model's buffers
+                # and random streams are put back), so one in it is taken at once
+                with stopping_at_once():
+                    # the look is at untrained weights: a trial resumed from a checkpoint (``extra`` resume) passed it
+                    exploded = None if trainer.global_step else initial_explosion(*trainer.first_batch_output(),
+                                                                                   len(trainer.classes))
+            except KeyboardInterrupt as error:  # run.json says so, as of a stop in the trial's batches
+                trainer.record_stopped(error)
+                raise
             if exploded:  # before any update: not a learning-rate divergence (see the module docstring)
                 trial.set_user_attr("exploded", exploded)
                 trainer.record_pruned(exploded["error"])  # run.json: pruned, and why, not a run killed unfinished

@@ -481,6 +481,9 @@ def run_worker(space: SearchSpace, settings: TrialSettings, storage: Union[str, 
         if len(study.trials) >= max_total:
             return study
     objective = Objective(space, settings)
+    # the safe point before the first trial: a stop while the study was opened and its data checked (--hash-images:
+    # every image read) begins no trial (one begun was marked FAIL at its first safe point: a number spent on nothing)
+    raise_if_terminated()
     with failed_trials_logged_without_traceback():
         try:
             study.optimize(objective, n_trials=n_trials, callbacks=callbacks, gc_after_trial=True)

@@ -546,6 +546,13 @@ class Trainer:
             self._record_run("pruned", reason=reason,
                              pruned={"epoch": self.epoch, "step": self.global_step, "reason": reason})
 
+    def record_stopped(self, error: BaseException) -> None:
+        """Record in run.json that the run stopped on ``error`` (the segment's ``outcome`` ``stopped``, its ``error``
+        the exception's type and message; rank 0): a stop or a failure in ``fit``, or a search trial's stop between its
+        trainer's setup and ``fit`` (convrnn.search.objective)."""
+        if self.dist.is_main:
+            self._record_run("stopped", f"{type(error).__name__}: {error}" if str(error) else type(error).__name__)
+
     # ------------------------------------------------------------------ state
     def state_dict(self) -> Dict[str, Any]:
         return {
@@ -926,9 +933,7 @@ class Trainer:
                                      diverged={"epoch": error.epoch, "step": error.step, "error": str(error)})
                 raise
             except BaseException as error:  # a stop (SIGTERM, Ctrl-C, an unreadable image) or a failure
-                if self.dist.is_main:
-                    said = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
-                    self._record_run("stopped", said)
+                self.record_stopped(error)
                 raise
 
     def _fit(self, until_epoch: Optional[int]) -> Dict[str, Any]:
@@ -969,7 +974,13 @@ class Trainer:
         """What the trainer set in its process: the process group, torch's deterministic-algorithms setting."""
         if destroy_group:
             shutdown(self.dist)
-        torch.use_deterministic_algorithms(self._determinism[0], warn_only=self._determinism[1])
+        # only where it was changed: torch's setter sets its compiler's configuration too, importing it (seconds),
+        # which a trainer stopped at once in its setup before setting it (a search trial's, zoo train's:
+        # datasets.termination.stopping_at_once) spent as it stopped
+        now = (torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled())
+        compiler = getattr(sys.modules.get("torch._inductor.config"), "deterministic", self._determinism[0])
+        if now != self._determinism or compiler != self._determinism[0]:
+            torch.use_deterministic_algorithms(self._determinism[0], warn_only=self._determinism[1])
 
 
 def train(config: TrainConfig, model: Optional[nn.Module] = None) -> Dict[str, Any]:

@@ -31,7 +31,10 @@ def add_override_arguments(parser) -> None:
     """``--width`` and ``--set KEY=VALUE``: how the commands that build a ConvRNN (zoo train, zoo info, zoo score,
     zoo dynamics, zoo compare) change it; :func:`overrides_from_args` reads them."""
     parser.add_argument("--width", type=positive, help="ConvRNN: width multiplier (as zoo search --width and zoo run "
-                                                       "--width-multiplier; same as --set width_multiplier=W)")
+                                                       "--width-multiplier; same as --set width_multiplier=W; default: "
+                                                       "the model's own, 1 (full width) for a registered model, where "
+                                                       "zoo run scores 0.125; a zoo train checkpoint given to zoo "
+                                                       "score: the width it was trained at)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="ConvRNN override: a keyword of convrnn.create_model, as n_steps, image_steps or "
                              "num_classes, with a YAML value, e.g. --set n_steps=10 (repeat for several)")

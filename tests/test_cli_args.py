@@ -403,3 +403,17 @@ def test_zoo_search_amp_says_the_dtype_its_trials_autocast_to():
     assert settings_from_args(args).amp and TrainConfig.amp_dtype == "bfloat16"
     assert "autocast to bfloat16" in parsers["zoo search"]._option_string_actions["--amp"].help
     assert "autocast to --amp-dtype" in parsers["zoo train"]._option_string_actions["--amp"].help
+
+
+def test_the_width_option_says_what_leaving_it_out_builds():
+    """``--width`` (zoo train, info, score, dynamics, compare) showed no default: its default is None, so the help
+    must say it, and a user could not tell that ``zoo score rgc_intermediate ...`` builds the full-width model where
+    ``zoo run`` scores 0.125 (README, "Neural benchmarks" and "The main job")."""
+    from neurozoo.leaderboard.cli import build_parser
+
+    widths = {parser.prog: action for parser in _parsers(build_parser()) for action in parser._actions
+              if "--width" in action.option_strings}
+    assert {"zoo train", "zoo info", "zoo score", "zoo dynamics", "zoo compare"} <= set(widths), sorted(widths)
+    for prog, action in widths.items():
+        if action.default is None:
+            assert "default: the model's own, 1 (full width)" in action.help and "0.125" in action.help, prog

@@ -1302,7 +1302,8 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
                                   "(killed? out of memory?)")
 
 
-def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_crashes(tiny, tmp_path):
+def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_crashes(tiny, tmp_path, monkeypatch,
+                                                                                       capfd):
     """Started with SIGTERM ignored (``trap '' TERM``, a parent that ignores it), which the command's deferred blocks
     leave ignored (datasets.termination), its workers inherited SIG_IGN: the SIGTERM with which the command stops them
     once one crashed did nothing, and the other worker ran its trials to the end. The workers get SIGTERM's default
@@ -1310,12 +1311,17 @@ def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_
     env = _planted(tmp_path, PLANTED_BUG, PLANTED_BUG="raise", PLANTED_BUG_FLAG=str(tmp_path / "flag"))
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 2, "--export", "0", "--workers", "2", "--epochs", "40", "--pruner", "none")
-    done = subprocess.run(["bash", "-c", "trap '' TERM; exec \"$@\"", "bash", sys.executable, "-m",
-                           "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300, capture_output=True, text=True)
-    assert done.returncode == 1 and re.fullmatch(
+    # the command in this process, with SIGTERM ignored as a process started under ``trap '' TERM`` finds it (what
+    # its workers then inherit); the test's own disposition back afterwards
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        code, error = _command_here(monkeypatch, capfd, env, argv)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 1 and re.fullmatch(
         r"zoo search: worker [12] of 2 \(\S+:\d+\) crashed in trial \d+ \(marked failed\): RuntimeError: planted bug "
         r"\(traceback above: a bug, please report it\); stopped the other workers \(the other workers' running trial "
-        r"\d+ \(stopped\): marked failed\); rerun to continue the study", done.stderr.splitlines()[-1]), done.stderr
+        r"\d+ \(stopped\): marked failed\); rerun to continue the study", error.splitlines()[-1]), error
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     assert sorted(t.user_attrs.get("interrupted", "") for t in trials) == ["", "signal 15"]
     assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["epochs_done"] < 40 for t in trials)

@@ -1154,7 +1154,7 @@ def test_a_train_folder_unlike_val_is_refused_before_the_study_exists(tmp_path, 
             "use the same WNIDs")
 
 
-def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path):
+def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path, monkeypatch, capfd):
     """With --workers 2, each worker failed a trial of its own on the same image, printed its own error line and the
     command exited 1 with their exit codes. Now the first error stops the other worker: one line naming the file,
     exit 2; the trial that read the image is FAIL with its data_error, the other worker's running trial FAIL too,
@@ -1168,11 +1168,9 @@ def test_a_corrupt_image_stops_every_local_worker_with_one_error(tiny, tmp_path)
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2")
     argv[argv.index("--data") + 1] = str(data)
-    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=_planted(tmp_path),
-                          timeout=300, capture_output=True, text=True)
-    error = done.stderr
+    code, error = _command_here(monkeypatch, capfd, _planted(tmp_path), argv)
     errors = [line for line in error.splitlines() if line.startswith("zoo search: error:")]
-    assert done.returncode == 2 and "Traceback" not in error and len(errors) == 1, error
+    assert code == 2 and "Traceback" not in error and len(errors) == 1, error
     assert error.splitlines()[-1] == errors[0] and errors[0].startswith(f"zoo search: error: cannot read image {bad}: ")
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     # one trial per worker (neither reads an image before both are in a trial: WORKERS_BARRIER)
@@ -1247,8 +1245,24 @@ def _planted(tmp_path, *code, workers=2, **env):
     return env
 
 
+def _command_here(monkeypatch, capfd, env, argv):
+    """The exit status and standard error of the search command ``argv`` run in this process with the environment
+    ``env`` of ``_planted`` (no interpreter and torch to start for it): its local workers, processes of their own
+    started with this environment, run the planted code and write to this process's standard error, read here with
+    the command's own lines as a ``python -m neurozoo.convrnn.search.cli`` child's ``stderr`` would hold them. The
+    planted code patches training alone, which the command leaves to its workers."""
+    from neurozoo.convrnn.search.cli import main
+
+    for key, value in env.items():
+        if os.environ.get(key) != value:
+            monkeypatch.setenv(key, value)
+    capfd.readouterr()
+    code = main(argv)
+    return code, capfd.readouterr().err
+
+
 @pytest.mark.parametrize("bug", ["raise", "kill"])
-def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tmp_path, bug):
+def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tmp_path, monkeypatch, capfd, bug):
     """A worker that met a bug (an exception other than an error for the user) printed its traceback twice (optuna's
     log of the failed trial, then Python's) while the other worker ran its trials to the end, and the command exited
     1 with "worker exit codes [...]". Now the others stop at once (their running trial FAIL, interrupted), the
@@ -1258,13 +1272,11 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
     env = _planted(tmp_path, PLANTED_BUG, PLANTED_BUG=bug, PLANTED_BUG_FLAG=str(tmp_path / "flag"))
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 4, "--export", "0", "--workers", "2", "--epochs", "20", "--pruner", "none")
-    done = subprocess.run([sys.executable, "-m", "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300,
-                          capture_output=True, text=True)
-    error = done.stderr
+    code, error = _command_here(monkeypatch, capfd, env, argv)
     last = error.splitlines()[-1]
     found = re.fullmatch(r"zoo search: worker ([12]) of 2 \((\S+:\d+)\) (.*); stopped the other workers \(the other "
                          r"workers' running trial (\d+) \(stopped\): marked failed\); rerun to continue the study", last)
-    assert done.returncode == 1 and found, error
+    assert code == 1 and found, error
     every = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     trials = [t for t in every if t.state != optuna.trial.TrialState.WAITING]
     # one trial per worker (both are in a trial before either trains: WORKERS_BARRIER)
@@ -1290,7 +1302,8 @@ def test_a_crashed_worker_stops_the_others_and_shows_its_traceback_once(tiny, tm
                                   "(killed? out of memory?)")
 
 
-def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_crashes(tiny, tmp_path):
+def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_crashes(tiny, tmp_path, monkeypatch,
+                                                                                       capfd):
     """Started with SIGTERM ignored (``trap '' TERM``, a parent that ignores it), which the command's deferred blocks
     leave ignored (datasets.termination), its workers inherited SIG_IGN: the SIGTERM with which the command stops them
     once one crashed did nothing, and the other worker ran its trials to the end. The workers get SIGTERM's default
@@ -1298,12 +1311,17 @@ def test_a_search_started_with_sigterm_ignored_still_stops_its_workers_when_one_
     env = _planted(tmp_path, PLANTED_BUG, PLANTED_BUG="raise", PLANTED_BUG_FLAG=str(tmp_path / "flag"))
     out = tmp_path / "run"
     argv = search_argv(tiny, out, 2, "--export", "0", "--workers", "2", "--epochs", "40", "--pruner", "none")
-    done = subprocess.run(["bash", "-c", "trap '' TERM; exec \"$@\"", "bash", sys.executable, "-m",
-                           "neurozoo.convrnn.search.cli", *argv], env=env, timeout=300, capture_output=True, text=True)
-    assert done.returncode == 1 and re.fullmatch(
+    # the command in this process, with SIGTERM ignored as a process started under ``trap '' TERM`` finds it (what
+    # its workers then inherit); the test's own disposition back afterwards
+    before = signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    try:
+        code, error = _command_here(monkeypatch, capfd, env, argv)
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert code == 1 and re.fullmatch(
         r"zoo search: worker [12] of 2 \(\S+:\d+\) crashed in trial \d+ \(marked failed\): RuntimeError: planted bug "
         r"\(traceback above: a bug, please report it\); stopped the other workers \(the other workers' running trial "
-        r"\d+ \(stopped\): marked failed\); rerun to continue the study", done.stderr.splitlines()[-1]), done.stderr
+        r"\d+ \(stopped\): marked failed\); rerun to continue the study", error.splitlines()[-1]), error
     trials = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}").trials
     assert sorted(t.user_attrs.get("interrupted", "") for t in trials) == ["", "signal 15"]
     assert all(t.state == optuna.trial.TrialState.FAIL and t.user_attrs["epochs_done"] < 40 for t in trials)

@@ -79,7 +79,7 @@ def load_stimulus_set(stimulus_set, image_size: Optional[int] = 224) -> Stimuli:
     the first image, which all must share), ImageNet-normalised as each batch is read (:class:`PixelStimuli`)."""
     from PIL import Image
 
-    from neurozoo.datasets.stimuli import load_rgb
+    from neurozoo.datasets.image_files import load_rgb
 
     if not getattr(stimulus_set, "has_images", True):
         raise DataError(f"stimulus set {getattr(stimulus_set, 'identifier', '?')!r} has no images")

@@ -21,7 +21,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 
 from neurozoo.datasets.errors import DataError
-from neurozoo.datasets.stimuli import load_rgb  # noqa: F401 (decodes the images; imported from here too)
+from neurozoo.datasets.image_files import load_rgb  # noqa: F401 (decodes the images; imported from here too)
 from neurozoo.datasets.text_table import counted, plural
 
 IMG_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")

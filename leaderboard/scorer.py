@@ -197,11 +197,19 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     worker could take the job over anyway): :func:`store_with_retries`."""
     from tqdm.auto import tqdm
 
+    from neurozoo.datasets.activity import listening
+
     worker = worker or worker_name()
     ids = None if ids is None else list(ids)
     pending = [j for j in db.jobs(ids=ids) if j["status"] in ("queued", RUNNING)]
     counts = {"done": 0, "failed": 0}
-    bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not progress)
+    # on a terminal, a bar of jobs done and the time taken, without an estimate of the time left: the jobs' lengths
+    # differ by 1000-fold (a cached score: a second; a retina model's first fit: minutes), and tqdm's rate jumped
+    # with them (12/36 on a 6-minute fit showed 1:16:34 left). Elsewhere (a CI log, a pipe, a service's journal),
+    # no bar, whose redraws were carriage returns there, but a line per job and per fit begun
+    terminal = progress and _is_terminal(sys.stderr)
+    bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not terminal, bar_format=JOB_BAR)
+    told = _JobActivity(bar, len(pending), terminal=terminal, lines=progress and not terminal)
     try:  # closed on a stop too: `zoo run: interrupted; ...` was written after the bar, on its line
         while True:
             raise_if_terminated()  # a stop asked for during the last job's trusted scoring: no job is claimed
@@ -210,14 +218,15 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                 continue
             if job is None:
                 break
-            bar.set_postfix_str(f"{job['model']} on {job['benchmark']}")
+            told.job_begins(f"{job['model']} on {job['benchmark']}")
             started = time.perf_counter()
             # a zoo job (trusted, in this process) has no submission to withdraw and no sandbox to stop: renewals only
             with Heartbeat(db, job["id"], worker, lease_s, None if job["submission_id"] is None else WITHDRAWAL_CHECK_S,
                            lease_token=job["lease_token"]):
                 try:
                     raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
-                    record, hidden = score(job)
+                    with listening(told.heard):  # what the job says it is doing (a retina fit's epochs) shows
+                        record, hidden = score(job)
                 except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
                     db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
                     raise
@@ -250,3 +259,46 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     finally:
         bar.close()
     return counts
+
+
+#: :func:`work`'s bar: jobs done of all, the time taken, and what the job under way is doing; no estimate of the time
+#: left, nor a rate (:class:`_JobActivity`)
+JOB_BAR = "{desc}: {percentage:3.0f}%|{bar}| {n_fmt}/{total_fmt} jobs [{elapsed}{postfix}]"
+
+
+def _is_terminal(stream) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+class _JobActivity:
+    """What :func:`work` shows of the job under way: on a terminal, the bar's postfix (``bncnn on
+    retina_embedded.contrast-adaptation: fitting bncnn on embedded:whitenoise, epoch 3 of at most 40``); elsewhere,
+    with ``lines``, one line on stderr per job begun and per stretch of its work begun (a fit not cached), none per
+    epoch. Told by the job through :func:`datasets.activity.tell`."""
+
+    def __init__(self, bar, total: int, terminal: bool, lines: bool):
+        self.bar, self.total, self.terminal, self.lines = bar, total, terminal, lines
+        self.job, self.doing, self.begun = "", "", 0
+
+    def job_begins(self, job: str) -> None:
+        self.job, self.doing = job, ""
+        self.begun += 1
+        if self.terminal:
+            self.bar.set_postfix_str(job)
+        elif self.lines:
+            print(f"scoring {self.begun}/{self.total}: {job}", file=sys.stderr, flush=True)
+
+    def heard(self, text: str, begins: bool) -> None:
+        if begins:
+            self.doing = text
+            if self.terminal:
+                self.bar.write(text, file=sys.stderr)
+            elif self.lines:
+                print(f"  {text}", file=sys.stderr, flush=True)
+        if self.terminal:
+            doing = self.doing.split(" (")[0]  # the line said why; the postfix says what and how far
+            step = text if not begins else ""
+            self.bar.set_postfix_str(f"{self.job}: " + ", ".join(filter(None, (doing, step))))

@@ -176,6 +176,7 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
     class: one of the two was said wrongly)."""
     import torch
 
+    from neurozoo.datasets.activity import tell
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.fit import FitInterrupted, ResumeRefused, create_model, fit, provenance
@@ -189,6 +190,9 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
     with fit_folder_locked(out, f"{name} on {what}", progress):
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
+        if origin != "cached":  # zoo run's job bar says it (datasets.activity): a first fit took minutes unsaid
+            tell(f"fitting {name} on {what} " + ("(resuming its checkpoint)" if origin == "resumed" else
+                                                  "(not cached yet; later runs reuse it)"), begins=True)
         try:
             result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                          stimulus_class=stimulus_class, **fit_settings)

@@ -648,6 +648,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
          stimulus_class: Optional[str] = None) -> FitResult:
     from tqdm.auto import tqdm
 
+    from neurozoo.datasets.activity import tell
     from neurozoo.retina.fit_time import FitTime
 
     started = _clock()
@@ -831,6 +832,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{val_r:.3f}")
+            tell(f"epoch {state['epoch']} of at most {config.epochs}")  # to zoo run's job bar, which hides this one
             if checkpoint is not None:
                 checkpoint_sha256 = _save_checkpoint(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -352,13 +352,22 @@ def test_an_interrupted_worker_hands_its_job_back(db):
     assert work(db, lambda job: (record(), None), progress=False) == {"done": 1, "failed": 0}
 
 
-def test_an_interrupted_worker_closes_its_progress_bar_before_the_stop_is_reported(db, capsys):
+def test_an_interrupted_worker_closes_its_progress_bar_before_the_stop_is_reported(db, monkeypatch):
     """`zoo run` stopped by SIGTERM printed `zoo run: interrupted; ...` on the progress bar's line, glued after
     `... bncnn on retina_embedded.naturalscene-heldout]`, and the bar was drawn again below it: the bar was closed only
-    when the stopped loop's frame was collected, after the command had reported the stop."""
+    when the stopped loop's frame was collected, after the command had reported the stop. (The bar is drawn on a
+    terminal only.)"""
+    import io
+    import sys
+
     from neurozoo.leaderboard.scorer import work
 
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     db.enqueue("m", "b", {})
+    monkeypatch.setattr(sys, "stderr", Terminal())
 
     def interrupted(job):
         raise KeyboardInterrupt
@@ -366,7 +375,7 @@ def test_an_interrupted_worker_closes_its_progress_bar_before_the_stop_is_report
     try:
         work(db, interrupted, progress=True)
     except KeyboardInterrupt:  # where zoo run and zoo work report the stop (the stopped loop's frame still alive)
-        err = capsys.readouterr().err
+        err = sys.stderr.getvalue()
     else:
         pytest.fail("the stop did not reach the caller")
     assert "scoring:" in err and err.endswith("\n"), repr(err)

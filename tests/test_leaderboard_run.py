@@ -1,4 +1,5 @@
 """`zoo run` end to end: a scorer killed mid-job leaves no rows and the next run resumes; a third run reuses."""
+import io
 import os
 import signal
 import subprocess
@@ -327,6 +328,61 @@ def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resume
         resumed = torch.load(checkpoint.parent / "model.pt", weights_only=True)
         assert resumed.keys() == straight.keys() and all(torch.equal(resumed[k], straight[k]) for k in straight)
         db.dispose()
+    finally:
+        benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
+class _Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+@pytest.mark.parametrize("terminal", [False, True], ids=["pipe", "terminal"])
+def test_zoo_run_progress_says_a_retina_fit_not_cached_and_its_epochs_and_draws_no_bar_in_a_pipe(tmp_path, monkeypatch,
+                                                                                               capsys, terminal):
+    """A cold zoo run's bar sat on a retina job for minutes (its model's first fit), its estimate jumping to hours,
+    nothing saying a fit was made: a fit not cached is now said (a line), and on a terminal the bar's postfix follows
+    its epochs, without an estimate of the time left; in a pipe (a CI log) there is no bar, whose redraws were
+    carriage returns, but a line per job. The results are those of a run without progress."""
+    from neurozoo import benchmarks
+    from neurozoo.benchmarks.retina import RetinaHeldoutBenchmark
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.retina.embedded_fit import fits_in
+
+    sizes, name = dict(n_train=2500, n_test=200, n_repeats=2), "runtest.retina-progress"
+    benchmarks.BENCHMARKS.add(name, lambda: RetinaHeldoutBenchmark("whitenoise", sizes=dict(sizes),
+                                                                   fit_settings={"max_steps_per_epoch": 3}),
+                              overwrite=True, family="retina", region="held-out responses")
+    argv = ["run", "--models", "ln", "--benchmarks", name, "--fit-epochs", "2", "--report", str(tmp_path / "report")]
+    said = "fitting ln on embedded:whitenoise (not cached yet; later runs reuse it)"
+    try:
+        err = _Terminal()
+        with monkeypatch.context() as patched:
+            if terminal:
+                patched.setattr(sys, "stderr", err)
+            with fits_in(tmp_path / "fits"):
+                assert main([*argv, "--db", f"sqlite:///{tmp_path / 'lb.sqlite'}"]) == 0
+        out, piped = capsys.readouterr()
+        err = err.getvalue() if terminal else piped
+        assert said in [line.strip() for line in err.splitlines()]
+        if terminal:
+            job = "ln (fit 2 epochs) on runtest.retina-progress"
+            assert "0/1 jobs [00:0" in err
+            for epoch in (1, 2):
+                assert f"{job}: fitting ln on embedded:whitenoise, epoch {epoch} of at most 2]" in err
+            assert "<" not in err and "job/s" not in err  # no estimate of the time left, nor a rate
+        else:
+            assert "\r" not in err and "scoring 1/1: ln (fit 2 epochs) on runtest.retina-progress" in err.splitlines()
+
+        with fits_in(tmp_path / "fits"):  # the fit cached: nothing said of it; results as a run without progress
+            assert main([*argv, "--db", f"sqlite:///{tmp_path / 'again.sqlite'}", "--no-progress"]) == 0
+        again, err = capsys.readouterr()
+        assert "fitting" not in err and "scoring" not in err
+        dbs = [LeaderboardDB(f"sqlite:///{tmp_path / db}") for db in ("lb.sqlite", "again.sqlite")]
+        first, second = (db.score_for_job(db.jobs()[0]) for db in dbs)
+        assert (first.value, first.error, sorted(first.settings)) == (second.value, second.error, sorted(second.settings))
+        for db in dbs:
+            db.dispose()
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
 

@@ -14,8 +14,14 @@ is raised at once: :func:`stopping_at_once`.
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
 exception, so the process ran on as if never asked to stop; inside a database call it can leave the session half
-done. Ctrl-C (SIGINT) keeps Python's own behaviour, except in a block that defers it too (``sigint_note``), where the
-first Ctrl-C is a request like SIGTERM's and a second one raises ``KeyboardInterrupt`` at once.
+done. A stop raised at once (:func:`stopping_at_once`, :func:`sigterm_stops_at_once`) can still meet such a
+callback: while their stretch is open, ``sys.unraisablehook`` is :func:`_redeliver`, which knows the handler's own
+``KeyboardInterrupt`` (that instance, no other) and has the handler raise it again in the code right after the
+callback, without printing it; anything else goes to the hook it replaced, put back after the stretch. It used to be
+dropped: the stop came at the next safe point (seconds later, in a search trial's setup), or, with none (``zoo
+reproduce``, a stretch's block without one), never. Ctrl-C (SIGINT) keeps Python's own behaviour, except in a block
+that defers it too (``sigint_note``), where the first Ctrl-C is a request like SIGTERM's and a second one raises
+``KeyboardInterrupt`` at once.
 """
 from __future__ import annotations
 
@@ -23,6 +29,7 @@ import os
 import signal
 import sys
 import threading
+import _thread
 from contextlib import contextmanager
 from typing import Callable, Dict, Optional
 
@@ -31,6 +38,11 @@ _taken = False  # whether a safe point has seen the pending request (raised it o
 _depth = 0  # how many sigterm_deferred blocks are open (the trainer's inside ``zoo train``'s or a search trial's)
 _at_once: Optional[int] = None  # the depth of the block whose stopping_at_once stretch is open, its work not begun
 _foreign: Dict[int, bytes] = {}  # signal number -> the C library's action of a handler set from C, as restored
+_raised: Optional[KeyboardInterrupt] = None  # the stop a handler last raised at once, known if Python drops it
+_raised_signal = 0  # its signal number
+_again: Optional[int] = None  # the signal of a dropped stop re-delivered (:func:`_redeliver`): its handler raises it
+_hooks = 0  # how many stretches that stop at once are open, with :func:`_redeliver` as sys.unraisablehook
+_previous_hook = None  # the sys.unraisablehook that :func:`_redeliver` replaced and hands other exceptions to
 
 
 @contextmanager
@@ -68,7 +80,10 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         return
 
     def request(signum, frame):
-        global _requested, _at_once, _taken
+        global _requested, _at_once, _taken, _again
+        if _again == signum:  # a stop Python dropped, re-delivered: raised again, not recorded again
+            _again = None
+            _stop(signum)
         if signum == signal.SIGINT and _requested is not None:
             raise KeyboardInterrupt(*([sigint_again] if sigint_again else []))
         if signum == signal.SIGINT and sigint_note:  # os.write: a print here could meet one the interrupted code made
@@ -76,7 +91,7 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
         _requested = _requested or signum
         if _at_once is not None and _at_once == _depth:  # this block's stretch before its work: stopping_at_once
             _at_once, _taken = None, True  # raised, as a safe point raises it
-            raise KeyboardInterrupt(f"signal {_requested}")
+            _stop(_requested)
 
     # a SIGTERM or Ctrl-C the process was told to ignore (`trap '' TERM`, a scheduler's or a script's background job)
     # stays ignored: no handler replaces SIG_IGN. A SIGTERM handler set from C (getsignal: None; an embedding
@@ -186,8 +201,8 @@ def stopping_at_once():
     reached only after importing torch and scipy (~4 CPU-s). The stretch ends, for good, at the first safe point of
     its block (:func:`raise_if_terminated`, :func:`termination_requested`: the work has begun, and stops there from
     now on) or the first deferred block opened inside it (a lock's wait, a fit, whose writes wait for their safe
-    points), and at its own end. The request is recorded too: one dropped where Python drops exceptions (a
-    garbage-collector callback's "Exception ignored") is raised at the next safe point. Outside a deferred block (or
+    points), and at its own end. A stop raised where Python drops exceptions (a garbage-collector callback's
+    "Exception ignored in") is raised again right after the callback (:func:`_redeliver`). Outside a deferred block (or
     the main thread) it changes nothing."""
     global _at_once
     if _depth == 0 or threading.current_thread() is not threading.main_thread():
@@ -196,7 +211,8 @@ def stopping_at_once():
     raise_if_terminated()
     outer, _at_once = _at_once, _depth
     try:
-        yield
+        with _redelivering():
+            yield
     finally:
         _at_once = outer if _at_once is not None else None
 
@@ -209,20 +225,68 @@ def sigterm_stops_at_once():
     removed. It was SIGTERM's default: killed without a word (exit -15), the folder left behind. A deferred block
     inside (a fit's) defers it as ever, and hands one no safe point saw back to this handler as it ends. A SIGTERM the
     process ignores, or one set from C, is left alone, as :func:`sigterm_deferred` leaves it; so is one outside the
-    main thread."""
+    main thread. A stop Python drops in a garbage-collector callback is raised right after it (:func:`_redeliver`)."""
     before = signal.getsignal(signal.SIGTERM) if threading.current_thread() is threading.main_thread() else None
     if before is None or before is signal.SIG_IGN:
         yield
         return
 
     def stop(signum, frame):
-        raise KeyboardInterrupt(f"signal {signum}")
+        global _again
+        _again = None  # re-delivered or not: raised once
+        _stop(signum)
 
     signal.signal(signal.SIGTERM, stop)
     try:
-        yield
+        with _redelivering():
+            yield
     finally:
         signal.signal(signal.SIGTERM, before)
+
+
+def _stop(signum: int) -> None:
+    """A handler's stop at once: ``KeyboardInterrupt("signal N")``, remembered so that :func:`_redeliver` knows it
+    if Python drops it."""
+    global _raised, _raised_signal
+    _raised, _raised_signal = KeyboardInterrupt(f"signal {signum}"), signum
+    raise _raised
+
+
+class _Trip(int):
+    """A signal number whose ``pending`` marks it arrived, for its Python handler to run at Python's next check for
+    signals (``_thread.interrupt_main``), read as an attribute: a call's end is such a check, an attribute's is not."""
+
+    pending = property(_thread.interrupt_main)
+
+
+def _redeliver(unraisable) -> None:
+    """``sys.unraisablehook`` while a stretch that stops at once is open (:func:`_redelivering`): the stop a handler
+    raised inside a garbage-collector callback (a ``__del__``, a weakref callback), which Python drops there, is
+    delivered again, to be raised in the code right after the callback; anything else goes to the hook it replaced."""
+    global _raised, _again
+    if _raised is None or unraisable.exc_value is not _raised:
+        return _previous_hook(unraisable)
+    _raised, _again = None, _raised_signal  # a stop dropped again (the next __del__ of a chain) comes here again
+    # last, and read as an attribute: a call here would let the handler run at its end, inside this hook, where its
+    # exception is dropped again; nothing checks for signals from here until the code after the callback
+    _Trip(_again).pending
+
+
+@contextmanager
+def _redelivering():
+    """Install :func:`_redeliver` for the block (the outermost of such blocks), and put the hook back after it."""
+    global _hooks, _previous_hook, _raised, _again
+    if _hooks == 0:
+        _previous_hook, sys.unraisablehook = sys.unraisablehook, _redeliver
+    _hooks += 1
+    try:
+        yield
+    finally:
+        _hooks -= 1
+        if _hooks == 0:
+            if sys.unraisablehook is _redeliver:  # one installed meanwhile (a test's) is left in place
+                sys.unraisablehook = _previous_hook
+            _previous_hook, _raised, _again = None, None, None
 
 
 def exit_status(code: int) -> int:

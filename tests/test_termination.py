@@ -9,8 +9,8 @@ import sysconfig
 
 import pytest
 
-from neurozoo.datasets.termination import (raise_if_terminated, sigterm_deferred, stopping_at_once,
-                                           termination_requested)
+from neurozoo.datasets.termination import (raise_if_terminated, sigterm_deferred, sigterm_stops_at_once,
+                                           stopping_at_once, termination_requested)
 
 
 def test_a_sigterm_before_the_work_begins_stops_at_once_and_after_it_at_the_next_safe_point():
@@ -53,6 +53,57 @@ def test_stopping_at_once_outside_a_deferred_block_changes_nothing():
     with sigterm_deferred():  # and leaves no stretch behind for a later block
         os.kill(os.getpid(), signal.SIGTERM)
         assert termination_requested() == signal.SIGTERM
+
+
+class SigtermInDel:
+    """An object whose ``__del__`` sends the process a SIGTERM (its handler runs there, inside os.kill) and works on:
+    a garbage-collector callback in which Python drops the handler's KeyboardInterrupt ("Exception ignored in")."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGTERM)
+        sum(range(100))
+
+
+def stopped_after_del():
+    """How many statements of a loop without a safe point ran after the ``del`` of a :class:`SigtermInDel` before a
+    ``KeyboardInterrupt("signal 15")`` stopped them (None: the loop ran to its end unstopped)."""
+    ran = []
+    dying = SigtermInDel()
+    try:
+        del dying
+        for i in range(1000):
+            ran.append(i)
+    except KeyboardInterrupt as stop:
+        assert str(stop) == "signal 15"
+        return len(ran)
+    return None
+
+
+@pytest.mark.parametrize("stretch", ["stopping_at_once", "sigterm_stops_at_once"])
+def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it(stretch, monkeypatch):
+    """A SIGTERM whose handler ran inside a ``__del__`` (or a weakref callback: optuna collects garbage in a search
+    trial) raised there, and Python dropped it: the stretch ran on to its next safe point (seconds later), or, with
+    none (``zoo reproduce``'s sigterm_stops_at_once, a stopping_at_once block without one), to its end as if never
+    asked to stop. It is raised once, in the code right after the callback; other exceptions dropped there reach the
+    unraisablehook as before, ours not (nor printed), and the hook is put back after the stretch."""
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    hook = sys.unraisablehook
+
+    class ValueErrorInDel:
+        def __del__(self):
+            raise ValueError("unrelated")
+
+    with sigterm_deferred() if stretch == "stopping_at_once" else sigterm_stops_at_once():
+        with stopping_at_once() if stretch == "stopping_at_once" else sigterm_stops_at_once():
+            unrelated = ValueErrorInDel()
+            del unrelated
+            assert [type(e) for e in dropped] == [ValueError]
+            assert stopped_after_del() in (0, 1)  # before a second statement of the loop, not at its end
+            for i in range(1000):  # once: not again
+                pass
+        assert [type(e) for e in dropped] == [ValueError]
+    assert sys.unraisablehook is hook
 
 
 #: an embedding program: a Ctrl-C handler set from C (it writes a line), then Python as `python` would run

@@ -104,6 +104,17 @@ def _isolated_cache(tmp_path_factory, monkeypatch, session_cache):
 
 
 @pytest.fixture(autouse=True)
+def _plugins_loaded_in_the_test_only(monkeypatch):
+    """The installed packages' entries a test loads (test_plugins installs some in a folder put on sys.path) are left
+    out of the next tests' records: ``environment.plugins`` (``datasets.registry.loaded_plugins``) lists every plugin
+    its process used, so a record made in the test's process after them differed from one of a fresh ``zoo`` process
+    (a rerun in process then stored a second record instead of reusing the first: test_score_stop)."""
+    from neurozoo.datasets import registry
+
+    monkeypatch.setattr(registry, "_LOADED_PLUGINS", dict(registry._LOADED_PLUGINS))
+
+
+@pytest.fixture(autouse=True)
 def _seeded_global_generators():
     """Each test starts from the same state of the global random generators (torch's, NumPy's, Python's). A test
     that draws from them without seeding them itself (``torch.randn``, a model's initial weights) drew whatever

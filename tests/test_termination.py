@@ -79,6 +79,20 @@ def stopped_after_del():
     return None
 
 
+class ValueErrorInDel:
+    """An exception unrelated to a stop, dropped by Python in a ``__del__``: it must reach the unraisablehook."""
+
+    def __del__(self):
+        raise ValueError("unrelated")
+
+
+def unraisables(monkeypatch):
+    """The exceptions that reach ``sys.unraisablehook`` from now on (a list, filled as they come), printed by none."""
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    return dropped
+
+
 @pytest.mark.parametrize("stretch", ["stopping_at_once", "sigterm_stops_at_once"])
 def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it(stretch, monkeypatch):
     """A SIGTERM whose handler ran inside a ``__del__`` (or a weakref callback: optuna collects garbage in a search
@@ -86,13 +100,8 @@ def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it
     none (``zoo reproduce``'s sigterm_stops_at_once, a stopping_at_once block without one), to its end as if never
     asked to stop. It is raised once, in the code right after the callback; other exceptions dropped there reach the
     unraisablehook as before, ours not (nor printed), and the hook is put back after the stretch."""
-    dropped = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    dropped = unraisables(monkeypatch)
     hook = sys.unraisablehook
-
-    class ValueErrorInDel:
-        def __del__(self):
-            raise ValueError("unrelated")
 
     with sigterm_deferred() if stretch == "stopping_at_once" else sigterm_stops_at_once():
         with stopping_at_once() if stretch == "stopping_at_once" else sigterm_stops_at_once():
@@ -122,13 +131,8 @@ def test_a_second_ctrl_c_dropped_in_a_garbage_collector_callback_is_raised_right
     Python dropped it, and the block ran on to its next safe point, or, with none, to its end. It is raised once, in
     the code right after the callback, with the block's words; other exceptions dropped there reach the unraisablehook
     as before, ours not, and the hook is put back after the block."""
-    dropped = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    dropped = unraisables(monkeypatch)
     hook = sys.unraisablehook
-
-    class ValueErrorInDel:
-        def __del__(self):
-            raise ValueError("unrelated")
 
     with sigterm_deferred("", sigint_again):  # "": Ctrl-C deferred without a line on stderr
         os.kill(os.getpid(), signal.SIGINT)  # the first: a request

@@ -15,7 +15,8 @@ The handler used to raise the interrupt itself, wherever Python happened to be. 
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the
 exception, so the process ran on as if never asked to stop; inside a database call it can leave the session half
 done. A stop raised at once (:func:`stopping_at_once`, :func:`sigterm_stops_at_once`) can still meet such a
-callback: while their stretch is open, ``sys.unraisablehook`` is :func:`_redeliver`, which knows the handler's own
+callback, as can a second Ctrl-C in a block that defers Ctrl-C (``sigint_note``: "stop now", anywhere in the block):
+while their stretch (that block) is open, ``sys.unraisablehook`` is :func:`_redeliver`, which knows the handler's own
 ``KeyboardInterrupt`` (that instance, no other) and has the handler raise it again in the code right after the
 callback, without printing it; anything else goes to the hook it replaced, put back after the stretch. It used to be
 dropped: the stop came at the next safe point (seconds later, in a search trial's setup), or, with none (``zoo
@@ -30,7 +31,7 @@ import signal
 import sys
 import threading
 import _thread
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable, Dict, Optional
 
 _requested: Optional[int] = None  # the signal number of a pending request
@@ -40,7 +41,7 @@ _at_once: Optional[int] = None  # the depth of the block whose stopping_at_once 
 _foreign: Dict[int, bytes] = {}  # signal number -> the C library's action of a handler set from C, as restored
 _raised: Optional[KeyboardInterrupt] = None  # the stop a handler last raised at once, known if Python drops it
 _raised_signal = 0  # its signal number
-_again: Optional[int] = None  # the signal of a dropped stop re-delivered (:func:`_redeliver`): its handler raises it
+_again: Optional[KeyboardInterrupt] = None  # a dropped stop re-delivered (:func:`_redeliver`): its handler raises it
 _hooks = 0  # how many stretches that stop at once are open, with :func:`_redeliver` as sys.unraisablehook
 _previous_hook = None  # the sys.unraisablehook that :func:`_redeliver` replaced and hands other exceptions to
 
@@ -72,8 +73,10 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     ``sigint_note``: Ctrl-C is deferred too; the first one writes ``Ctrl-C: <note> (Ctrl-C again stops at once)`` to
     stderr (a Ctrl-C that seemed to do nothing for the minute an epoch takes invited a kill -9) and records the
     request, a second raises ``KeyboardInterrupt(sigint_again)`` where Python is (``sigint_again``: what stopping at
-    once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it). An empty note
-    defers Ctrl-C without a word (the ranks of a torchrun other than rank 0, which says it for them)."""
+    once lost and kept, which ``zoo``'s exit line prints; a bare ``KeyboardInterrupt`` without it); one Python drops
+    in a garbage-collector callback is raised right after it, as a stop at once is (:func:`_redeliver`, installed for
+    the whole block). An empty note defers Ctrl-C without a word (the ranks of a torchrun other than rank 0, which
+    says it for them)."""
     global _requested, _depth, _taken, _at_once
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -81,11 +84,11 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
 
     def request(signum, frame):
         global _requested, _at_once, _taken, _again
-        if _again == signum:  # a stop Python dropped, re-delivered: raised again, not recorded again
-            _again = None
-            _stop(signum)
-        if signum == signal.SIGINT and _requested is not None:
-            raise KeyboardInterrupt(*([sigint_again] if sigint_again else []))
+        if _again is not None and signum == _raised_signal:  # a stop Python dropped, re-delivered: raised again, not
+            again, _again = _again, None  # recorded again
+            _stop(signum, KeyboardInterrupt(*again.args))
+        if signum == signal.SIGINT and _requested is not None:  # a second Ctrl-C: at once
+            _stop(signum, KeyboardInterrupt(*([sigint_again] if sigint_again else [])))
         if signum == signal.SIGINT and sigint_note:  # os.write: a print here could meet one the interrupted code made
             os.write(2, f"\nCtrl-C: {sigint_note} (Ctrl-C again stops at once)\n".encode())
         _requested = _requested or signum
@@ -109,7 +112,8 @@ def sigterm_deferred(sigint_note: Optional[str] = None, sigint_again: Optional[s
     _depth += 1
     ended = False
     try:
-        yield
+        with _redelivering() if defer_sigint else nullcontext():  # a second Ctrl-C stops at once anywhere in it
+            yield
         ended = True
     finally:
         _depth -= 1
@@ -244,11 +248,11 @@ def sigterm_stops_at_once():
         signal.signal(signal.SIGTERM, before)
 
 
-def _stop(signum: int) -> None:
-    """A handler's stop at once: ``KeyboardInterrupt("signal N")``, remembered so that :func:`_redeliver` knows it
-    if Python drops it."""
+def _stop(signum: int, stop: Optional[KeyboardInterrupt] = None) -> None:
+    """A handler's stop at once: ``stop`` (default ``KeyboardInterrupt("signal N")``; a second Ctrl-C's has its block's
+    words), remembered so that :func:`_redeliver` knows it if Python drops it."""
     global _raised, _raised_signal
-    _raised, _raised_signal = KeyboardInterrupt(f"signal {signum}"), signum
+    _raised, _raised_signal = KeyboardInterrupt(f"signal {signum}") if stop is None else stop, signum
     raise _raised
 
 
@@ -266,10 +270,10 @@ def _redeliver(unraisable) -> None:
     global _raised, _again
     if _raised is None or unraisable.exc_value is not _raised:
         return _previous_hook(unraisable)
-    _raised, _again = None, _raised_signal  # a stop dropped again (the next __del__ of a chain) comes here again
+    _raised, _again = None, _raised  # a stop dropped again (the next __del__ of a chain) comes here again
     # last, and read as an attribute: a call here would let the handler run at its end, inside this hook, where its
     # exception is dropped again; nothing checks for signals from here until the code after the callback
-    _Trip(_again).pending
+    _Trip(_raised_signal).pending
 
 
 @contextmanager

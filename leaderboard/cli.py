@@ -107,10 +107,9 @@ def _check_device(name: Optional[str]) -> Optional[str]:
     without one had failed there too ('Torch not compiled with CUDA enabled'), after the data were read."""
     if name in (None, "cpu"):  # no torch import for the usual case: `zoo --help` and friends stay fast
         return name
-    from neurozoo.convrnn.training.distributed import auto_device, resolve_device
+    from neurozoo.convrnn.training.distributed import checked_device
 
-    resolve_device(name)
-    return auto_device(name)
+    return checked_device(name)
 
 
 from neurozoo.datasets.errors import UserFacingError  # noqa: E402  (bottom-layer error type)

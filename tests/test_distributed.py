@@ -45,8 +45,8 @@ def why(run) -> str:
     return text if len(text) <= 8000 else f"{text[:5000]}\n[...]\n{text[-3000:]}"
 
 
-def torchrun(data, out, nproc=2, extra=()):
-    return subprocess.run(torchrun_command(data, out, nproc, extra), env=ENV, capture_output=True, text=True,
+def torchrun(data, out, nproc=2, extra=(), env=ENV):
+    return subprocess.run(torchrun_command(data, out, nproc, extra), env=env, capture_output=True, text=True,
                           timeout=300)
 
 
@@ -431,16 +431,19 @@ runpy.run_module("neurozoo.convrnn.training", run_name="__main__", alter_sys=Tru
 
 def test_two_ranks_hash_their_shares_of_the_images_into_the_checksum_of_one_process(tmp_path):
     """--hash-images under torchrun: each rank reads every other image (9 training images: 5 and 4) and rank 0 joins
-    their sha256s into run.json's checksum, which is the one a single process computes of the whole folder."""
+    their sha256s into run.json's checksum, which is the one a single process computes of the whole folder. With
+    --device auto (no GPU shown: the CPU, gloo), which run.json's config records as the device it gave, as zoo train
+    does (it recorded auto)."""
     from neurozoo.convrnn.training.file_checksums import file_list_sha256
     from neurozoo.convrnn.training.imagefolder import open_imagenet
 
     data = write_image_folder(tmp_path / "data", n_classes=3, per_class=3, val_per_class=1, size=32)
-    process = torchrun(data, tmp_path / "out", extra=("--hash-images", "--epochs", "1", "--max-steps-per-epoch", "1"))
+    process = torchrun(data, tmp_path / "out", extra=("--hash-images", "--epochs", "1", "--max-steps-per-epoch", "1",
+                                                      "--device", "auto"), env={**ENV, "CUDA_VISIBLE_DEVICES": ""})
     assert process.returncode == 0, why(process)
     run = json.loads((tmp_path / "out" / "run.json").read_text())
     splits = open_imagenet(data)
-    assert run["world_size"] == 2 and run["files_checksum"] == "contents"
+    assert run["world_size"] == 2 and run["files_checksum"] == "contents" and run["config"]["device"] == "cpu"
     assert run["train_files_sha256"] == file_list_sha256(splits["train"], contents=True)
     assert run["val_files_sha256"] == file_list_sha256(splits["val"], contents=True)
 

@@ -79,6 +79,20 @@ def stopped_after_del():
     return None
 
 
+class ValueErrorInDel:
+    """An exception unrelated to a stop, dropped by Python in a ``__del__``: it must reach the unraisablehook."""
+
+    def __del__(self):
+        raise ValueError("unrelated")
+
+
+def unraisables(monkeypatch):
+    """The exceptions that reach ``sys.unraisablehook`` from now on (a list, filled as they come), printed by none."""
+    dropped = []
+    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    return dropped
+
+
 @pytest.mark.parametrize("stretch", ["stopping_at_once", "sigterm_stops_at_once"])
 def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it(stretch, monkeypatch):
     """A SIGTERM whose handler ran inside a ``__del__`` (or a weakref callback: optuna collects garbage in a search
@@ -86,13 +100,8 @@ def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it
     none (``zoo reproduce``'s sigterm_stops_at_once, a stopping_at_once block without one), to its end as if never
     asked to stop. It is raised once, in the code right after the callback; other exceptions dropped there reach the
     unraisablehook as before, ours not (nor printed), and the hook is put back after the stretch."""
-    dropped = []
-    monkeypatch.setattr(sys, "unraisablehook", lambda unraisable: dropped.append(unraisable.exc_value))
+    dropped = unraisables(monkeypatch)
     hook = sys.unraisablehook
-
-    class ValueErrorInDel:
-        def __del__(self):
-            raise ValueError("unrelated")
 
     with sigterm_deferred() if stretch == "stopping_at_once" else sigterm_stops_at_once():
         with stopping_at_once() if stretch == "stopping_at_once" else sigterm_stops_at_once():
@@ -103,6 +112,44 @@ def test_a_stop_dropped_in_a_garbage_collector_callback_is_raised_right_after_it
             for i in range(1000):  # once: not again
                 pass
         assert [type(e) for e in dropped] == [ValueError]
+    assert sys.unraisablehook is hook
+
+
+class CtrlCInDel:
+    """An object whose ``__del__`` receives a Ctrl-C (SIGINT), as :class:`SigtermInDel` a SIGTERM."""
+
+    def __del__(self):
+        os.kill(os.getpid(), signal.SIGINT)
+        sum(range(100))
+
+
+@pytest.mark.parametrize("sigint_again", ["stopped at once: nothing kept", None])
+def test_a_second_ctrl_c_dropped_in_a_garbage_collector_callback_is_raised_right_after_it(sigint_again, monkeypatch,
+                                                                                          python_ctrl_c):
+    """A block that defers Ctrl-C takes a second one as "stop now", anywhere in it (its work begun, no stretch that
+    stops at once open): its handler raises ``KeyboardInterrupt(sigint_again)`` where Python is. Inside a ``__del__``
+    Python dropped it, and the block ran on to its next safe point, or, with none, to its end. It is raised once, in
+    the code right after the callback, with the block's words; other exceptions dropped there reach the unraisablehook
+    as before, ours not, and the hook is put back after the block."""
+    dropped = unraisables(monkeypatch)
+    hook = sys.unraisablehook
+
+    with sigterm_deferred("", sigint_again):  # "": Ctrl-C deferred without a line on stderr
+        os.kill(os.getpid(), signal.SIGINT)  # the first: a request
+        assert termination_requested() == signal.SIGINT  # seen by a safe point: the work has begun
+        unrelated = ValueErrorInDel()
+        del unrelated
+        assert [type(e) for e in dropped] == [ValueError]
+        ran = []
+        dying = CtrlCInDel()
+        with pytest.raises(KeyboardInterrupt) as stop:
+            del dying
+            for i in range(1000):
+                ran.append(i)
+        assert len(ran) in (0, 1) and stop.value.args == ((sigint_again,) if sigint_again else ())
+        for i in range(1000):  # once: not again
+            pass
+    assert [type(e) for e in dropped] == [ValueError]
     assert sys.unraisablehook is hook
 
 

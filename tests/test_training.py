@@ -1160,6 +1160,37 @@ def test_learning_rate_schedules():
     assert LRFactor("constant", total_steps=5, warmup_steps=2)(1) == 1.0
 
 
+def test_the_torchrun_entry_records_device_auto_as_zoo_train_does_and_resumes_a_checkpoint_that_recorded_auto(
+        data, tmp_path, monkeypatch):
+    """``python -m neurozoo.convrnn.training`` (what torchrun launches) recorded ``--device auto`` as ``auto`` in
+    run.json's config, where ``zoo train`` records the device it gives (``auto_device``). A checkpoint that recorded
+    ``auto`` (every one before, and the Trainer's default) resumes under the entry, which now records ``cpu``."""
+    from neurozoo.convrnn.training import cli
+    from neurozoo.convrnn.training.distributed import auto_device
+    from neurozoo.leaderboard.cli import main as zoo
+
+    argv = ["rgc_shallow", "--data", str(data), "--out", str(tmp_path), "--epochs", "2", "--batch-size", "8",
+            "--lr", "3e-3", "--optimizer", "adamw", "--weight-decay", "1e-4", "--schedule", "cosine",
+            "--warmup-epochs", "0.5", "--image-size", "32", "--workers", "0", "--seed", "0", "--log-every", "1",
+            "--quiet", "--device", "auto", "--resume"] + [arg for k, v in TINY.items() for arg in ("--set", f"{k}={v}")]
+    parsed = []
+    with monkeypatch.context() as patch:
+        patch.setattr(cli, "run", lambda args: parsed.append(cli.config_from_args(args)) or 0)
+        assert cli.main(argv) == 0 and zoo(["train", *argv]) == 0
+    assert parsed[0].device == parsed[1].device == auto_device("auto") != "auto"
+    assert parsed[0] == parsed[1]
+
+    first = Trainer(config(data, tmp_path, device="auto"))
+    first.fit(until_epoch=1)
+    first.close()
+    assert load_checkpoint(tmp_path / "last.pth")["config"]["device"] == "auto"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto: the CPU, as the first part trained on
+    assert cli.main(argv) == 0
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert [s["config"]["device"] for s in run["segments"]] == ["auto", "cpu"] and run["config"]["device"] == "cpu"
+    assert load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
+
+
 def test_zoo_train_command(data, tmp_path, capsys):
     from neurozoo.leaderboard.cli import main
 

@@ -239,6 +239,7 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
+    from neurozoo.convrnn.training.distributed import checked_device
     from neurozoo.datasets.errors import UserFacingError
 
     parser = ZooArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
@@ -246,6 +247,9 @@ def main(argv=None) -> int:
     add_arguments(parser)
     args = parser.parse_args(argv)
     try:
+        # as `zoo train` (leaderboard.cli): --device auto recorded as the device it gives, cpu or cuda; each process
+        # then takes its own GPU (cuda:LOCAL_RANK) in Trainer, as there
+        args.device = checked_device(args.device)
         return run(args)
     except UserFacingError as error:
         print(f"train: error: {error}", file=sys.stderr)

@@ -40,6 +40,15 @@ def auto_device(name: str) -> str:
     return name
 
 
+def checked_device(name: str) -> str:
+    """``--device`` as a command uses and records it (:func:`auto_device`), refused first where it names no device
+    of this machine (:func:`resolve_device`'s refusals), before any work: what ``zoo``'s commands
+    (``leaderboard.cli``) and the torchrun entry (``python -m neurozoo.convrnn.training``) do with it, so that the
+    two record the same ``config.device`` for the same run (the entry had recorded ``auto``)."""
+    resolve_device(name)
+    return auto_device(name)
+
+
 def resolve_device(name: str, local_rank: int = 0, world_size: int = 1) -> torch.device:
     """``auto`` -> the local GPU when there is one, else CPU (:func:`auto_device`); ``cuda`` -> ``cuda:LOCAL_RANK``
     modulo the visible GPUs (a launcher that shows each process only its own GPU, e.g. SLURM with one GPU per task,

@@ -833,7 +833,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             # to zoo run's job bar, which hides this one; with this run's mean epoch time: the rest of the fit takes at
             # most that times the epochs left (the epochs' lengths are alike; early stopping may end it sooner)
             each = (time.perf_counter() - epochs_began) / (state["epoch"] - epochs_before)
-            tell(f"epoch {state['epoch']} of at most {config.epochs}, {each:.{0 if each >= 10 else 1}f} s each")
+            seconds = f"{each:.0f}" if each >= 10 else f"{each:.2g}"  # 35, 2.1, 0.034
+            tell(f"epoch {state['epoch']} of at most {config.epochs}, {seconds} s each")
             if checkpoint is not None:
                 checkpoint_sha256 = _save_checkpoint(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),

@@ -377,7 +377,7 @@ def test_zoo_run_progress_says_a_retina_fit_not_cached_and_its_epochs_and_draws_
             assert "0/1 jobs [00:0" in err
             for epoch in (1, 2):  # with the epochs' mean time: at most that times the epochs left to go
                 assert re.search(rf"{re.escape(job)}: fitting ln on embedded:whitenoise, epoch {epoch} of at most 2, "
-                                 r"\d+\.\d s each\]", err)
+                                 r"\d[\d.e-]* s each\]", err)
             # the fit over, its scoring: the bar said "epoch 2 of at most 2" until the job's end
             fitted = f"{job}: ln fitted on embedded:whitenoise, scoring]"
             assert err.index(fitted) > err.index(f"{job}: fitting ln on embedded:whitenoise, epoch 2 of at most 2, ")

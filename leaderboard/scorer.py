@@ -225,7 +225,8 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
                            lease_token=job["lease_token"]):
                 try:
                     raise_if_terminated()  # asked to stop while claiming it: the job goes back at once
-                    with listening(told.heard):  # what the job says it is doing (a retina fit's epochs) shows
+                    # what the job says it is doing (a retina fit's epochs) shows; its lines and warnings: above the bar
+                    with listening(told.heard, told.write if terminal else None):
                         record, hidden = score(job)
                 except KeyboardInterrupt:  # the operator stopped the worker (SIGTERM too: datasets.termination)
                     db.release(job["id"], worker, lease_token=job["lease_token"])  # not a later claim's
@@ -291,11 +292,20 @@ class _JobActivity:
         elif self.lines:
             print(f"scoring {self.begun}/{self.total}: {job}", file=sys.stderr, flush=True)
 
-    def heard(self, text: str, begins: bool) -> None:
+    def write(self, line: str) -> None:
+        """A line of the job's (``resuming ...``, a warning) above the bar, which is redrawn under it."""
+        self.bar.write(line, file=sys.stderr)
+
+    def heard(self, text: str, begins: Optional[bool]) -> None:
+        if begins is None:  # the stretch ended (a fit): what was done, and the job's scoring, until the job's end
+            self.doing = ""
+            if self.terminal:
+                self.bar.set_postfix_str(f"{self.job}: {text}, scoring")
+            return
         if begins:
             self.doing = text
             if self.terminal:
-                self.bar.write(text, file=sys.stderr)
+                self.write(text)
             elif self.lines:
                 print(f"  {text}", file=sys.stderr, flush=True)
         if self.terminal:

@@ -176,7 +176,7 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
     class: one of the two was said wrongly)."""
     import torch
 
-    from neurozoo.datasets.activity import tell
+    from neurozoo.datasets.activity import tell, tell_ended
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.retina_h5 import read_experiment
     from neurozoo.retina.fit import FitInterrupted, ResumeRefused, create_model, fit, provenance
@@ -203,6 +203,8 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
             raise FitInterrupted(stopped.signum, stopped.checkpoint, stopped.epochs_done, stopped.epochs,
                                  "rerunning the same command resumes the fit from there", seconds=stopped.seconds) \
                 from None
+        if origin != "cached":  # the bar said its epochs until the job's end (its scoring): now what was done
+            tell_ended(f"{name} fitted on {what}")
         info = provenance(path, result)
         info.update(fit_dir=str(out), fit_origin=origin, model_sha256=module_sha256(result.model))
         yield result, info

@@ -648,7 +648,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
          stimulus_class: Optional[str] = None) -> FitResult:
     from tqdm.auto import tqdm
 
-    from neurozoo.datasets.activity import tell
+    from neurozoo.datasets.activity import say, tell
     from neurozoo.retina.fit_time import FitTime
 
     started = _clock()
@@ -777,11 +777,8 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
 
     finished = state["bad_epochs"] >= config.patience or state["epoch"] >= config.epochs  # a resumed, finished fit
     epochs_before = state["epoch"]
-    if optimizer_state is not None and not finished:  # said: a resume looked like a fresh fit
-        import sys
-
-        print(f"resuming {checkpoint}: {state['epoch']} of at most {config.epochs} epochs fitted", file=sys.stderr,
-              flush=True)
+    if optimizer_state is not None and not finished:  # said: a resume looked like a fresh fit (through zoo run's bar)
+        say(f"resuming {checkpoint}: {state['epoch']} of at most {config.epochs} epochs fitted")
     optimizer = None
     if not finished:  # a finished fit read again (a cached score, `zoo fit`'s second run) makes none: torch's
         optimizer = torch.optim.Adam(groups, lr=config.lr)  # optimizers import torch._dynamo on first use (3-5 s)
@@ -796,6 +793,7 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
     if device.type == "cpu":
         keep_freed_memory()  # no page faults on each step's large temporaries (see there)
     threads = torch.get_num_threads()  # the fit's: within split_threads torch runs single-threaded
+    epochs_began = time.perf_counter()  # zoo run's job bar: the epochs' mean time (display only, not _clock's)
     with split_threads(threads if use_chunks and device.type == "cpu" else 1):
         for epoch in epochs:
             if state["bad_epochs"] >= config.patience:
@@ -832,7 +830,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
                 state["bad_epochs"] += 1
             state["epoch"] = epoch + 1
             epochs.set_postfix(loss=f"{total / max(len(batches), 1):.4f}", val_r=f"{val_r:.3f}")
-            tell(f"epoch {state['epoch']} of at most {config.epochs}")  # to zoo run's job bar, which hides this one
+            # to zoo run's job bar, which hides this one; with this run's mean epoch time: the rest of the fit takes at
+            # most that times the epochs left (the epochs' lengths are alike; early stopping may end it sooner)
+            each = (time.perf_counter() - epochs_began) / (state["epoch"] - epochs_before)
+            seconds = f"{each:.0f}" if each >= 10 else f"{each:.2g}"  # 35, 2.1, 0.034
+            tell(f"epoch {state['epoch']} of at most {config.epochs}, {seconds} s each")
             if checkpoint is not None:
                 checkpoint_sha256 = _save_checkpoint(
                     {"model": model.state_dict(), "optimizer": optimizer.state_dict(),
@@ -904,8 +906,8 @@ def _set_aside(out: Path) -> None:
     killed before its first checkpoint was written) is removed: a time of nothing kept."""
     import os
     import shutil
-    import sys
 
+    from neurozoo.datasets.activity import say
     from neurozoo.retina.fit_time import FIT_TIME
 
     aside = out / EARLIER_FIT
@@ -920,8 +922,7 @@ def _set_aside(out: Path) -> None:
     aside.mkdir(exist_ok=True)
     for name in earlier:
         os.replace(out / name, aside / name)
-    print(f"{out}: the earlier fit in it set aside in {aside} until this fit's first checkpoint", file=sys.stderr,
-          flush=True)
+    say(f"{out}: the earlier fit in it set aside in {aside} until this fit's first checkpoint")  # through zoo run's bar
 
 
 def _drop_earlier_fit(out: Path) -> None:

@@ -1,6 +1,7 @@
 """`zoo run` end to end: a scorer killed mid-job leaves no rows and the next run resumes; a third run reuses."""
 import io
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -319,9 +320,15 @@ def test_zoo_run_stopped_in_a_retina_fit_hands_its_job_back_and_the_rerun_resume
         assert sorted(p.name for p in checkpoint.parent.iterdir()) == ["checkpoint.pt", "fit_time.json"]
         assert not (tmp_path / "report").exists()
 
-        with fits_in(tmp_path / "fits"):
-            assert main(argv) == 0
-        assert f"resuming {checkpoint}: 1 of at most 2 epochs fitted" in capsys.readouterr().err
+        terminal = _Terminal()  # the rerun on a terminal: its bar drawn
+        with fits_in(tmp_path / "fits"), monkeypatch.context() as patched:
+            patched.setattr(sys, "stderr", terminal)
+            assert main(argv[:-1]) == 0
+        # said above the bar, which is redrawn under it: printed straight to stderr, it was glued after the bar's
+        # "... 0/1 jobs [00:00, ln (fit 2 epochs) on runtest.retina-heldout: fitting ln on embedded:whitenoise]"
+        drawn = re.split(r"[\r\n]", terminal.getvalue())
+        assert f"resuming {checkpoint}: 1 of at most 2 epochs fitted" in drawn
+        assert not any("]resuming" in d for d in drawn)
         assert [(j["status"], j["attempts"]) for j in db.jobs()] == [(DONE, 1)]
         with fits_in(tmp_path / "straight"):
             straight = fit_embedded("ln", sizes=sizes, epochs=2, progress=False, **short)[0].model.state_dict()
@@ -368,8 +375,19 @@ def test_zoo_run_progress_says_a_retina_fit_not_cached_and_its_epochs_and_draws_
         if terminal:
             job = "ln (fit 2 epochs) on runtest.retina-progress"
             assert "0/1 jobs [00:0" in err
-            for epoch in (1, 2):
-                assert f"{job}: fitting ln on embedded:whitenoise, epoch {epoch} of at most 2]" in err
+            for epoch in (1, 2):  # with the epochs' mean time: at most that times the epochs left to go
+                assert re.search(rf"{re.escape(job)}: fitting ln on embedded:whitenoise, epoch {epoch} of at most 2, "
+                                 r"\d[\d.e-]* s each\]", err)
+            # the fit over, its scoring: the bar said "epoch 2 of at most 2" until the job's end
+            fitted = f"{job}: ln fitted on embedded:whitenoise, scoring]"
+            assert err.index(fitted) > err.index(f"{job}: fitting ln on embedded:whitenoise, epoch 2 of at most 2, ")
+            assert "of at most" not in err[err.index(fitted):]
+            # the fit's warning (a 2500-frame recording validates on too few frames) went above the bar, which was
+            # redrawn under it, not onto the bar's line
+            drawn = re.split(r"[\r\n]", err)
+            assert any(d.endswith("the validation r is noise at this size; a longer recording, or a larger val_fraction "
+                                  "(zoo fit --val-fraction), gives it more") for d in drawn)
+            assert not any("]" in d and "validation r is noise" in d for d in drawn)
             assert "<" not in err and "job/s" not in err  # no estimate of the time left, nor a rate
         else:
             assert "\r" not in err and "scoring 1/1: ln (fit 2 epochs) on runtest.retina-progress" in err.splitlines()

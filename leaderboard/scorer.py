@@ -276,9 +276,10 @@ def _is_terminal(stream) -> bool:
 
 class _JobActivity:
     """What :func:`work` shows of the job under way: on a terminal, the bar's postfix (``bncnn on
-    retina_embedded.contrast-adaptation: fitting bncnn on embedded:whitenoise, epoch 3 of at most 40``); elsewhere,
-    with ``lines``, one line on stderr per job begun and per stretch of its work begun (a fit not cached), none per
-    epoch. Told by the job through :func:`datasets.activity.tell`."""
+    retina_embedded.contrast-adaptation: fitting bncnn on embedded:whitenoise, epoch 3 of at most 40, S s each``,
+    ``rgc_intermediate on ventral_embedded.V4-temporal: extracting activations, batch 3 of 10``); elsewhere, with
+    ``lines``, one line on stderr per job begun and per stretch of its work begun with a why (a fit not cached), none
+    per step. Told by the job through :func:`datasets.activity.tell`."""
 
     def __init__(self, bar, total: int, terminal: bool, lines: bool):
         self.bar, self.total, self.terminal, self.lines = bar, total, terminal, lines
@@ -288,7 +289,7 @@ class _JobActivity:
         self.job, self.doing = job, ""
         self.begun += 1
         if self.terminal:
-            self.bar.set_postfix_str(job)
+            self._show("", "")
         elif self.lines:
             print(f"scoring {self.begun}/{self.total}: {job}", file=sys.stderr, flush=True)
 
@@ -296,19 +297,22 @@ class _JobActivity:
         """A line of the job's (``resuming ...``, a warning) above the bar, which is redrawn under it."""
         self.bar.write(line, file=sys.stderr)
 
-    def heard(self, text: str, begins: Optional[bool]) -> None:
-        if begins is None:  # the stretch ended (a fit): what was done, and the job's scoring, until the job's end
+    def heard(self, text: str, begins: Optional[bool], why: Optional[str]) -> None:
+        if begins is None:  # the stretch ended (a fit): what was done, and the job's scoring, until its next stretch
             self.doing = ""
             if self.terminal:
-                self.bar.set_postfix_str(f"{self.job}: {text}, scoring")
+                self._show(text, "scoring")
             return
         if begins:
             self.doing = text
-            if self.terminal:
-                self.write(text)
-            elif self.lines:
-                print(f"  {text}", file=sys.stderr, flush=True)
+            if why is not None:  # a line of its own says why (a fit not cached); the postfix, what and how far
+                if self.terminal:
+                    self.write(f"{text} ({why})")
+                elif self.lines:
+                    print(f"  {text} ({why})", file=sys.stderr, flush=True)
         if self.terminal:
-            doing = self.doing.split(" (")[0]  # the line said why; the postfix says what and how far
-            step = text if not begins else ""
-            self.bar.set_postfix_str(f"{self.job}: " + ", ".join(filter(None, (doing, step))))
+            self._show(self.doing, "" if begins else text)
+
+    def _show(self, doing: str, step: str) -> None:
+        done = ", ".join(filter(None, (doing, step)))
+        self.bar.set_postfix_str(f"{self.job}: {done}" if done else self.job)

@@ -1,7 +1,9 @@
 """What a long job is doing, told to whoever shows its progress: ``zoo run``'s and ``zoo work``'s job bar
-(:func:`leaderboard.scorer.work`) listens while it scores a job, and a retina fit inside the job tells it that a fit
-begins (not cached), each epoch it ends, and that it has ended. Without a listener (``zoo fit``, ``zoo score``,
-Python) telling does nothing. It is display only: nothing told reaches a result, a record's settings or a cache key.
+(:func:`leaderboard.scorer.work`) listens while it scores a job, and the job tells it what it does: a retina fit, that it
+begins (not cached), each epoch it ends, and that it has ended; an extraction of activations, each batch it begins
+(:func:`benchmarks.extraction.extract`); the scoring of features, each split it scores
+(:func:`leaderboard.zoo.score_splits`). Without a listener (``zoo fit``, ``zoo score``, Python) telling does nothing.
+It is display only: nothing told reaches a result, a record's settings or a cache key.
 
 Lines for the user that the code in the block writes to stderr (:func:`say`; ``resuming CHECKPOINT: ...``) and its
 warnings go through the listener's ``write`` where it has one (a bar: the line above it, the bar redrawn under it,
@@ -14,10 +16,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Callable, Iterator, Optional
 
-#: ``listener(text, begins)``: ``begins`` True for a new stretch of work (``fitting ln on embedded:whitenoise ...``,
-#: said once), False for a step of it (``epoch 3 of at most 40``), None where the stretch has ended and ``text`` says
-#: what was done (``ln fitted on embedded:whitenoise``): shown until the job's next stretch, said in no line
-Listener = Callable[[str, Optional[bool]], None]
+#: ``listener(text, begins, why)``: ``begins`` True for a new stretch of work (``fitting ln on embedded:whitenoise``,
+#: ``extracting activations``), False for a step of it (``epoch 3 of at most 40``, ``batch 3 of 10``), None where the
+#: stretch has ended and ``text`` says what was done (``ln fitted on embedded:whitenoise``): shown until the job's next
+#: stretch, said in no line. ``why``: why a stretch begun is done (``not cached yet; later runs reuse it``), or None: a
+#: stretch with a why is worth a line of its own, ``TEXT (WHY)``, said once; the bar shows what and how far, without it
+Listener = Callable[[str, Optional[bool], Optional[str]], None]
 
 _listener: ContextVar[Optional[Listener]] = ContextVar("neurozoo_activity_listener", default=None)
 _write: ContextVar[Optional[Callable[[str], None]]] = ContextVar("neurozoo_activity_write", default=None)
@@ -44,11 +48,15 @@ def listening(listener: Listener, write: Optional[Callable[[str], None]] = None)
         _listener.reset(token)
 
 
-def tell(text: str, begins: bool = False) -> None:
-    """Tell the listener of the block this runs in (:func:`listening`), if any, what is being done."""
+def tell(text: str, begins: bool = False, why: Optional[str] = None) -> None:
+    """Tell the listener of the block this runs in (:func:`listening`), if any, what is being done: ``begins``, a new
+    stretch of work, else a step of the one under way; ``why`` (a stretch begun only): why it is done, said with it in
+    a line of its own (:data:`Listener`)."""
+    if why is not None and not begins:
+        raise ValueError(f"tell({text!r}): why={why!r} is said of a stretch begun (begins=True), not of a step")
     listener = _listener.get()
     if listener is not None:
-        listener(text, begins)
+        listener(text, begins, why)
 
 
 def tell_ended(text: str) -> None:
@@ -56,7 +64,7 @@ def tell_ended(text: str) -> None:
     says what was done (``ln fitted on embedded:whitenoise``), instead of its last step."""
     listener = _listener.get()
     if listener is not None:
-        listener(text, None)
+        listener(text, None, None)
 
 
 def say(text: str) -> None:

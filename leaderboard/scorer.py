@@ -208,7 +208,8 @@ def work(db: LeaderboardDB, score: Callable[[Dict], tuple], ids: Optional[Iterab
     # with them (12/36 on a 6-minute fit showed 1:16:34 left). Elsewhere (a CI log, a pipe, a service's journal),
     # no bar, whose redraws were carriage returns there, but a line per job and per fit begun
     terminal = progress and _is_terminal(sys.stderr)
-    bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not terminal, bar_format=JOB_BAR)
+    bar = tqdm(total=len(pending), desc="scoring", unit="job", disable=not terminal, bar_format=JOB_BAR,
+               dynamic_ncols=True)  # the postfix fitted to the terminal's width as it is now (_JobActivity)
     told = _JobActivity(bar, len(pending), terminal=terminal, lines=progress and not terminal)
     try:  # closed on a stop too: `zoo run: interrupted; ...` was written after the bar, on its line
         while True:
@@ -276,9 +277,11 @@ def _is_terminal(stream) -> bool:
 
 class _JobActivity:
     """What :func:`work` shows of the job under way: on a terminal, the bar's postfix (``bncnn on
-    retina_embedded.contrast-adaptation: fitting bncnn on embedded:whitenoise, epoch 3 of at most 40``); elsewhere,
-    with ``lines``, one line on stderr per job begun and per stretch of its work begun (a fit not cached), none per
-    epoch. Told by the job through :func:`datasets.activity.tell`."""
+    retina_embedded.contrast-adaptation: fitting bncnn on embedded:whitenoise, epoch 3 of at most 40, S s each``,
+    ``rgc_intermediate on ventral_embedded.V4-temporal: extracting activations, batch 3 of 10``), fitted to the
+    terminal's width (:func:`fitted_postfix`); elsewhere, with ``lines``, one line on stderr per job begun and per
+    stretch of its work begun with a why (a fit not cached), none per step. Told by the job through
+    :func:`datasets.activity.tell`."""
 
     def __init__(self, bar, total: int, terminal: bool, lines: bool):
         self.bar, self.total, self.terminal, self.lines = bar, total, terminal, lines
@@ -288,7 +291,7 @@ class _JobActivity:
         self.job, self.doing = job, ""
         self.begun += 1
         if self.terminal:
-            self.bar.set_postfix_str(job)
+            self._show("", "")
         elif self.lines:
             print(f"scoring {self.begun}/{self.total}: {job}", file=sys.stderr, flush=True)
 
@@ -296,19 +299,69 @@ class _JobActivity:
         """A line of the job's (``resuming ...``, a warning) above the bar, which is redrawn under it."""
         self.bar.write(line, file=sys.stderr)
 
-    def heard(self, text: str, begins: Optional[bool]) -> None:
-        if begins is None:  # the stretch ended (a fit): what was done, and the job's scoring, until the job's end
+    def heard(self, text: str, begins: Optional[bool], why: Optional[str]) -> None:
+        if begins is None:  # the stretch ended (a fit): what was done, and the job's scoring, until its next stretch
             self.doing = ""
             if self.terminal:
-                self.bar.set_postfix_str(f"{self.job}: {text}, scoring")
+                self._show(text, "scoring")
             return
         if begins:
             self.doing = text
-            if self.terminal:
-                self.write(text)
-            elif self.lines:
-                print(f"  {text}", file=sys.stderr, flush=True)
+            if why is not None:  # a line of its own says why (a fit not cached); the postfix, what and how far
+                if self.terminal:
+                    self.write(f"{text} ({why})")
+                elif self.lines:
+                    print(f"  {text} ({why})", file=sys.stderr, flush=True)
         if self.terminal:
-            doing = self.doing.split(" (")[0]  # the line said why; the postfix says what and how far
-            step = text if not begins else ""
-            self.bar.set_postfix_str(f"{self.job}: " + ", ".join(filter(None, (doing, step))))
+            self._show(self.doing, "" if begins else text)
+
+    def _show(self, doing: str, step: str) -> None:
+        self.bar.set_postfix_str(fitted_postfix(self.job, doing, step, self._room()))
+
+    def _room(self) -> Optional[int]:
+        """The columns the postfix has on the bar's line, with :data:`BAR_MIN_WIDTH` left to the bar; None where the
+        width is not known (not a terminal tqdm can measure)."""
+        from tqdm.utils import disp_len
+
+        shown = self.bar.format_dict  # a resized terminal's width read again (tqdm's dynamic_ncols)
+        if not shown.get("ncols"):
+            return None
+        bare = self.bar.format_meter(**{**shown, "postfix": None,
+                                        "bar_format": shown["bar_format"].replace("{bar}", "")})
+        return shown["ncols"] - disp_len(bare) - len(", ") - BAR_MIN_WIDTH
+
+
+#: the columns the job bar keeps for its bar when the postfix is fitted to the terminal (:func:`fitted_postfix`); the
+#: bar takes what the line leaves (tqdm), and gives up these first as the elapsed time grows (``59:59``, ``1:00:00``)
+BAR_MIN_WIDTH = 5
+
+#: the fewest characters of a part cut by :func:`fitted_postfix`, its ``...`` included; a part with less room is left out
+POSTFIX_PART_MIN = 12
+
+
+def fitted_postfix(job: str, doing: str, step: str, room: Optional[int]) -> str:
+    """``JOB: DOING, STEP`` (empty parts left out) in at most ``room`` characters (None: all of it). Where it is
+    longer, the step is kept whole (its count: ``epoch 3 of at most 40``, ``batch 3 of 10``), what is being done is
+    cut next to it (its end: ``...``), and the job's name gets the room left, cut in its middle (``MODEL...BENCHMARK``:
+    both ends of ``MODEL on BENCHMARK``); a part with fewer than :data:`POSTFIX_PART_MIN` characters left to it is
+    left out. A step longer than the room alone is cut at its end, its count kept. (tqdm cut the line at the terminal's
+    right edge: the step went first.)"""
+    def joined(job: str, doing: str, step: str) -> str:
+        done = ", ".join(filter(None, (doing, step)))
+        return f"{job}: {done}" if job and done else job or done
+
+    def cut(text: str, left: int, middle: bool = False) -> str:
+        if len(text) <= left:
+            return text
+        if left < POSTFIX_PART_MIN:
+            return ""
+        head = left - 3 - ((left - 3) // 2 if middle else 0)
+        return text[:head] + "..." + (text[len(text) - (left - 3 - head):] if middle else "")
+
+    whole = joined(job, doing, step)
+    if room is None or len(whole) <= room:
+        return whole
+    step = cut(step, room) or step[:max(room, 0)]
+    doing = cut(doing, room - len(step) - (len(", ") if step else 0))
+    rest = joined("", doing, step)
+    return joined(cut(job, room - len(rest) - (len(": ") if rest else 0), middle=True), doing, step)

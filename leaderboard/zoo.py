@@ -580,6 +580,8 @@ def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings:
                  device: str = "cpu") -> Tuple[ScoreRecord, ScoreRecord]:
     """(public record, hidden record) of precomputed ``features`` (presentation, neuroid, time_bin); every
     field is computed here, on the trusted side."""
+    from neurozoo.datasets.activity import tell
+
     check_features(features.transpose("presentation", ...).values, name, settings.get("layer"),
                    spec["benchmark"])
     public, hidden = split_ids(benchmark, spec["split"]["hidden_fraction"])
@@ -587,7 +589,10 @@ def score_splits(benchmark, features, spec: Dict[str, Any], name: str, settings:
     # them: a rerun on other images, or whose split drew other stimuli (another scikit-learn), is named so
     settings = {**settings, "stimuli_sha256": benchmark.stimuli_sha256}
     records = []
+    # zoo run's and zoo work's job bar (datasets.activity): display only
+    tell(f"scoring layer {settings['layer']}", begins=True)
     for split, ids in (("public", public), ("hidden", hidden)):
+        tell(f"{split} split")
         score = benchmark.score_features(features, stimulus_ids=ids, settings={**settings, "split": split,
                                                                                "split_key": spec["split"]["key"],
                                                                                "split_digest": split_digest(ids)},

@@ -191,8 +191,8 @@ def held_fit(name: str, path: Path, label: str, what: str, seed: int = 0, device
         refit = refit or not _readable_checkpoint(out / "checkpoint.pt")
         origin = fit_origin(out, refit)  # under the lock: a caller that waited for another's fit reads it
         if origin != "cached":  # zoo run's job bar says it (datasets.activity): a first fit took minutes unsaid
-            tell(f"fitting {name} on {what} " + ("(resuming its checkpoint)" if origin == "resumed" else
-                                                  "(not cached yet; later runs reuse it)"), begins=True)
+            tell(f"fitting {name} on {what}", begins=True, why="resuming its checkpoint" if origin == "resumed" else
+                 "not cached yet; later runs reuse it")
         try:
             result = fit(model, path, out=out, resume=not refit, seed=seed, device=device, progress=progress,
                          stimulus_class=stimulus_class, **fit_settings)

@@ -381,6 +381,65 @@ def test_an_interrupted_worker_closes_its_progress_bar_before_the_stop_is_report
     assert "scoring:" in err and err.endswith("\n"), repr(err)
 
 
+def test_the_job_bar_fits_what_a_job_says_to_the_terminals_width(db, monkeypatch):
+    """On an 80-column terminal tqdm cut the bar's line at the right edge: `bncnn on retina_embedded.contrast-adaptation:
+    fitting bncnn on embedded:whitenoise, epoch 3 of at most 40, ...` lost its epoch count, a ConvRNN job its batch. The
+    postfix is fitted to the width now: the step kept whole, what is done cut next to it, the job's name in the room
+    left (cut in its middle) or left out; the line saying why a fit is made is written whole above the bar."""
+    import io
+    import os
+    import re
+    import sys
+
+    from neurozoo.datasets.activity import tell, tell_ended
+    from neurozoo.leaderboard.scorer import work
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+        def fileno(self):  # measured by os.get_terminal_size, replaced below
+            return 2
+
+    columns = [80]
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    monkeypatch.setattr(os, "get_terminal_size", lambda fd=None: os.terminal_size((columns[0], 24)))
+    db.enqueue("bncnn", "retina_embedded.contrast-adaptation", {})
+    db.enqueue("feedforward_intermediate", "ventral_embedded.V4-temporal", {})
+
+    def score(job):
+        if job["model"] == "bncnn":
+            tell("fitting bncnn on embedded:whitenoise", begins=True, why="not cached yet; later runs reuse it")
+            tell("epoch 3 of at most 40, 1.23 s each")
+            tell_ended("bncnn fitted on embedded:whitenoise")
+        else:
+            tell("extracting activations", begins=True)
+            tell("batch 3 of 10")
+            columns[0] = 160  # the terminal widened: all of it shown again
+            tell("batch 4 of 10")
+        return record(job["model"], job["benchmark"]), None
+
+    assert work(db, score) == {"done": 2, "failed": 0}
+    lines = [line.rstrip() for line in re.split(r"[\r\n]", sys.stderr.getvalue()) if line.strip()]
+    assert "fitting bncnn on embedded:whitenoise (not cached yet; later runs reuse it)" in lines
+    drawn = [line for line in lines if "jobs [" in line]
+    # tqdm's width: the terminal's, less a column
+    assert all(len(line) <= (159 if "batch 4" in line else 79) for line in drawn) and "batch 4" in drawn[-1]
+    assert all(re.fullmatch(r"scoring: +\d+%\|.{5,}\| \d/2 jobs \[\d\d:\d\d(, .*)?\]", line) for line in drawn), drawn
+    shown = [re.search(r"jobs \[\d\d:\d\d(?:, (.*))?\]$", line).group(1) for line in drawn]
+    assert [postfix for postfix in dict.fromkeys(shown) if postfix] == [
+        "bncnn on retina_emb...ontrast-adaptation",  # 40 columns left by the bar: the job's name cut in its middle
+        "fitting bncnn on embedded:whitenoise",  # the job's name left out: fewer than 12 columns left to it
+        "epoch 3 of at most 40, 1.23 s each",  # the step whole; what is done left out
+        "bncnn fitted on embedded:whi..., scoring",  # cut at its end, next to the step
+        "feedforward_interme...bedded.V4-temporal",
+        "feedfor...mporal: extracting activations",  # the job's name in the 16 columns left
+        "extracting activations, batch 3 of 10",
+        "feedforward_intermediate on ventral_embedded.V4-temporal: extracting activations, batch 4 of 10"]
+    with pytest.raises(ValueError, match="begins=True"):  # why a step is done: said of none
+        tell("epoch 4 of at most 40", why="resumed")
+
+
 def test_a_sigterm_during_trusted_scoring_keeps_that_score_and_claims_no_other_job(db, monkeypatch):
     """SIGTERM (a service manager stopping `zoo work`) raised KeyboardInterrupt wherever the worker was: in trusted
     scoring it threw the job's finished work away, inside a database call it could cut the call mid-way. It is taken

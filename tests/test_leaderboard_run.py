@@ -69,7 +69,7 @@ def zoo_run(db_url, report, env, models="feedforward_intermediate", **popen):
     return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **popen)
 
 
-def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys, models="feedforward_intermediate"):
+def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys, models="feedforward_intermediate", progress=False):
     """``zoo run`` as :func:`zoo_run` runs it, in this process (no interpreter and torch to start): the plugin's
     entry point registered as the benchmark registry registers an installed one. ``(exit code, output)``."""
     from importlib.metadata import entry_points
@@ -86,8 +86,8 @@ def zoo_run_here(db_url, report, plugin_root, monkeypatch, capsys, models="feedf
     monkeypatch.delenv("LBTEST_SLEEP", raising=False)
     capsys.readouterr()
     code = main(["run", "--models", models, "--benchmarks", "lbtest.V4", "--width-multiplier",
-                 "0.0625", "--max-features", "50", "--db", db_url, "--report", str(report), "--no-progress",
-                 "--lease", "120"])
+                 "0.0625", "--max-features", "50", "--db", db_url, "--report", str(report), "--lease", "120",
+                 *([] if progress else ["--no-progress"])])
     captured = capsys.readouterr()
     return code, captured.out + captured.err
 
@@ -403,6 +403,47 @@ def test_zoo_run_progress_says_a_retina_fit_not_cached_and_its_epochs_and_draws_
             db.dispose()
     finally:
         benchmarks.BENCHMARKS._entries.pop(name, None)
+
+
+def test_zoo_run_on_a_terminal_follows_a_convrnn_jobs_batches_and_scoring_and_stores_the_same_records(
+        tmp_path, plugin_env, monkeypatch, capsys):
+    """A ConvRNN job said nothing on zoo run's bar while it ran, and the bar's elapsed time stood still (tqdm draws
+    only when told something): its postfix follows the extraction's batches now, then the scoring of the job's layer
+    on each split. Display only: the records are those of a run without progress (another cache: the activations
+    extracted again, not read from the first run's), and in a pipe nothing is said of the extraction."""
+    from neurozoo.benchmarks.records import IDENTITY
+
+    def run(name, stderr=None, progress=True):
+        monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / name))  # its own activation cache (the home's split)
+        with monkeypatch.context() as patched:
+            if stderr is not None:
+                patched.setattr(sys, "stderr", stderr)
+            code, out = zoo_run_here(f"sqlite:///{tmp_path / name}.sqlite", tmp_path / name / "report",
+                                     tmp_path / "plugin", monkeypatch, capsys, progress=progress)
+        assert code == 0, out
+        db = LeaderboardDB(f"sqlite:///{tmp_path / name}.sqlite")
+        try:
+            return out, db.records()
+        finally:
+            db.dispose()
+
+    terminal = _Terminal()
+    _, shown = run("terminal", terminal)
+    job = f"{shown[0].model} on lbtest.V4"
+    drawn = [d.rstrip() for d in re.split(r"[\r\n]", terminal.getvalue()) if "jobs [" in d]  # tqdm pads a shorter line
+    postfixes = [re.search(r"jobs \[\d\d:\d\d(?:, (.*))?\]$", d).group(1) for d in drawn]
+    steps = [f"{job}: extracting activations"] + [f"{job}: extracting activations, batch {b} of 3" for b in (1, 2, 3)] \
+        + [f"{job}: scoring layer conv6"] + [f"{job}: scoring layer conv6, {split} split" for split in ("public", "hidden")]
+    assert [p for p in dict.fromkeys(postfixes) if p not in (None, job)] == steps  # each shown, in this order
+    assert "0/1 jobs" in drawn[postfixes.index(steps[-1])] and "1/1 jobs" in drawn[-1]  # the job's end: the bar's
+
+    piped, _ = run("pipe")  # stderr captured: not a terminal
+    assert "extracting" not in piped and "scoring layer" not in piped  # steps: on the bar only, no lines in a pipe
+    _, plain = run("plain", progress=False)
+    assert len(shown) == len(plain) == 2  # the public and hidden halves' records
+    for told, quiet in zip(shown, plain):
+        assert told.settings["layer"] == "conv6"
+        assert all(getattr(told.to_row(), name) == getattr(quiet.to_row(), name) for name in IDENTITY), told.settings
 
 
 def test_default_zoo_specs_carry_the_width_and_the_fit_budget():

@@ -33,6 +33,7 @@ from neurozoo.benchmarks.extraction.reduction import RandomProjection
 from neurozoo.benchmarks.extraction.time_mapping import (NAYEBI_FITTING_BINS, Bin, StepBins, StepTable, bin_weights, convrnn,
                                                          model_timing, static)
 from neurozoo.datasets import malloc
+from neurozoo.datasets.activity import tell
 from neurozoo.datasets.errors import DataError, SpecError, did_you_mean
 from neurozoo.datasets.model_modes import eval_mode
 
@@ -474,10 +475,12 @@ def _run(model, stimuli: Stimuli, layers, tables, bins, recurrent, n_steps, imag
             unroll["readout"] = False  # no logits: the unroll computes only what the recorded layers need
         try:
             starts = range(0, len(stimuli.ids), batch_size)
+            tell("extracting activations", begins=True)  # zoo run's job bar (datasets.activity): display only
             for done in tqdm(range(first, len(starts)), desc="activations", unit="batch", disable=not progress,
                              initial=first, total=len(starts)):
                 if safe_point is not None:  # the first too: the work, and the cache's writes, begin after it
                     safe_point(done, len(starts))
+                tell(f"batch {done + 1} of {len(starts)}")
                 images = stimuli.batch(starts[done], starts[done] + batch_size).to(device)
                 if reducer is not None:
                     runner(images, record=layers, on_step=reducer, **unroll)

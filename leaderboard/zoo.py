@@ -501,8 +501,10 @@ def score_model(model, spec: Dict[str, Any], name: str, device: str = "cpu", lay
     score (which may write at once): :func:`_score_spec`'s."""
     from neurozoo import benchmarks
     from neurozoo.benchmarks.neural import NeuralBenchmark, extraction_settings
+    from neurozoo.datasets.activity import tell
 
     started = time.perf_counter()
+    tell("loading the benchmark", begins=True)  # its stimuli and recordings: zoo run's job bar, display only
     benchmark = benchmarks.load(spec["benchmark"])
     provenance = {"weights": spec.get("weights"), "overrides": spec.get("overrides"), "spec_family": spec["family"]}
     if not isinstance(benchmark, NeuralBenchmark):
@@ -629,6 +631,7 @@ def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
         budget = f", at most {fit['epochs']} epochs" if "epochs" in fit else ""
         settings.update(weights=f"fitted on the embedded recordings (seed {seed}{budget})", spec_family="retina")
         return check_record(score.to_record(display_name(spec), spec["benchmark"])), None
+    from neurozoo.datasets.activity import tell
     from neurozoo.datasets.provenance import module_sha256
     from neurozoo.datasets.termination import raise_if_terminated, stopping_at_once
 
@@ -644,6 +647,7 @@ def _score_spec(spec: Dict[str, Any], device: str, progress: bool, cache: bool):
     # writing nothing: a stop (zoo run's SIGTERM) is taken at once, the job handed back, as a retina job's before its
     # fit; it waited for the whole job. From there on the job is finished and stored first, as ever
     with stopping_at_once():
+        tell("building the model", begins=True)  # zoo run's job bar (datasets.activity): display only
         model = build_model(spec, device)
         public, hidden = score_model(model, spec, display_name(spec), device=device, progress=progress, cache=cache,
                                      work_begins=work_begins)

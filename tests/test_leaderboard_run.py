@@ -432,7 +432,7 @@ def test_zoo_run_on_a_terminal_follows_a_convrnn_jobs_batches_and_scoring_and_st
     job = f"{shown[0].model} on lbtest.V4"
     drawn = [d.rstrip() for d in re.split(r"[\r\n]", terminal.getvalue()) if "jobs [" in d]  # tqdm pads a shorter line
     postfixes = [re.search(r"jobs \[\d\d:\d\d(?:, (.*))?\]$", d).group(1) for d in drawn]
-    steps = [f"{job}: extracting activations"] + [f"{job}: extracting activations, batch {b} of 3" for b in (1, 2, 3)] \
+    steps = [f"{job}: building the model", f"{job}: loading the benchmark", f"{job}: extracting activations"] + [f"{job}: extracting activations, batch {b} of 3" for b in (1, 2, 3)] \
         + [f"{job}: scoring layer conv6"] + [f"{job}: scoring layer conv6, {split} split" for split in ("public", "hidden")]
     assert [p for p in dict.fromkeys(postfixes) if p not in (None, job)] == steps  # each shown, in this order
     assert "0/1 jobs" in drawn[postfixes.index(steps[-1])] and "1/1 jobs" in drawn[-1]  # the job's end: the bar's

@@ -520,24 +520,22 @@ def run_probe_gain_control(args) -> int:
           f"(ground truth: {truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
-    if any(_sta_unresolved(result, i) for result in (fitted, truth) for i in range(len(result["reason"]))):
+    if any(name is not None for result in (fitted, truth) for name in result["sta_unresolved"]):
         print(_sta_not_resolved_legend(truth, args.frames))
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 
 def _sta_unresolved(result, i):
-    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the contrast the reason names, whose
-    STA peak :func:`retina.phenomena.adaptation.contrast_gain_control` found below ``resolve_sd`` null sds, and that
-    peak in null sds), else None. The contrast is the reason's: the test (peak < resolve_sd x null sd) and the
-    recorded ratio (peak / null sd) can fall either side of ``resolve_sd`` by rounding, where a search by the ratio
-    found none (StopIteration)."""
-    import re
-
-    named = re.match(r"STA not resolved \((\w+) contrast", result["reason"][i])
-    if named is None:
+    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the contrast
+    :func:`retina.phenomena.adaptation.contrast_gain_control` records in ``sta_unresolved``, whose STA peak it found
+    below ``resolve_sd`` null sds, and that peak in null sds), else None. The contrast is the recorded one: the test
+    (peak < resolve_sd x null sd) and the recorded ratio (peak / null sd) can fall either side of ``resolve_sd`` by
+    rounding, where a search by the ratio found none (StopIteration)."""
+    name = result["sta_unresolved"][i]
+    if name is None:
         return None
-    return named.group(1), result[f"sta_peak_{named.group(1)}"][i]
+    return name, result[f"sta_peak_{name}"][i]
 
 
 def _sta_not_resolved_legend(result, frames: int) -> str:

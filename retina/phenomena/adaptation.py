@@ -328,7 +328,8 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates; ``sta_peak_low`` / ``sta_peak_high``: each cell's
     largest |entry| in null sds, NaN without a response, beside ``resolve_sd`` and ``sta_noise_reach``, what noise
-    unrelated to the rates reaches, :func:`sta_noise_reach`), ``nonlinearity not resolved``
+    unrelated to the rates reaches, :func:`sta_noise_reach`; ``sta_unresolved``: per cell the contrast, ``"low"`` or
+    ``"high"``, whose STA this reason names, else None), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast: the fitted line's rise over the shared bins not above
     :data:`ROUNDING_FLOOR` times the low-contrast run's largest rate). Every floor is relative to the cell's rates, so
     a cell's numbers do not depend on their scale: the absolute floors of 1e-9 spikes/s on the rates' range and on
@@ -362,6 +363,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out.update({f"nonlinearity_{name}": np.full((n_cells, n_bins), np.nan) for name in runs})
     out.update({f"sta_peak_{name}": np.full(n_cells, np.nan) for name in runs})
     reason = np.full(n_cells, "", dtype=object)
+    sta_unresolved = np.full(n_cells, None, dtype=object)  # the contrast whose unresolved STA is the cell's reason
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
@@ -371,7 +373,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
             out[f"sta_peak_{name}"][i] = np.abs(sta[i]).max() / null_sd
             if np.abs(sta[i]).max() < resolve_sd * null_sd:
-                reason[i] = reason[i] or f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
+                if not reason[i]:
+                    reason[i] = f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
+                    sta_unresolved[i] = name
                 continue
             temporal, spatial = _rank_one(sta[i], crop)
             drive = signal.lfilter(temporal, 1.0, movie.reshape(len(movie), -1) @ spatial.ravel())[targets]
@@ -397,7 +401,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out["gain_ratio"] = out["gain_high"] / out["gain_low"]
     out["latency_shift"] = out["latency_high"] - out["latency_low"]
     out["adapting"] = adaptation_call(out["gain_ratio"], out["latency_shift"], max_ratio, min_shift)
-    out["reason"] = reason
+    out["reason"], out["sta_unresolved"] = reason, sta_unresolved
     out["resolve_sd"], out["sta_noise_reach"] = float(resolve_sd), sta_noise_reach(n_lags, checker)
     out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
     out["contrasts"] = np.array([low, high])

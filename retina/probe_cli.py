@@ -423,7 +423,7 @@ def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
 
 def run_probe_oms(args) -> int:
     from neurozoo.datasets import retina_stimuli as stimuli
-    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivity, plot_oms
+    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivities, plot_oms
 
     circuit, settings = _oms_protocol(args)
     for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
@@ -431,8 +431,8 @@ def run_probe_oms(args) -> int:
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args, refuse=lambda n_cells, fitted_to: _refuse_other_circuit(args, n_cells, fitted_to))
     _needs_circuit_cells(args, info, "oms")
-    truth = object_motion_sensitivity(circuit, **settings)
-    fitted = object_motion_sensitivity(model, **settings)
+    results = object_motion_sensitivities({"truth": circuit, "model": model}, **settings)  # each movie made once
+    truth, fitted = results["truth"], results["model"]
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
     figure = plot_oms({args.model: fitted, "ground truth": truth}, figure_path(args.out, "oms"),
                       title=f"object-motion sensitivity ({args.kind}, protocol version {args.protocol_version})")

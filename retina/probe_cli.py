@@ -27,7 +27,8 @@ FIT_SEED_ONLY = "; unused with --checkpoint"
 def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", "naturalscene"), kind="whitenoise",
                 kind_help: str = "embedded recording (fixes the number of cells and the ground truth)",
                 seed_also: str = FIT_SEED_ONLY,
-                device_for: str = "the fit with --fit-embedded (the probe's responses are computed on the CPU)") -> None:
+                device_for: str = "the fit with --fit-embedded (the probe's responses are computed on the CPU)",
+                ) -> None:
     """The options every probe takes; ``seed_also``: what else its ``--seed`` draws; ``device_for``: what its
     ``--device`` runs."""
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
@@ -163,7 +164,8 @@ def _add_reduction(phenomena) -> None:
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")
-    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps of the integrated gradients (default 32)")
+    p.add_argument("--steps", type=at_least(1, 1024), default=32,
+                   help="integration steps of the integrated gradients (default 32)")
     p.add_argument("--start", type=at_least(0), default=0, help="first window of the held-out stimulus")
     p.add_argument("--frames", type=at_least(2, 100000), default=None,
                    help=f"windows analysed (default {DEFAULT_FRAMES}, or what the stimulus holds)")

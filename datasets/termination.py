@@ -1,15 +1,16 @@
 """SIGTERM (``kill``, a cluster's preemption, a service manager stopping ``zoo work``, ``zoo search --workers K``
-stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe points
-(:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which first agrees
-on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between the activation
-extraction batches of ``zoo score`` (imagenet.val's evaluation batches, a retina benchmark's probe stimuli:
-:data:`SafePoint`), between search trials and in a trial's setup (``convrnn.search.objective``), in the loop of a command that waits for its workers, while ``zoo work``
-supervises a sandboxed job, and between the jobs of ``zoo work`` and ``zoo run`` (a job scored in-process is
-finished and stored first), and at the end of each epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C
-there too: ``sigint_note``), and, for a request none of those saw, at the end of the outermost deferred block
-(:func:`sigterm_deferred`). Before the work begins, where a stop leaves nothing partial (a retina benchmark's or
-``zoo fit``'s imports and reading of their input, a trainer's setup, a search trial's look at its untrained model), it
-is raised at once: :func:`stopping_at_once`.
+stopping its other workers) as a request to stop, raised as ``KeyboardInterrupt("signal 15")`` only at safe
+points (:func:`raise_if_terminated`): before each training or validation batch of the ConvRNN trainer (which
+first agrees on the stop with its other ranks and saves a checkpoint, :func:`termination_requested`), between the
+activation extraction batches of ``zoo score`` (imagenet.val's evaluation batches, a retina benchmark's probe
+stimuli: :data:`SafePoint`), between search trials and in a trial's setup (``convrnn.search.objective``), in the
+loop of a command that waits for its workers, while ``zoo work`` supervises a sandboxed job, and between the jobs
+of ``zoo work`` and ``zoo run`` (a job scored in-process is finished and stored first), and at the end of each
+epoch of a retina fit (:func:`retina.fit.fit`, which defers Ctrl-C there too: ``sigint_note``), and, for a
+request none of those saw, at the end of the outermost deferred block (:func:`sigterm_deferred`). Before the work
+begins, where a stop leaves nothing partial (a retina benchmark's or ``zoo fit``'s imports and reading of their
+input, a trainer's setup, a search trial's look at its untrained model), it is raised at once:
+:func:`stopping_at_once`.
 
 The handler used to raise the interrupt itself, wherever Python happened to be. Inside a garbage-collector callback
 (optuna collects garbage after each trial) Python prints "Exception ignored in ..." with a traceback and drops the

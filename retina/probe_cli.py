@@ -27,7 +27,8 @@ FIT_SEED_ONLY = "; unused with --checkpoint"
 def _model_args(p: argparse.ArgumentParser, out_help: str, kinds=("whitenoise", "naturalscene"), kind="whitenoise",
                 kind_help: str = "embedded recording (fixes the number of cells and the ground truth)",
                 seed_also: str = FIT_SEED_ONLY,
-                device_for: str = "the fit with --fit-embedded (the probe's responses are computed on the CPU)") -> None:
+                device_for: str = "the fit with --fit-embedded (the probe's responses are computed on the CPU)",
+                ) -> None:
     """The options every probe takes; ``seed_also``: what else its ``--seed`` draws; ``device_for``: what its
     ``--device`` runs."""
     p.add_argument("model", help="retina model name (retina.MODELS, e.g. bncnn)")
@@ -163,7 +164,8 @@ def _add_reduction(phenomena) -> None:
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")
     p.add_argument("--k", type=integer_list(1), default=[1, 2, 4, 8],
                    help="numbers of kept units, comma-separated (default 1,2,4,8; each at most the layer's units)")
-    p.add_argument("--steps", type=at_least(1, 1024), default=32, help="integration steps of the integrated gradients (default 32)")
+    p.add_argument("--steps", type=at_least(1, 1024), default=32,
+                   help="integration steps of the integrated gradients (default 32)")
     p.add_argument("--start", type=at_least(0), default=0, help="first window of the held-out stimulus")
     p.add_argument("--frames", type=at_least(2, 100000), default=None,
                    help=f"windows analysed (default {DEFAULT_FRAMES}, or what the stimulus holds)")
@@ -423,7 +425,7 @@ def _refuse_other_circuit(args, n_cells: int, fitted_to: dict) -> None:
 
 def run_probe_oms(args) -> int:
     from neurozoo.datasets import retina_stimuli as stimuli
-    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivity, plot_oms
+    from neurozoo.retina.phenomena.adaptation import compare_indices, object_motion_sensitivities, plot_oms
 
     circuit, settings = _oms_protocol(args)
     for centre in settings["centres"]:  # a --radius whose disc covers a frame fails here, not after a fit of minutes
@@ -431,8 +433,8 @@ def run_probe_oms(args) -> int:
     _make_out(args.out)  # before the model is fitted or loaded
     model, info = _load_model(args, refuse=lambda n_cells, fitted_to: _refuse_other_circuit(args, n_cells, fitted_to))
     _needs_circuit_cells(args, info, "oms")
-    truth = object_motion_sensitivity(circuit, **settings)
-    fitted = object_motion_sensitivity(model, **settings)
+    results = object_motion_sensitivities({"truth": circuit, "model": model}, **settings)  # each movie made once
+    truth, fitted = results["truth"], results["model"]
     comparison = compare_indices(fitted["oms_index"], truth["oms_index"])
     figure = plot_oms({args.model: fitted, "ground truth": truth}, figure_path(args.out, "oms"),
                       title=f"object-motion sensitivity ({args.kind}, protocol version {args.protocol_version})")
@@ -520,24 +522,22 @@ def run_probe_gain_control(args) -> int:
           f"(ground truth: {truth_ratio}, {int(truth['adapting'].sum())}/{len(truth['adapting'])})")
     for i in range(len(fitted["gain_ratio"])):
         print(f"  {cell_name(i)}: model {_gain_control_row(fitted, i)}\n          truth {_gain_control_row(truth, i)}")
-    if any(_sta_unresolved(result, i) for result in (fitted, truth) for i in range(len(result["reason"]))):
+    if any(name is not None for result in (fitted, truth) for name in result["sta_unresolved"]):
         print(_sta_not_resolved_legend(truth, args.frames))
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
 
 def _sta_unresolved(result, i):
-    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the contrast the reason names, whose
-    STA peak :func:`retina.phenomena.adaptation.contrast_gain_control` found below ``resolve_sd`` null sds, and that
-    peak in null sds), else None. The contrast is the reason's: the test (peak < resolve_sd x null sd) and the
-    recorded ratio (peak / null sd) can fall either side of ``resolve_sd`` by rounding, where a search by the ratio
-    found none (StopIteration)."""
-    import re
-
-    named = re.match(r"STA not resolved \((\w+) contrast", result["reason"][i])
-    if named is None:
+    """``(contrast, peak)`` where cell ``i``'s reason is an STA not resolved (the contrast
+    :func:`retina.phenomena.adaptation.contrast_gain_control` records in ``sta_unresolved``, whose STA peak it found
+    below ``resolve_sd`` null sds, and that peak in null sds), else None. The contrast is the recorded one: the test
+    (peak < resolve_sd x null sd) and the recorded ratio (peak / null sd) can fall either side of ``resolve_sd`` by
+    rounding, where a search by the ratio found none (StopIteration)."""
+    name = result["sta_unresolved"][i]
+    if name is None:
         return None
-    return named.group(1), result[f"sta_peak_{named.group(1)}"][i]
+    return name, result[f"sta_peak_{name}"][i]
 
 
 def _sta_not_resolved_legend(result, frames: int) -> str:

@@ -314,6 +314,45 @@ def test_balanced_oms_responses_are_the_means_over_the_four_movies_of_each_condi
     assert result["oms_index"][0] == pytest.approx(9 / 13, abs=1e-12)
 
 
+def test_oms_of_several_systems_makes_each_movie_once_and_gives_each_its_numbers_alone(monkeypatch):
+    """``zoo probe oms`` (model and ground truth) and a test of many systems probe them together: each movie is made
+    once and shown to every system (2 centres x 3 conditions x 4 movies: 24, where one system at a time made 24
+    each), and each system's numbers are, bit for bit, those it gets alone. Centres are every system's: a system
+    of another cell count is refused, naming the shapes."""
+    from neurozoo.retina.phenomena.adaptation import object_motion_sensitivities
+
+    centres = np.array([[20.0, 20.0], [30.0, 31.0], [20.0, 20.0]])
+
+    def cells(nonlinearity):  # per cell: the rectified frame-to-frame change in a patch at its centre, minus a ring
+        def respond(movie):
+            change = nonlinearity(np.diff(movie, axis=0, prepend=movie[:1]))
+            return np.stack([5 + 40 * change[:, y - 3:y + 3, x - 3:x + 3].mean((1, 2))
+                             - 10 * change[:, y - 9:y + 9, x - 9:x + 9].mean((1, 2)) for y, x in centres.astype(int)])
+        return respond
+
+    systems = {"rectified": cells(lambda d: np.maximum(d, 0)), "full-wave": cells(np.abs)}
+    settings = {"centres": centres, "n_frames": 200, "balanced": True}
+    alone = {name: object_motion_sensitivity(system, **settings) for name, system in systems.items()}
+    made, object_motion = [], stimuli.object_motion
+
+    def counted(*args, **kwargs):
+        made.append((args, tuple(sorted(kwargs.items()))))
+        return object_motion(*args, **kwargs)
+
+    monkeypatch.setattr(stimuli, "object_motion", counted)
+    together = object_motion_sensitivities(systems, **settings)
+    assert len(made) == len(set(made)) == 24  # each movie once
+    for name in systems:
+        assert together[name].keys() == alone[name].keys()
+        for key, value in alone[name].items():
+            assert np.asarray(together[name][key]).tobytes() == np.asarray(value).tobytes(), (name, key)
+    assert np.isfinite(alone["rectified"]["oms_index"]).all()
+    assert alone["rectified"]["oms_index"].tolist() != alone["full-wave"]["oms_index"].tolist()
+    with pytest.raises(SpecError, match=r"^object_motion_sensitivity: centres must have shape \(2, 2\) \(y, x per "
+                                        r"cell\); got \(3, 2\)"):
+        object_motion_sensitivities({**systems, "two cells": lambda movie: np.ones((2, len(movie)))}, **settings)
+
+
 def test_tau_summary_counts_an_adapting_cell_whose_decay_is_not_resolved_among_the_adapting():
     """The ground truth's cell11 adapts (index 0.27) without a resolved time constant: the summary had counted the
     cells with a tau as the adapting ones ("median of 11/12 adapting cells"), one adapting cell left out."""
@@ -478,10 +517,10 @@ def test_probe_oms_fit_embedded_fits_on_the_object_motion_recording(tmp_path, mo
     class Analysed(Exception):
         """Raised in place of the analysis: the fit's recording is what is checked."""
 
-    def analysis(system, **settings):
+    def analysis(systems, **settings):
         raise Analysed(len(settings["centres"]))
 
-    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivity", analysis)
+    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivities", analysis)
     with pytest.raises(Analysed, match="^6$"):  # the object-motion circuit's six cells
         zoo(["probe", "oms", "ln", "--fit-embedded", "--out", str(tmp_path / "out"), "--quiet"])
     assert asked == ["oms-whitenoise"]
@@ -524,11 +563,11 @@ def test_probe_oms_takes_a_fit_to_the_object_motion_circuits_other_recordings_an
     class Analysed(Exception):
         """Raised in place of the analysis: the fit's recording and the cells are what is checked."""
 
-    def analysis(system, **settings):
+    def analysis(systems, **settings):
         raise Analysed(len(settings["centres"]))
 
     monkeypatch.setattr(embedded_fit, "fitted_embedded_model", fitted)
-    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivity", analysis)
+    monkeypatch.setattr("neurozoo.retina.phenomena.adaptation.object_motion_sensitivities", analysis)
     with pytest.raises(Analysed, match="^6$"):
         zoo(["probe", "oms", "ln", "--fit-embedded", "--kind", kind, "--out", str(tmp_path / "out"),
              "--quiet"])

@@ -145,6 +145,9 @@ def test_unresolved_cells_get_nan_and_a_reason():
     assert result["reason"][2] == f"STA not resolved (low contrast: peak {result['sta_peak_low'][2]:.1f} null sd)"
     assert result["sta_peak_low"][2] < result["resolve_sd"] == 6.0 and result["sta_peak_low"][0] >= 6.0
     assert np.isnan(result["sta_peak_low"][1]) and np.isnan(result["sta_peak_high"][1])  # no response: no STA read
+    # the contrast whose STA is the reason, as data (zoo probe reads it; no reason's text parsed): none where the reason
+    # is another
+    assert result["sta_unresolved"].tolist() == [None, None, "low"]
     # a diverged model's NaN (its STA's SVD did not converge, for all cells) is an error naming the cells, not a
     # per-cell reason (tests/test_phenomena_nonfinite.py)
     for key in ("gain_ratio", "gain_low", "latency_low", "latency_high", "latency_shift"):
@@ -400,14 +403,15 @@ def test_the_docs_section_that_zoo_probe_names_is_there():
 def test_an_unresolved_sta_at_the_threshold_to_rounding_is_said_not_raised():
     """contrast_gain_control tests a peak against ``resolve_sd * null_sd``, and records it as ``peak / null_sd``: the
     two disagree at the threshold to rounding (a peak 0.241704499219308 against a null sd 0.040284083203218: below 6
-    times it, not resolved, while their ratio rounds to 6.0, not below 6). zoo probe gain-control's row looked for a contrast whose
-    recorded peak was below resolve_sd and found none: StopIteration, a traceback. It says the contrast the reason
-    names."""
+    times it, not resolved, while their ratio rounds to 6.0, not below 6). zoo probe gain-control's row looked for a
+    contrast whose recorded peak was below resolve_sd and found none: StopIteration, a traceback. It says the contrast
+    contrast_gain_control records as not resolved (``sta_unresolved``)."""
     from neurozoo.retina.probe_cli import _gain_control_row
 
     peak, null_sd, resolve_sd = 0.241704499219308, 0.040284083203218, 6.0
     assert peak < resolve_sd * null_sd and not peak / null_sd < resolve_sd  # as contrast_gain_control computes them
     result = {"reason": [f"STA not resolved (low contrast: peak {peak / null_sd:.1f} null sd)"],
+              "sta_unresolved": ["low"],
               "sta_peak_low": np.array([peak / null_sd]), "sta_peak_high": np.array([np.nan]),
               "resolve_sd": resolve_sd, "sta_noise_reach": 5.49}
     assert _gain_control_row(result, 0) == ("n/a (STA not resolved at low contrast: peak 6.00 null sd < resolve_sd 6, "

@@ -4,7 +4,7 @@ as :mod:`retina.phenomena.analyses` (any system via :func:`as_responder`; dict o
 from __future__ import annotations
 
 import numbers
-from typing import Dict, Optional, Tuple
+from typing import Dict, Mapping, Optional, Tuple
 
 import numpy as np
 from scipy import ndimage, signal
@@ -328,7 +328,8 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     ``STA not resolved`` (no STA entry above ``resolve_sd`` times its null sd, ``contrast * sqrt(sum (r - mean r)^2)
     / sum r``: the sd of the STA of noise unrelated to the rates; ``sta_peak_low`` / ``sta_peak_high``: each cell's
     largest |entry| in null sds, NaN without a response, beside ``resolve_sd`` and ``sta_noise_reach``, what noise
-    unrelated to the rates reaches, :func:`sta_noise_reach`), ``nonlinearity not resolved``
+    unrelated to the rates reaches, :func:`sta_noise_reach`; ``sta_unresolved``: per cell the contrast, ``"low"`` or
+    ``"high"``, whose STA this reason names, else None), ``nonlinearity not resolved``
     (fewer than 3 shared bins, or no slope at low contrast: the fitted line's rise over the shared bins not above
     :data:`ROUNDING_FLOOR` times the low-contrast run's largest rate). Every floor is relative to the cell's rates, so
     a cell's numbers do not depend on their scale: the absolute floors of 1e-9 spikes/s on the rates' range and on
@@ -362,6 +363,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out.update({f"nonlinearity_{name}": np.full((n_cells, n_bins), np.nan) for name in runs})
     out.update({f"sta_peak_{name}": np.full(n_cells, np.nan) for name in runs})
     reason = np.full(n_cells, "", dtype=object)
+    sta_unresolved = np.full(n_cells, None, dtype=object)  # the contrast whose unresolved STA is the cell's reason
     for i in range(n_cells):
         for name, (contrast, movie, rates, sta) in runs.items():
             r = rates[i, targets]
@@ -371,7 +373,9 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
             null_sd = contrast * np.sqrt(((r - r.mean()) ** 2).sum()) / abs(r.sum())
             out[f"sta_peak_{name}"][i] = np.abs(sta[i]).max() / null_sd
             if np.abs(sta[i]).max() < resolve_sd * null_sd:
-                reason[i] = reason[i] or f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
+                if not reason[i]:
+                    reason[i] = f"STA not resolved ({name} contrast: peak {np.abs(sta[i]).max() / null_sd:.1f} null sd)"
+                    sta_unresolved[i] = name
                 continue
             temporal, spatial = _rank_one(sta[i], crop)
             drive = signal.lfilter(temporal, 1.0, movie.reshape(len(movie), -1) @ spatial.ravel())[targets]
@@ -397,7 +401,7 @@ def contrast_gain_control(system, low: float = 0.3, high: float = 1.0, frames: i
     out["gain_ratio"] = out["gain_high"] / out["gain_low"]
     out["latency_shift"] = out["latency_high"] - out["latency_low"]
     out["adapting"] = adaptation_call(out["gain_ratio"], out["latency_shift"], max_ratio, min_shift)
-    out["reason"] = reason
+    out["reason"], out["sta_unresolved"] = reason, sta_unresolved
     out["resolve_sd"], out["sta_noise_reach"] = float(resolve_sd), sta_noise_reach(n_lags, checker)
     out["nonlinearity_x"] = (edges[:-1] + edges[1:]) / 2
     out["contrasts"] = np.array([low, high])
@@ -428,6 +432,18 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
     nor the correlation of a linear centre's and surround's drives under coherent motion, whose sign the inverse
     grating flips (a static nonlinearity turned it into an index: docs/retina.md, "OMS"); a pool of rectified
     subunits, which answers either polarity alike, keeps its coherence-specific suppression."""
+    return object_motion_sensitivities({"system": system}, centres, n_frames, radius, bar_width, contrast, speed,
+                                       smoothness, seed, settle, min_response, balanced)["system"]
+
+
+def object_motion_sensitivities(systems: Mapping[str, object], centres: Optional[np.ndarray] = None,
+                                n_frames: int = 1000, radius: float = 12.0, bar_width: int = 4, contrast: float = 0.3,
+                                speed: float = 1.0, smoothness: float = 20.0, seed: int = 0, settle: int = 100,
+                                min_response: float = 0.1, balanced: bool = False) -> Dict[str, Dict[str, np.ndarray]]:
+    """:func:`object_motion_sensitivity` of each of ``systems`` (name -> system), by name: each movie is made once and
+    shown to every system (``zoo probe oms``'s model and ground truth, a test's many systems) rather than remade per
+    system, one movie held at a time; each system's numbers are those it gets alone. ``centres`` (given) is every
+    system's, which must each have as many cells."""
     check_settings("object_motion_sensitivity", frames={"n_frames": n_frames, "bar_width": bar_width},
                    contrasts={"contrast": contrast}, positive={"speed": speed, "smoothness": smoothness})
     if check_integer(settle, "object_motion_sensitivity: settle", least=0, error=SpecError) >= n_frames:
@@ -435,36 +451,46 @@ def object_motion_sensitivity(system, centres: Optional[np.ndarray] = None, n_fr
         raise SpecError(f"object_motion_sensitivity: settle={settle}, n_frames={n_frames}: expected settle < n_frames "
                         "(the response is the mean after the settle frames)")
     check_movie("object_motion_sensitivity", n_frames)
-    respond = as_responder(system, protocol="object_motion_sensitivity")
-    grey = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
-                   probe="a grey screen (the baseline)")[:, settle:]
-    baseline, size = grey.mean(1), np.abs(grey).max(1)  # size: each cell's largest rate (above_rounding)
-    n_cells = len(baseline)
-    if centres is None:
-        centres = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2)
-    centres = np.asarray(centres, float)
-    if centres.shape != (n_cells, 2):
-        raise SpecError(f"object_motion_sensitivity: centres must have shape ({n_cells}, 2) (y, x per cell); "
-                        f"got {centres.shape}")
     conditions = ("global", "differential", "object")
-    responses = {c: np.empty(n_cells) for c in conditions}
-    unique, which = np.unique(centres, axis=0, return_inverse=True)
+    probed = {}  # name -> (respond, baseline, size, centres, which unique centre each cell's is, responses)
+    unique = np.empty((0, 2))
+    for name, system in systems.items():
+        respond = as_responder(system, protocol="object_motion_sensitivity")
+        grey = respond(np.zeros((settle + 100, stimuli.FRAME_SIZE, stimuli.FRAME_SIZE), np.float32),
+                       probe="a grey screen (the baseline)")[:, settle:]
+        baseline, size = grey.mean(1), np.abs(grey).max(1)  # size: each cell's largest rate (above_rounding)
+        n_cells = len(baseline)
+        at = np.full((n_cells, 2), stimuli.FRAME_SIZE / 2) if centres is None else np.asarray(centres, float)
+        if at.shape != (n_cells, 2):
+            raise SpecError(f"object_motion_sensitivity: centres must have shape ({n_cells}, 2) (y, x per cell); "
+                            f"got {at.shape}")
+        unique, which = np.unique(at, axis=0, return_inverse=True)  # one centre, or the given ones: every system's
+        probed[name] = (respond, baseline, size, at, which.ravel(), {c: np.empty(n_cells) for c in conditions})
     variants = [(swap, sign) for swap in (False, True) for sign in (1.0, -1.0)] if balanced else [(False, 1.0)]
     for k, centre in enumerate(unique):
-        cells = np.flatnonzero(which.ravel() == k)
         for condition in conditions:
-            mean = 0.0
+            means = {name: 0.0 for name in probed}
             for swap, sign in variants:
                 movie = stimuli.object_motion(condition, n_frames, tuple(centre), radius, bar_width, contrast, speed,
                                               smoothness, seed, swap_paths=swap, background_sign=sign)
                 variant = f"{', paths swapped' if swap else ''}{', background inverted' if sign < 0 else ''}"
-                rates = respond(movie, probe=f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g})"
-                                             f"{variant}")
-                mean = mean + rates[cells, settle:].mean(1) / len(variants)
-                size[cells] = np.maximum(size[cells], np.abs(rates[cells, settle:]).max(1))
-            responses[condition][cells] = mean - baseline[cells]
+                probe = f"{condition} motion centred at (y, x) = ({centre[0]:g}, {centre[1]:g}){variant}"
+                for name, (respond, _, size, _, which, _) in probed.items():
+                    cells = np.flatnonzero(which == k)
+                    rates = respond(movie, probe=probe)
+                    means[name] = means[name] + rates[cells, settle:].mean(1) / len(variants)
+                    size[cells] = np.maximum(size[cells], np.abs(rates[cells, settle:]).max(1))
+            for name, (_, baseline, _, _, which, responses) in probed.items():
+                cells = np.flatnonzero(which == k)
+                responses[condition][cells] = means[name] - baseline[cells]
+    return {name: _oms_result(baseline, size, at, responses, min_response)
+            for name, (_, baseline, size, at, _, responses) in probed.items()}
+
+
+def _oms_result(baseline, size, centres, responses, min_response: float) -> Dict[str, np.ndarray]:
+    """One system's :func:`object_motion_sensitivity` from its baseline, largest rates and responses per condition."""
     motion = np.abs(responses["differential"]) + np.abs(responses["global"])
-    reason = np.full(n_cells, "", dtype=object)
+    reason = np.full(len(baseline), "", dtype=object)
     reason[~above_rounding(motion, size)] = "no motion response (|differential| + |global| at rounding level)"
     reason[~(motion >= min_response)] = ("no motion response (|differential| + |global| below "
                                          f"min_response={min_response:g})")

@@ -636,6 +636,10 @@ def check_requirements(path: Path) -> List[str]:
         if not text:
             continue
         where = f"{REQUIREMENTS}: line {number}: {_short(text)}"
+        control = next((character for character in text if unicodedata.category(character) == "Cc"
+                        and character != "\t"), None)
+        if control is not None:  # zoo submit --check prints each line: a marker's string may hold any character
+            raise SubmissionError(f"{where} has a control character ({control!r}); expected one requirement a line")
         if text.startswith("-"):
             raise SubmissionError(f"{where}: pip options (-r, -e, --index-url, ...) are not supported; nothing is "
                                   "installed for a submission: list only packages, e.g. 'numpy>=1.24'")

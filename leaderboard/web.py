@@ -115,6 +115,36 @@ class PageCache:
         return (await self.aentry(key, make, version))[1]
 
 
+#: headers of every response: no type guessed from the bytes, and on the pages scripts from this server's own files only
+#: (sort.js, fold.js), nothing loaded from elsewhere, no form, no frame around them. The pages show submitters' text
+#: escaped (Jinja) and figures drawn here (views.line_chart_svg), so no script of theirs runs; this keeps it so were an
+#: escape ever missed. Inline style attributes stay allowed (an aggregate's indent).
+SECURITY_HEADERS = ((b"x-content-type-options", b"nosniff"),
+                    (b"content-security-policy", b"default-src 'self'; script-src 'self'; style-src 'self' "
+                                                 b"'unsafe-inline'; img-src 'self' data:; object-src 'none'; "
+                                                 b"base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+                    (b"referrer-policy", b"same-origin"))
+
+
+class SecurityHeaders:
+    """ASGI middleware adding :data:`SECURITY_HEADERS` to every HTTP response (a plain ASGI wrapper: an upload's body
+    streams through untouched)."""
+
+    def __init__(self, app):
+        self.app = app
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def with_headers(message):
+            if message["type"] == "http.response.start":
+                message = {**message, "headers": [*message.get("headers", []), *SECURITY_HEADERS]}
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
 def warm_up() -> None:
     """Import what the first submission and the first page would import (model and benchmark registries, the
     figures' tick helpers: matplotlib's locator): seconds of imports under the GIL would otherwise stall every
@@ -149,6 +179,7 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
     # no /docs or /redoc: FastAPI serves them with scripts from a CDN, so offline they were blank pages; the API's
     # machine-readable description stays at /openapi.json
     app = FastAPI(title="neurozoo leaderboard", docs_url=None, redoc_url=None)
+    app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=str(STATIC)), name="static")
     app.state.db = db
 

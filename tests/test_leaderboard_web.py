@@ -607,6 +607,19 @@ def test_an_unknown_page_is_an_html_404_and_the_api_keeps_json(client):
     assert api.status_code == 401 and api.json()["detail"].startswith("a valid token is required")
 
 
+def test_every_response_forbids_type_guessing_and_the_pages_run_only_the_servers_own_scripts(client):
+    """No response said its type was not to be guessed, nor limited where a page's scripts come from: a missed escape
+    of a submitter's text would have run as a script. The browser test sorts the ranking under this policy (sort.js)."""
+    responses = {path: client.get(path) for path in ("/", "/models/alpha", f"/benchmarks/{V4}", "/models/nobody",
+                                                     "/static/sort.js", "/api/ranking", "/api/submissions/1")}
+    assert [r.status_code for r in responses.values()] == [200, 200, 200, 404, 200, 200, 401]
+    for path, response in responses.items():
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'", path
+        assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'", path
+    assert "<script>" not in responses["/"].text and "onclick" not in responses["/"].text  # nothing inline to allow
+
 def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, client):
     from urllib.parse import quote
 

@@ -287,7 +287,9 @@ def create_app(db_url: Optional[str] = None, submissions_dir: Optional[Path] = N
 
     @app.post("/api/submissions", status_code=201)
     async def api_submit(request: Request):
-        user = user_of(request)
+        # the token is looked up in a worker thread: in the event loop, a database slow to answer (a PostgreSQL server
+        # restarting, unreachable) held every reader's page, cached ones too, for as long, at any POST with any token
+        user = await run_in_threadpool(user_of, request)
         store.mkdir(parents=True, exist_ok=True)
         # streamed to disk as it arrives (it was held in memory, up to the cap); the file is "upload" in messages.
         # Named with this process's host and pid: a server killed (SIGKILL) while receiving or queueing an upload left

@@ -225,6 +225,35 @@ def test_an_upload_is_streamed_to_disk_not_held_in_memory(server, db, tmp_path, 
     assert not list(store.glob(".upload-*"))
 
 
+def test_a_slow_token_lookup_holds_no_readers_page(server, db, monkeypatch):
+    """An upload's token was looked up in the event loop: a database slow to answer (a PostgreSQL server restarting or
+    out of reach) held every reader's page, cached ones too, for as long, at any POST with any token."""
+    import http.client
+
+    real = db.user_for_token
+    monkeypatch.setattr(db, "user_for_token", lambda token: time.sleep(3) or real(token))
+    host, port = server[len("http://"):].split(":")
+    reader = http.client.HTTPConnection(host, int(port), timeout=30)
+    reader.request("GET", "/")
+    assert reader.getresponse().read()  # the ranking rendered and cached
+    answers = []
+
+    def post():
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", "/api/submissions", body=b"x", headers={"Authorization": "Bearer nope"})
+        answers.append(connection.getresponse().status)
+
+    upload = threading.Thread(target=post)
+    upload.start()
+    time.sleep(0.5)  # the lookup under way
+    started = time.monotonic()
+    reader.request("GET", "/")
+    response = reader.getresponse()
+    assert response.status == 200 and response.read() and time.monotonic() - started < 1.5
+    assert upload.is_alive()  # the page did not wait for it
+    upload.join(30)
+    assert answers == [401]
+
 def test_an_upload_over_the_cap_is_refused_and_leaves_no_file(db, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 

@@ -744,8 +744,10 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
-    # likewise: a fit by another objective, or the observed spike history, never a row with the benchmark's own score
-    qualifiers = [*([f"{args.objective} objective"] if objective else []),
+    # likewise: a fit or score of some of the file's cells (--cells; a zoo fit --cells fit's weights on the whole
+    # file), by another objective, or with the observed spike history, never a row with the benchmark's own score
+    qualifiers = [*([f"cells {','.join(map(str, cells['cells']))}"] if cells else []),
+                  *([f"{args.objective} objective"] if objective else []),
                   *(["observed spike history"] if history else [])]
     if qualifiers:
         name += f" ({', '.join(qualifiers)})"

@@ -5,6 +5,7 @@ import contextlib
 import json
 import re
 import shutil
+import sqlite3
 
 import h5py
 import numpy as np
@@ -249,6 +250,13 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
     assert (chosen.value, chosen.ceiling) == pytest.approx((of_alone.value, of_alone.ceiling), rel=1e-5)
     assert chosen.settings["cells"] == [2, 4] and chosen.settings["rerun"]["cells"] == "cell05,2"
     assert "cells" not in of_alone.settings and "cells" not in of_alone.settings["rerun"]
+    # a fit of some cells is another model than the file's fit: its name says the cells (the file's indices), in the
+    # output, the record and zoo score --records, where both read "ln" and only the value differed
+    assert (chosen.model, of_alone.model) == ("ln (cells 2,4)", "ln")
+    assert "ln (cells 2,4) on retina_h5.heldout: " in capsys.readouterr().out
+    capsys.readouterr()
+    assert zoo(["score", "--records", "--db", db]) == 0
+    assert re.search(rf"^{chosen.id}\s+\S+ \S+\s+ln \(cells 2,4\)\s+retina_h5.heldout", capsys.readouterr().out, re.M)
     # the API with the same fit setting: the same fit (the fit cache's folder of those cells), the same numbers
     from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
 
@@ -258,6 +266,13 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
     capsys.readouterr()
     assert zoo(["reproduce", str(chosen.id), "--db", db]) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
+    # a record stored before the name said the cells: the same registered model, a note
+    with sqlite3.connect(tmp_path / "r.sqlite") as connection:
+        connection.execute("UPDATE scores SET model = 'ln' WHERE id = ?", (chosen.id,))
+    assert zoo(["reproduce", str(chosen.id), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "model: stored display name 'ln', rerun 'ln (cells 2,4)': the same registered model 'ln'" in out
+    assert "reproduced: bit-identical" in out
 
     # refused before any fit, nothing stored
     monkeypatch = pytest.MonkeyPatch()
@@ -326,6 +341,7 @@ def test_zoo_score_of_a_checkpoint_names_its_cells_option_for_a_cell_silent_in_t
     assert zoo([*score, "--data", str(recording)]) == 0
     others, every = ResultsStore(db).records()
     assert others.settings["cells"] == [0, *range(2, 12)]
+    assert (others.model, every.model) == ("ln@model.pt (cells 0,2,3,4,5,6,7,8,9,10,11)", "ln@model.pt")
     assert others.settings["rerun"]["cells"] == "0,2,3,4,5,6,7,8,9,10,11"
     assert [row["cell"] for row in others.per_bin] == [row["cell"] for row in every.per_bin if row["cell"] != "cell02"]
     assert np.abs(_per_cell(others)[:, 0]).max() > 0.05  # correlations of a fit, not zeros that match anyway
@@ -429,6 +445,9 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     assert settings["cells"] == settings["fitted_to"]["cells"] == [2, 4] and "cells" not in settings["rerun"]
     assert "cells" not in of_alone.settings
     assert agreeing.settings["cells"] == [2, 4] and agreeing.settings["rerun"]["cells"] == "cell05,2"
+    # the weights of those cells on the whole file are marked so, on the file of those cells alone not
+    assert [r.model for r in (of_checkpoint, of_cells, of_alone, agreeing)] == [
+        "ln@model.pt (cells 2,4)", "ln (cells 2,4)", "ln@model.pt", "ln@model.pt (cells 2,4)"]
     for record in (of_checkpoint, agreeing):
         capsys.readouterr()
         assert zoo(["reproduce", str(record.id), "--db", db]) == 0
@@ -443,6 +462,7 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     assert zoo([*score, "--data", str(alone), "--checkpoint", weights, "--cells", "1"]) == 0
     one = ResultsStore(db).records()[-1]
     assert one.settings["cells"] == [1] and [row["cell"] for row in one.per_bin] == ["cell02"]
+    assert one.model == "ln@model.pt (cells 1)"
     np.testing.assert_allclose(_per_cell(one), _per_cell(of_alone)[1:], rtol=1e-12, atol=0)
     bare = tmp_path / "bare" / "model.pt"  # the weights without the summary.json that names their cells
     bare.parent.mkdir()

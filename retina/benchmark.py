@@ -156,8 +156,9 @@ class HeldoutBenchmark:
 
         ``cells`` (:attr:`retina.fit.FitConfig.cells`: indices and/or names of the recording's cells): for a name,
         the cells it is fitted to and scored on; for a fitted module, the cells its outputs are (a ``zoo fit --cells``
-        fit's, which its summary.json records), scored on those alone, its output count checked against them. Either
-        way the score's settings keep the selection (``cells``, the indices)."""
+        fit's, which its summary.json records), scored on those alone, its output count checked against them, or, for
+        a module of every cell of the file, the cells whose outputs are scored (:func:`scored_outputs`). Either way the
+        score's settings keep the selection (``cells``, the indices)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
         from neurozoo.retina.fit import check_heldout_history, create_model, evaluate, provenance
         from neurozoo.retina.metrics import summary

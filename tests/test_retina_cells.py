@@ -27,6 +27,16 @@ def recording(tmp_path_factory):
     return generate_recording(tmp_path_factory.mktemp("cells") / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
 
 
+def _silent_in_training(path, out):
+    """``path`` with cell02 0 at every frame of ``train/`` (every response), as it is in ``test/``: a cell silent
+    through training that responds held out."""
+    shutil.copy(path, out)
+    with h5py.File(out, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    return out
+
+
 def _metrics(folder):
     import pandas as pd
 
@@ -130,11 +140,7 @@ def test_a_cell_silent_in_training_refused_names_the_cells_option_that_fits_the_
     out; that command fits the others (the check is of the selected cells only)."""
     from neurozoo.leaderboard.cli import main as zoo
 
-    path = tmp_path / "silent.h5"
-    shutil.copy(recording, path)
-    with h5py.File(path, "a") as f:
-        for key in f["train/response"]:
-            f[f"train/response/{key}"][1] = 0.0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
     with pytest.raises(DataError, match=re.escape("1 of 12 cells is 0 at every frame (cell02) but responds in test/")):
         checked_experiment(path)
     argv = ["fit", "ln", "--data", str(path), *FIT, "--out", str(tmp_path / "fit")]
@@ -297,11 +303,7 @@ def test_zoo_score_names_its_own_cells_option_for_a_cell_silent_in_training(reco
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main as zoo
 
-    path = tmp_path / "silent.h5"
-    shutil.copy(recording, path)
-    with h5py.File(path, "a") as f:
-        for key in f["train/response"]:
-            f[f"train/response/{key}"][1] = 0.0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
     db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
     score = ["score", "ln", "retina_h5.heldout", "--data", str(path), "--db", db, "--out", out]
     assert zoo(score) == 2
@@ -326,11 +328,7 @@ def test_zoo_score_of_a_checkpoint_names_its_cells_option_for_a_cell_silent_in_t
 
     fit = tmp_path / "fit"
     assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(fit)]) == 0
-    path = tmp_path / "silent.h5"
-    shutil.copy(recording, path)
-    with h5py.File(path, "a") as f:
-        for key in f["train/response"]:
-            f[f"train/response/{key}"][1] = 0.0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
     db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
     score = ["score", "ln", "retina_h5.heldout", "--checkpoint", str(fit / "model.pt"), "--db", db, "--out", out]
     assert zoo([*score, "--data", str(path)]) == 2

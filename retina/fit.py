@@ -1112,7 +1112,7 @@ def check_heldout_history(model: nn.Module, heldout_history: str, name: Optional
 
 
 def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, heldout_history: str = "simulated",
-             cells=None, **kwargs):
+             cells=None, outputs=None, **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
 
     ``target_lag=1``: deep-retina's alignment (:class:`~neurozoo.datasets.retina_h5.StimulusWindows`), the window
@@ -1121,7 +1121,8 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
     ``"observed"`` feeds it the test split's binned counts (the repeats' average) one frame ahead, as deep-retina's
     scripts/fit_glms.py (64a39f3, lines 136-138: the test feed's ``spkhist``) -- the history then carries the response
     being predicted. ``cells``: the cells the model was fitted to (:attr:`FitConfig.cells`; None, all), the only ones
-    scored."""
+    scored. ``outputs``: the file's cells scored of a model of every cell (indices, file order; None: all), its
+    outputs run as fitted and the others' rows left out."""
     from neurozoo.retina.metrics import heldout_metrics
 
     if target_lag not in (0, 1):
@@ -1132,7 +1133,10 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
         kwargs["observed_history"] = test.response("binned")
     prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
     prediction = prediction[:, :prediction.shape[1] - target_lag]
-    return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1 + target_lag:], cells=test.cells)
+    repeats, names = test.repeats, test.cells
+    if outputs is not None:
+        prediction, repeats, names = prediction[outputs], repeats[outputs], [names[i] for i in outputs]
+    return heldout_metrics(prediction, repeats[:, :, N_FRAMES - 1 + target_lag:], cells=names)
 
 
 #: what :func:`recorded_settings` states beside the :class:`FitConfig` settings: no setting of a fit (a reader that

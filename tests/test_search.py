@@ -816,6 +816,25 @@ def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
     assert main(["search", *argv]) == 2 and not (tmp_path / "run2").exists()
 
 
+def test_a_library_searchs_trials_record_the_device_auto_gives(tiny, tmp_path):
+    """``TrialSettings``' default ``device="auto"`` went into every trial's TrainConfig as given, so a Python caller's
+    trials recorded ``auto`` (run.json's config, the study's ``run`` attribute, an exported score's training
+    settings), where zoo search's record the device (its --device is resolved first): the Trainer resolves it now."""
+    from neurozoo.convrnn.search import Objective, TrialSettings
+    from neurozoo.convrnn.search.export import score_records
+    from neurozoo.convrnn.training.distributed import auto_device
+
+    space = load_space(tiny / "tiny_space.yaml")
+    settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / "run"), epochs=1, batch_size=6,
+                             image_size=32, width_multiplier=1.0, max_steps_per_epoch=1)
+    assert settings.device == "auto"
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(space, settings), n_trials=1)
+    trial, device = study.trials[0], auto_device("auto")
+    run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+    assert run["config"]["device"] == trial.user_attrs["run"]["config"]["device"] == device
+    assert score_records(study, space, settings)[0]["settings"]["training"]["device"] == device
+
 # ---------------------------------------------------------------------------- ground truth
 # The image is shown at step 0 only and the answer is read at step 5: through the feedforward path alone the last
 # readout sees only the grey that follows (conv1 -> conv2 -> conv3 -> readout takes 3 steps), so a model without

@@ -5,7 +5,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -1405,8 +1404,10 @@ def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
                 break
         else:
             pytest.fail("the two workers never trained an epoch each")
+        from neurozoo.datasets.cache import worker_name
+
         workers = _children(proc.pid)
-        assert len(workers) == 2 and {f"{socket.gethostname()}:{pid}" for pid in workers} == {
+        assert len(workers) == 2 and {worker_name(pid) for pid in workers} == {
             t.user_attrs["worker"] for t in running}
         os.kill(proc.pid, signal.SIGKILL)  # the command alone, not its workers
         proc.wait()  # dead: the kernel has signalled its workers
@@ -2605,6 +2606,7 @@ def test_a_trial_of_a_worker_dead_on_this_host_is_recovered_at_once_not_counted_
     import warnings
 
     from neurozoo.convrnn.search.study import fail_stale_trials
+    from neurozoo.datasets.cache import worker_name
 
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
     if url is None:
@@ -2616,8 +2618,7 @@ def test_a_trial_of_a_worker_dead_on_this_host_is_recovered_at_once_not_counted_
     with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
         warnings.simplefilter("ignore", UserWarning)
         trials = [study.ask() for _ in range(3)]
-    for trial, worker in zip(trials, (f"{socket.gethostname()}:{gone.pid}", f"{socket.gethostname()}:{os.getpid()}",
-                                      f"othermachine:{gone.pid}")):
+    for trial, worker in zip(trials, (worker_name(gone.pid), worker_name(), f"othermachine:{gone.pid}")):
         trial.set_user_attr("worker", worker)
         storage.record_heartbeat(trial._trial_id)  # all fresh: the killed one beat seconds before it died
     fail_stale_trials(study)  # the rerun's check

@@ -218,6 +218,11 @@ class FitResult:
     calibrated_now: bool = False
 
 
+#: what a fit refused to resume its output folder's checkpoint (another recording, other settings, other weights)
+#: says to do, in Python's words and in zoo fit's
+ANOTHER_FOLDER_OR_AFRESH = "use another output folder (out= / --out) or start afresh (resume=False / --no-resume)"
+
+
 class ResumeRefused(DataError):
     """:func:`fit`'s refusal to resume the checkpoint ``checkpoint`` of a fit with other settings (``changed``, e.g.
     ``["stimulus_class naturalscene -> whitenoise"]``), before anything is fitted or written. A caller whose user
@@ -225,7 +230,7 @@ class ResumeRefused(DataError):
     way."""
 
     def __init__(self, checkpoint: Path, changed: Sequence[str],
-                 advice: str = "use another output folder or start afresh (resume=False / --no-resume)"):
+                 advice: str = ANOTHER_FOLDER_OR_AFRESH):
         self.checkpoint, self.changed = checkpoint, list(changed)
         super().__init__(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); {advice}")
 
@@ -708,12 +713,12 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             raise DataError(f"{error}; delete it, or start afresh (resume=False / --no-resume)") from None
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
-                            "use another output folder or start afresh (resume=False / --no-resume)")
+                            f"{ANOTHER_FOLDER_OR_AFRESH}")
         # two recordings named alike share `zoo fit`'s default folder (day1/expt.h5, day2/expt.h5): resuming would report
         # one recording's fit as the other's, or a fit of another seed or learning rate as this one
         if saved.get("data_sha256") not in (None, data_sha256):
             raise DataError(f"{checkpoint}: a fit to other data (sha256 {saved['data_sha256'][:12]}; {recording.path}: "
-                            f"{data_sha256[:12]}); use another output folder or start afresh (resume=False / --no-resume)")
+                            f"{data_sha256[:12]}); {ANOTHER_FOLDER_OR_AFRESH}")
         then = dict(saved.get("config", {}))
         if "batching" in then:  # a checkpoint written before batching was resolved holds "auto"
             then["batching"] = resolved_batching(model, then["batching"])
@@ -749,12 +754,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         try:
             model.load_state_dict(saved["model"])
         except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link
-            raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
-                            "--no-resume)") from None
+            raise DataError(f"{checkpoint}: {error}; {ANOTHER_FOLDER_OR_AFRESH}") from None
         except RuntimeError:  # one class, other layers (bncnn2016's weights in a bncnn fit's folder, or the reverse)
             mismatch = state_mismatch(model, saved["model"])
-            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); use another output "
-                            "folder or start afresh (resume=False / --no-resume)") from None
+            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); "
+                            f"{ANOTHER_FOLDER_OR_AFRESH}") from None
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])

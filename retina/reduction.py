@@ -115,7 +115,10 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
 
     ``correlation``: Pearson r between reduced and full responses over the windows; ``variance_explained``:
     ``1 - mean((full - reduced)^2) / var(full)`` (:data:`VARIANCE_EXPLAINED_VERSION`: a shifted mean rate counts);
-    also the ranking, normalised importances and the completeness gap.
+    also the ranking, normalised importances and the completeness gap. Where the full response's sd over the
+    windows is below :data:`FLAT_RESPONSE_SD` (``flat``: a cell the model keeps silent) the four numbers are NaN:
+    they were ratios of rounding noise (VE -4e24 and r 0.87 printed for a cell whose model rate stayed below 1e-9
+    spikes/s).
     ``contribution_rates``: ``F(baseline) + sum of the kept units' attributions`` per window, the response as the
     kept units' stimulus-dependent contributions alone (by completeness, all units give ``F(x)`` up to the gap), with
     ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
@@ -147,6 +150,7 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
             full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
         if attribution.values.shape[0] != len(full_rates):
             raise ValueError(f"attribution: {attribution.values.shape[0]} windows; x has {len(full_rates)}")
+        flat = bool(full_rates.std() < FLAT_RESPONSE_SD)  # nothing to match: r and VE of rounding noise, left NaN
         reports = []
         for n in ks:
             reduced = reduce_model(model, layer, order[:n], fill=fill, x=x)
@@ -158,10 +162,12 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
                 "cell": cell, "layer": layer, "k": n, "fill": fill, "rule": rule, "site": site, "by": by,
                 "ranking": order.tolist(), "importance": list(importance),
                 "kept_units": sorted(order[:n].tolist()),
-                "correlation": float(correlation(full_rates, reduced_rates)),
-                "variance_explained": _variance_explained(full_rates, reduced_rates),
-                "contribution_correlation": float(correlation(full_rates, contribution_rates)),
-                "contribution_variance_explained": _variance_explained(full_rates, contribution_rates),
+                "full_response_sd": float(full_rates.std()), "flat": flat,
+                "correlation": np.nan if flat else float(correlation(full_rates, reduced_rates)),
+                "variance_explained": np.nan if flat else _variance_explained(full_rates, reduced_rates),
+                "contribution_correlation": np.nan if flat else float(correlation(full_rates, contribution_rates)),
+                "contribution_variance_explained": (np.nan if flat
+                                                    else _variance_explained(full_rates, contribution_rates)),
                 "contribution_rates": contribution_rates,
                 "completeness_gap": gap,
                 "reduced_rates": reduced_rates, "full_rates": full_rates.copy(),
@@ -189,6 +195,10 @@ def check_attribution(attribution: Attribution, cell: int, layer: int, steps: in
         if got is not None and got != value:
             raise ValueError(f"attribution.{name} is {got!r}, not the {value!r} asked for")
 
+
+#: spikes/s: a full-model response whose sd over the analysed windows is below this (a thousandth of a spike per
+#: second) has no variance for a reduced model to explain; :func:`reduction_report` gives its r and VE as NaN
+FLAT_RESPONSE_SD = 1e-3
 
 #: 2: ``1 - mean((full - approximation)^2) / var(full)``, an offset counted as FEVE counts it; 1 (before 2026-12-04):
 #: ``1 - var(full - approximation) / var(full)``, blind to it (a reduced model firing at twice the full model's mean

@@ -59,6 +59,10 @@ def reduction_figure(cells: List[Dict], traces: Dict[int, Dict[str, np.ndarray]]
         k_axis.plot(k, row["contribution_variance_explained"], "s--", color=KEPT_COLOUR, alpha=0.6,
                     label="kept contributions VE")
         k_axis.axhline(1.0, color="0.7", lw=0.8)
+        if row.get("flat"):  # r and VE NaN: say why the panel is empty
+            k_axis.text(0.5, 0.5, f"full response flat\n(sd {row['full_response_sd']:.1e} spikes/s):\nr, VE undefined",
+                        transform=k_axis.transAxes, ha="center", va="center", fontsize=8)
+            k_axis.set(xlim=(min(k) - 0.5, max(k) + 0.5), ylim=(-0.1, 1.1))  # no data to scale the axes by
         k_axis.set(xlabel="kept units k", ylabel="vs full model", title=row_name(row), xticks=list(k))
         trace = traces[cell]
         seconds = (trace["start"] + np.arange(len(trace["response"]))) * frame_s

@@ -138,7 +138,7 @@ def run_probe_reduction(args) -> int:
     from neurozoo.retina.cli import resolve_data
     from neurozoo.retina.embedded_fit import fitted_selection
     from neurozoo.retina.probe_cli import _load_model, _make_out, figure_path
-    from neurozoo.retina.reduction import VARIANCE_EXPLAINED_VERSION, reduction_report
+    from neurozoo.retina.reduction import FLAT_RESPONSE_SD, VARIANCE_EXPLAINED_VERSION, reduction_report
     from neurozoo.retina.reduction_figure import MAX_FIGURE_CELLS, plot_reduction, shown_cells_note
 
     check_model(args)  # before a fit of minutes
@@ -185,6 +185,7 @@ def run_probe_reduction(args) -> int:
             per_k = ("correlation", "variance_explained", "contribution_correlation", "contribution_variance_explained")
             rows.append({"cell": cell, "name": recording.cells[cell], "ranking": first["ranking"],
                          "importance": first["importance"], "completeness_gap": first["completeness_gap"],
+                         "full_response_sd": first["full_response_sd"], "flat": first["flat"],
                          "k": args.k, "kept_units": [r["kept_units"] for r in reports],
                          **{key: [r[key] for r in reports] for key in per_k}})
             top = first["ranking"][:max(args.k)]
@@ -205,6 +206,9 @@ def run_probe_reduction(args) -> int:
     for row in rows:
         shares = " ".join(f"{unit} ({row['importance'][unit]:.2f})" for unit in row["ranking"])
         print(f"  {row['name']}: units by importance (share): {shares}")
+        if row["flat"]:
+            print(f"    the full model's response is flat (sd {row['full_response_sd']:.1e} spikes/s over {frames} "
+                  f"windows, below {FLAT_RESPONSE_SD}): nothing for a reduced model to explain, r and VE undefined")
         for i, n in enumerate(row["k"]):
             print(f"    k={n} {str(row['kept_units'][i]):<24} r {row['correlation'][i]:6.3f}  VE "
                   f"{row['variance_explained'][i]:7.3f}   contributions r {row['contribution_correlation'][i]:6.3f}  "

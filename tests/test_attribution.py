@@ -95,6 +95,23 @@ def test_reduction_with_one_unit_keeps_part_of_the_response_and_mean_fill():
         rank_units(integrated_gradients(model, x[:40], cell=0, steps=1), by="max")
 
 
+def test_a_cell_the_model_keeps_silent_has_no_reduction_numbers():
+    """A cell whose full-model rate is flat (a lab's cell with a handful of spikes, fitted to near 0 spikes/s) has no
+    variance for a reduced model to explain: its r and VE were ratios of rounding noise (VE -4e24 printed by zoo
+    probe reduction on such a cell), now NaN, said in the report."""
+    from neurozoo.retina.reduction import FLAT_RESPONSE_SD
+
+    model, x = _model(important=(2, 5)), _movie(12)
+    with torch.no_grad():
+        model.bn3.bias[1] = -40.0  # softplus(-40): about 4e-18 spikes/s whatever the stimulus
+    silent, active = (reduction_report(model, x, cell=cell, layer=1, k=[1, 2], steps=4) for cell in (1, 0))
+    for report in silent:
+        assert report["flat"] and 0 < report["full_response_sd"] < FLAT_RESPONSE_SD
+        for key in ("correlation", "variance_explained", "contribution_correlation", "contribution_variance_explained"):
+            assert np.isnan(report[key]), (key, report[key])
+    assert not active[1]["flat"] and active[1]["correlation"] > 0.9999  # the other cells as before
+
+
 def test_baseline_fill_holds_dropped_units_at_their_resting_activity():
     """On the grey stimulus a reduced model with baseline fill is the full model, whatever it keeps; silencing
     (zero fill) is not -- the dropped units' resting activity reaches the output."""

@@ -1191,6 +1191,31 @@ def test_the_torchrun_entry_records_device_auto_as_zoo_train_does_and_resumes_a_
     assert load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
 
 
+def test_the_torchrun_entrys_warnings_are_one_line_as_its_errors(tmp_path, monkeypatch, capsys):
+    """Under torchrun (``python -m neurozoo.convrnn.training``) a warning came in Python's default format, the file,
+    line and source of the code that warned (a resume with more --epochs: ``.../engine.py:604: UserWarning:
+    learning-rate schedule changed on resume ...`` then ``warnings.warn(...)``), where its errors and zoo train's
+    warnings are one line; other categories keep Python's format, and the format is restored after."""
+    import warnings
+
+    from neurozoo.convrnn.training import cli
+
+    def run(args):
+        warnings.warn("learning-rate schedule changed on resume")
+        warnings.warn("overflow", RuntimeWarning)
+        return 0
+
+    before = warnings.formatwarning
+    monkeypatch.setattr(cli, "run", run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: print(
+            warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)  # Python's,
+        assert cli.main(["rgc_shallow", "--data", str(tmp_path), "--device", "cpu"]) == 0  # not pytest's record
+    err = capsys.readouterr().err
+    assert "train: warning: learning-rate schedule changed on resume\n" in err and "UserWarning" not in err
+    assert "RuntimeWarning: overflow" in err and warnings.formatwarning is before
+
 def test_zoo_train_command(data, tmp_path, capsys):
     from neurozoo.leaderboard.cli import main
 

@@ -2040,7 +2040,8 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     monkeypatch.setattr(curve, "plot_training_curve", draw)
     assert main(args + ["--resume"]) == 0
     assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
+    assert capsys.readouterr().err.splitlines()[0] == (f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1); "
+                                                       "nothing left to train at --epochs 1: a higher --epochs trains on")
 
 
 def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_that_stopped(data, tmp_path,

@@ -78,8 +78,10 @@ def add_commands(sub) -> None:
                         help="retina_h5.heldout: the cells of --data's file to fit MODEL to and score, as zoo fit "
                              f"--cells takes them: comma-separated {CELLS_SPEC}. Default: "
                              "every cell. The record keeps them (settings.cells, the indices; settings.rerun.cells, as "
-                             "given), which zoo reproduce fits again. With --checkpoint (weights of a zoo fit --cells "
-                             "fit, scored on the cells their summary.json records) it must name those cells")
+                             "given), which zoo reproduce fits again. With --checkpoint: weights of every cell of the "
+                             "file score their outputs of those cells (a cell silent through train/ left out, say); "
+                             "weights of a zoo fit --cells fit, scored on the cells their summary.json records, must "
+                             "be given those cells")
     imagenet = parser.add_argument_group("imagenet.val (top-1 / top-5 on your own ImageNet-layout folder)")
     imagenet.add_argument("--max-images", type=at_least(1), help="score this many of its images, drawn with --seed "
                           "(default: all)")
@@ -454,12 +456,11 @@ def score_from_args(args, safe_point: Optional[SafePoint] = None, cache_count: O
                 setattr(args, key, value)
     rerun = rerun_arguments(args)
     if _is_retina(args.benchmark):
-        from contextlib import nullcontext
-
         from neurozoo.retina.cli import silent_cells_left_out_by
 
-        # a cell of --data's file silent through train/ is left out by zoo score's --cells (not beside --checkpoint)
-        with silent_cells_left_out_by("zoo score") if args.checkpoint is None else nullcontext():
+        # a cell of --data's file silent through train/ is left out by zoo score's --cells (beside --checkpoint too:
+        # weights of every cell scored on the others)
+        with silent_cells_left_out_by("zoo score"):
             score, model_name = _score_retina(args, benchmark, safe_point)
         score.provenance.setdefault("settings", {})["rerun"] = rerun
         return score, model_name
@@ -743,8 +744,10 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
     name = args.model + (f"@{args.checkpoint.name}" if args.checkpoint else "")
     if cross_stimulus is not None:  # its own row wherever scores are listed, never one with the benchmark's own
         name += f" (cross-stimulus: fitted on {cross_stimulus['fitted_on'].split(':')[-1]})"
-    # likewise: a fit by another objective, or the observed spike history, never a row with the benchmark's own score
-    qualifiers = [*([f"{args.objective} objective"] if objective else []),
+    # likewise: a fit or score of some of the file's cells (--cells; a zoo fit --cells fit's weights on the whole
+    # file), by another objective, or with the observed spike history, never a row with the benchmark's own score
+    qualifiers = [*([f"cells {','.join(map(str, cells['cells']))}"] if cells else []),
+                  *([f"{args.objective} objective"] if objective else []),
                   *(["observed spike history"] if history else [])]
     if qualifiers:
         name += f" ({', '.join(qualifiers)})"

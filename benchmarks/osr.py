@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, stoppable
+from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, probed_device, stoppable
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.termination import SafePoint
 
@@ -51,7 +51,8 @@ class OSRBenchmark:
         truth = omitted_stimulus_response(stoppable(ground_truth(safe_point), safe_point), periods=self.periods)
         fitted = omitted_stimulus_response(stoppable(module, safe_point), periods=self.periods)
         result = compare_to_ground_truth(fitted, truth)
-        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, osr=fitted.settings,
+        provenance_ = phenomenon_provenance(self, name, info, seed, probed_device(model, module, device), started,
+                                            osr=fitted.settings,
                                             model_osr=fitted.summary(), truth_osr=truth.summary(),
                                             model_shows_osr=result["model_shows_osr"])
         return Score(value=result["value"], raw=result["osr_fraction"], per_bin=result["cells"], provenance=provenance_)
@@ -99,7 +100,8 @@ class OSRMechanismBenchmark:
         else:
             result = {"value": 0.0, "cells": [], "channels": {}, "note": "no first-layer units to attribute"}
             raw = 0.0
-        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, k=self.k,
+        provenance_ = phenomenon_provenance(self, name, info, seed, probed_device(model, module, device), started,
+                                            k=self.k,
                                             osr_call_version=CALL_VERSION, mechanism=result)
         return Score(value=result["value"], raw=raw, per_bin=result["cells"], provenance=provenance_)
 

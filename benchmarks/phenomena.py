@@ -82,7 +82,7 @@ from typing import Optional
 import numpy as np
 
 from neurozoo.benchmarks import BENCHMARKS
-from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, stoppable
+from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, probed_device, stoppable
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.datasets.termination import SafePoint
@@ -279,8 +279,9 @@ class PhenomenonBenchmark:
         fitted = PHENOMENA[self.phenomenon][0](stoppable(module, safe_point), analysis)
         result = agreement(fitted, truth)
         plain = [None if not np.isfinite(v) else float(v) for v in fitted]
-        provenance_ = phenomenon_provenance(self, name, info, seed, device, started, phenomenon=self.phenomenon,
-                                            analysis=analysis, score_version=SCORE_VERSION, model_index=plain,
+        provenance_ = phenomenon_provenance(self, name, info, seed, probed_device(model, module, device), started,
+                                            phenomenon=self.phenomenon, analysis=analysis, score_version=SCORE_VERSION,
+                                            model_index=plain,
                                             truth_index=[None if not np.isfinite(v) else float(v) for v in truth])
         return Score(value=result["value"], raw=result["same_sign"], per_bin=result["cells"], provenance=provenance_)
 

@@ -211,6 +211,20 @@ def stoppable(system, safe_point: Optional[SafePoint]):
     return as_responder(system, safe_point=safe_point)
 
 
+def probed_device(model, module, device: str) -> str:
+    """The device a phenomenon benchmark probed ``module`` on, which its score records: ``device`` for a registered
+    name (fitted there, :func:`fitted_or_given`); for a system given, which is not moved, its own: a module's
+    parameters' (or buffers'), else the CPU, where the analyses' stimuli are (a function, the ground-truth circuit).
+    A given system's score had recorded the ``device`` argument: ``auto`` as ``auto``, ``cuda`` for a module on the
+    CPU."""
+    if isinstance(model, str):
+        return device
+    for tensors in (getattr(module, "parameters", None), getattr(module, "buffers", None)):
+        for tensor in tensors() if callable(tensors) else ():
+            return str(tensor.device)
+    return "cpu"
+
+
 def phenomenon_provenance(benchmark, name: str, info: dict, seed: int, device: str, started: float,
                           **settings) -> dict:
     """A phenomenon benchmark's provenance: the fit's (``info`` from :func:`fitted_or_given`), the model, seed and

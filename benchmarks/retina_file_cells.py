@@ -5,9 +5,11 @@ Weights with as many outputs as the file has cells score on all of them, as befo
 fitted, say). Weights of a ``zoo fit --cells`` fit of fewer cells score on the cells their ``summary.json`` records
 (``provenance.settings.cells``, read by :func:`retina.embedded_fit.fitted_recording`, the reader ``zoo probe
 --checkpoint`` uses): the file's test split narrowed to those cells, as ``zoo score --cells`` scores a fit of them.
-``--cells`` beside ``--checkpoint`` states the cells scored: it is accepted where it names those, refused naming both
-otherwise. Weights whose output count is not the file's and that have no ``summary.json`` naming a selection are
-refused when they are loaded (:func:`retina.embedded_fit.load_checkpoint`), as before.
+``--cells`` beside ``--checkpoint`` states the cells scored: for weights of a ``zoo fit --cells`` fit it is accepted
+where it names those, refused naming both otherwise; weights of every cell of the file are scored on the cells it names
+(their outputs of those cells: :func:`retina.benchmark.scored_outputs`). Weights whose output count is not the file's
+and that have no ``summary.json`` naming a selection are refused when they are loaded
+(:func:`retina.embedded_fit.load_checkpoint`), as before.
 """
 from __future__ import annotations
 
@@ -37,6 +39,10 @@ def checkpoint_file_cells(args, data, circuit_cells: int,
                               f"{fitted_to['data']} ({fitted_to['summary']}), but {data} holds {len(names)} cells "
                               f"(indices 0..{len(names) - 1}): not a recording of those cells")
     scored = selection if selection is not None else list(range(len(names)))
+    if given is not None and selection is None and weights in (None, len(names)):
+        # weights of every cell of the file: --cells scores their outputs of those cells (a cell silent through
+        # train/ left out, say), the outputs run as fitted
+        return fitted_to, len(names), list(given)
     if given is not None and list(given) != scored:
         if selection is not None:
             why = f"a zoo fit --cells fit of those, as {fitted_to['summary']} records"

@@ -77,14 +77,16 @@ def _info(args) -> int:
     from neurozoo.convrnn.spec import check_image_size
     from neurozoo.datasets.text_table import format_table
 
-    model = convrnn.create_model(args.model, **overrides_from_args(args))
+    overrides = overrides_from_args(args)
+    model = convrnn.create_model(args.model, **overrides)
     check_image_size(model, args.image_size)
     if not hasattr(model, "spec"):  # a CORnet (convrnn.cornet): areas, not a graph spec
-        return _cornet_info(args.model, model, args.image_size)
+        return _cornet_info(args.model, model, args.image_size, overrides)
     counts = parameter_counts(model)
     cost = flops(model, image_size=args.image_size)
     spec = model.spec
     print(f"model {spec.name}: {spec.description}")
+    _print_overrides(overrides)
     print(f"steps {model.n_steps} (image for {model.image_steps}, then the blank frame {spec.blank}); image-dependent "
           f"logits from step "
           f"{model.first_readout_step}; feedback: "
@@ -104,7 +106,16 @@ def _info(args) -> int:
     return 0
 
 
-def _cornet_info(name: str, model, image_size: int) -> int:
+def _print_overrides(overrides: dict) -> None:
+    """The line under ``zoo info``'s first: the description there is the registered model's (its parameter count, its
+    cells), not the one built with ``--width``/``--set``, whose steps, layers and counts follow."""
+    if overrides:
+        print(f"overrides: {', '.join(f'{key}={value}' for key, value in sorted(overrides.items()))} (the line above "
+              "describes the model as its spec gives it; the steps, layers and counts below are of the model built "
+              "with them)")
+
+
+def _cornet_info(name: str, model, image_size: int, overrides: dict) -> int:
     """``zoo info`` of a CORnet: each area's channels, output size, steps per forward and parameters; FLOPs."""
     import torch
     from torch.utils.flop_counter import FlopCounterMode
@@ -117,6 +128,7 @@ def _cornet_info(name: str, model, image_size: int) -> int:
     with eval_mode(model), FlopCounterMode(display=False) as counter, torch.no_grad():
         recorded = model(x, record=list(model.layer_names)).recorded
     print(f"model {name}: {convrnn.MODELS.get(name).description}")
+    _print_overrides(overrides)
     rows = [(area, steps.shape[2], f"{steps.shape[3]}x{steps.shape[4]}", steps.shape[0],
              sum(p.numel() for p in getattr(model, area).parameters())) for area, steps in recorded.items()]
     print(format_table(("area", "channels", f"output at {image_size}px", "steps per forward", "params"), rows))

@@ -275,11 +275,17 @@ def _checkpoint(saved: Optional[Dict[str, str]], record: ScoreRecord) -> Optiona
     from neurozoo.datasets.provenance import sha256_file
 
     path = Path(saved["path"])
+    # zoo run kept --checkpoint MODEL=PATH as given before 2026-12-05: a relative one names the file only from the
+    # folder zoo run ran in, and from another one maybe another file (its sha256 tells)
+    relative = "" if path.is_absolute() else (
+        f" (a relative path, which zoo run kept as given before 2026-12-05: looked for from here, {Path.cwd()}; run "
+        "zoo reproduce from the folder zoo run ran in)")
     if not path.is_file():
-        raise DataError(f"record {record.id}: its checkpoint {path} is gone (sha256 {saved['sha256'][:12]})")
+        raise DataError(f"record {record.id}: its checkpoint {path} is gone (sha256 {saved['sha256'][:12]}){relative}")
     if sha256_file(path) != saved["sha256"]:
-        raise DataError(f"record {record.id}: its checkpoint {path} has changed since (sha256 {saved['sha256'][:12]} "
-                        f"then, {sha256_file(path)[:12]} now)")
+        changed = "is not the same file" if relative else "has changed since"
+        raise DataError(f"record {record.id}: its checkpoint {path} {changed} (sha256 {saved['sha256'][:12]} "
+                        f"then, {sha256_file(path)[:12]} now){relative}")
     return path
 
 
@@ -370,6 +376,7 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     side is compared (as None)."""
     then, now = (dict(leaves(record.settings or {}, "settings")) for record in (old, new))
     analysis = old.benchmark.split(".", 1)[0] in ANALYSES
+    typed = summary_as_typed(old, new)
     compared, unpaired = [], []
     for name in sorted(set(then) | set(now)):
         if (name in then) != (name in now) and not analysis and not name.endswith("]"):
@@ -377,6 +384,9 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
         elif name in DESCRIPTIVE_SETTINGS and not analysis:
             if then[name] != now[name]:
                 unpaired.append((name, then[name], now[name]))
+        elif typed and then[name] != now[name] and isinstance(now[name], str) \
+                and now[name].replace(typed.read, typed.typed) == then[name]:  # the same summary.json, named as typed
+            unpaired.append((name, then[name], now[name]))
         else:
             compared.append((name, then.get(name), now.get(name)))
     return Walked(compared, unpaired)
@@ -470,10 +480,11 @@ def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
     """Why the rerun of a held-out record (``retina_h5.heldout``, ``retina_embedded.KIND-heldout``) scored before the
     benchmark's stimulus-class rule (2026-12-04, :func:`benchmarks.retina_file_stimulus.what_dates_it`)
     scored weights of the other class: it reproduces the score as it was recorded, which ``zoo score`` now gives only
-    with ``--cross-stimulus``. And why cells whose FEVE the record holds have none in the rerun (:data:`FEVE_RULE`)."""
+    with ``--cross-stimulus``. And why cells whose FEVE the record holds have none in the rerun (:data:`FEVE_RULE`),
+    and why its checkpoint's summary.json is named otherwise (:func:`relative_summary_note`)."""
     from neurozoo.benchmarks.retina_file_stimulus import what_dates_it
 
-    notes = []
+    notes = relative_summary_note(old, new)
     cells = feve_rule_cells(old.per_bin, new.per_bin)
     if cells:
         notes.append(feve_rule_note(f"record {old.id}", cells))
@@ -485,6 +496,54 @@ def rule_notes(old: ScoreRecord, new: ScoreRecord) -> List[str]:
             f"its weights, fitted on {cross['fitted_on']}, were scored on the held-out repeats of "
             f"{cross['scored_on']}, and are rerun so, the protocol it was recorded under; zoo score now refuses that "
             "score without --cross-stimulus, which marks it a cross-stimulus score (as the rerun is)"] + notes
+
+
+class TypedSummary(NamedTuple):
+    """A record's ``settings.fitted_to.summary`` as typed (relative) and the resolved one its rerun read."""
+    typed: str
+    read: str
+    folder: str  # the folder the record was scored from, where ``typed`` is ``read``
+
+
+#: how a ``zoo score --checkpoint`` record named its weights' summary.json before 2026-12-06 (its rerun description
+#: names the checkpoint resolved since records kept one, and the rerun reads the summary.json beside that)
+RELATIVE_SUMMARY = "as typed: zoo score kept a relative --checkpoint's summary.json so before 2026-12-06"
+
+
+def summary_as_typed(old: ScoreRecord, new: ScoreRecord) -> Optional[TypedSummary]:
+    """Where ``old`` names its checkpoint's summary.json by a relative path (:data:`RELATIVE_SUMMARY`) and that path
+    is the end of the resolved one ``new`` (its rerun) read, both paths and the folder it was typed in: the same file,
+    beside the checkpoint whose bytes the rerun checked by the record's sha256. None otherwise (a path with ``..`` or
+    one a link resolved elsewhere cannot be told from the record: :func:`relative_summary_note` says so)."""
+    then, now = ((record.settings or {}).get("fitted_to") for record in (old, new))
+    typed, read = (fitted.get("summary") if isinstance(fitted, dict) else None for fitted in (then, now))
+    if not (isinstance(typed, str) and isinstance(read, str)) or typed == read or Path(typed).is_absolute() \
+            or not Path(read).is_absolute():
+        return None
+    parts, resolved = Path(typed).parts, Path(read)
+    if ".." in parts or "." in parts or resolved.parts[-len(parts):] != parts:
+        return None
+    return TypedSummary(typed, read, str(resolved.parents[len(parts) - 1]))
+
+
+def relative_summary_note(old: ScoreRecord, new: ScoreRecord) -> List[str]:
+    """What a record that names its checkpoint's summary.json by a relative path (:data:`RELATIVE_SUMMARY`) is told:
+    the same file as the rerun's, from the folder it was typed in (its settings naming it are then notes, not
+    differences: :func:`settings_pairs`), or that the record cannot tell (they stay differences)."""
+    then = (old.settings or {}).get("fitted_to")
+    typed = then.get("summary") if isinstance(then, dict) else None
+    if not isinstance(typed, str) or Path(typed).is_absolute():
+        return []
+    found = summary_as_typed(old, new)
+    if found:
+        return [f"record {old.id} names its checkpoint's summary.json {found.typed!r} ({RELATIVE_SUMMARY}), the rerun "
+                f"{found.read!r}: the same path, typed in {found.folder}, beside the checkpoint whose bytes the "
+                "record's sha256 checked; the settings that name it differ only in that"]
+    read = ((new.settings or {}).get("fitted_to") or {}).get("summary")
+    return [f"record {old.id} names its checkpoint's summary.json {typed!r} ({RELATIVE_SUMMARY}), and the rerun read "
+            f"{read!r}, which does not end in that path (a '..' or a link on the way): the record cannot tell whether "
+            "they are one file; score the checkpoint again (zoo score ... --checkpoint PATH) for a record that names "
+            "it resolved"]
 
 
 #: retina.metrics.feve's rule since 2026-12-05, which a held-out record scored before it does not follow

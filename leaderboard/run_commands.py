@@ -185,6 +185,7 @@ def check_checkpoint(item: str, path: str) -> None:
 def _serve(args) -> int:
     import uvicorn
 
+    from neurozoo.leaderboard.connections import server_config
     from neurozoo.leaderboard.web import create_app, warm_up
 
     listener = _listen(args.host, args.port)
@@ -192,9 +193,8 @@ def _serve(args) -> int:
     warm_up()
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"serving the leaderboard at http://{shown}:{args.port}/ (Ctrl-C stops)", flush=True)
-    # keep-alive beyond a reader's think time, so a reused connection is rarely closed under a request
-    config = uvicorn.Config(app, log_level="warning", timeout_keep_alive=30)
-    uvicorn.Server(config).run(sockets=[listener])
+    # a connection that sends no request in time, or one past a client's share, is closed (leaderboard.connections)
+    uvicorn.Server(server_config(app)).run(sockets=[listener])
     return 0
 
 

@@ -26,6 +26,7 @@ import os
 import re
 import stat
 import tarfile
+import unicodedata
 import zipfile
 import zlib
 from contextlib import contextmanager
@@ -115,7 +116,7 @@ def _member_path(name: str, archive: Path) -> Path:
     path = Path(name)
     if path.is_absolute() or ".." in path.parts or not name or "\0" in name:
         raise SubmissionError(f"{archive.name}: member {name!r} points outside the archive; use relative paths")
-    _check_utf8_name(name, f"{archive.name}: member")
+    _check_name(name, f"{archive.name}: member")
     _check_depth(path, f"{archive.name}: member {_short(name)}")
     return path
 
@@ -127,14 +128,20 @@ def _check_depth(relative: Path, where: str) -> None:
                               "file) are allowed")
 
 
-def _check_utf8_name(name: str, where: str) -> None:
+def _check_name(name: str, where: str) -> None:
     """A file name must be UTF-8: a tar member's (or a folder's file's) name of other bytes is decoded with surrogate
     escapes, unpacked as such, and :func:`tree_sha256` then failed encoding it (a UnicodeEncodeError traceback from
-    `zoo submit`, a 500 from the web API)."""
+    `zoo submit`, a 500 from the web API). And it holds no control character (Unicode category Cc: a newline, an
+    escape): messages name files as they are (`zoo submit` on a folder: "x is a symbolic link"; `zoo submit --check`:
+    the weights file), so a name holding a terminal's escape sequence (clear the screen, set the window's title, rewrite
+    the lines above) was played on the terminal of the operator who submitted a stranger's folder."""
     try:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise SubmissionError(f"{where} {name!r} has a name that is not UTF-8 text; rename it") from None
+    control = next((character for character in name if unicodedata.category(character) == "Cc"), None)
+    if control is not None:
+        raise SubmissionError(f"{where} {name!r} has a control character ({control!r}) in its name; rename it")
 
 
 def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
@@ -143,7 +150,7 @@ def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
     for folder, dirs, files in os.walk(source, followlinks=False):  # top-down: refused before walking deeper
         for name in dirs + files:
             path = Path(folder) / name
-            _check_utf8_name(str(path.relative_to(source)), "submission: file")
+            _check_name(str(path.relative_to(source)), "submission: file")
             _check_depth(path.relative_to(source), f"submission: {_short(str(path.relative_to(source)))}")
             if path.is_symlink():
                 raise SubmissionError(f"submission: {path.relative_to(source)} is a symbolic link; "
@@ -629,6 +636,10 @@ def check_requirements(path: Path) -> List[str]:
         if not text:
             continue
         where = f"{REQUIREMENTS}: line {number}: {_short(text)}"
+        control = next((character for character in text if unicodedata.category(character) == "Cc"
+                        and character != "\t"), None)
+        if control is not None:  # zoo submit --check prints each line: a marker's string may hold any character
+            raise SubmissionError(f"{where} has a control character ({control!r}); expected one requirement a line")
         if text.startswith("-"):
             raise SubmissionError(f"{where}: pip options (-r, -e, --index-url, ...) are not supported; nothing is "
                                   "installed for a submission: list only packages, e.g. 'numpy>=1.24'")

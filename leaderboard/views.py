@@ -590,17 +590,23 @@ DATA_KINDS = {"synthetic": "synthetic: embedded data, a teacher network's or a g
                             "tag or attribute embedded), so its scores are in no overall"}
 
 
+def has_benchmark_page(benchmark: str, records, outdated=()) -> bool:
+    """Whether ``benchmark`` has a page: registered, or scored (``records``; ``outdated``: its outdated scores)."""
+    return (benchmark in registered_benchmarks() or any(r.benchmark == benchmark for r in records)
+            or any(job["benchmark"] == benchmark for job in outdated))
+
+
 def benchmark_page(benchmark: str, records, outdated=(), failures=()) -> Optional[Dict[str, Any]]:
     """Every model's score on one benchmark, best first (equal scores share a rank, a missing score has none),
     with error, ceiling, raw r and provenance, and the time courses of the (up to ten) best models in one figure;
     ``outdated`` (``db.outdated_jobs()``, any benchmark's) gives its outdated scores, listed apart as on the ranking;
     ``failures`` (``db.failed_jobs()``) marks a score whose model's latest run on it failed (:func:`latest_failures`).
     None when the benchmark is neither registered nor scored."""
+    if not has_benchmark_page(benchmark, records, outdated):
+        return None
     records = [r for r in records if r.benchmark == benchmark]
     outdated = [job for job in outdated if job["benchmark"] == benchmark]
     failed = latest_failures(records, [job for job in failures if job["benchmark"] == benchmark])
-    if benchmark not in registered_benchmarks() and not records and not outdated:
-        return None
     facts = registry_facts(benchmark)
     records.sort(key=lambda r: (r.value is None, -(shown(r.value) or 0.0), r.model))
     rows = []

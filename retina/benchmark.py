@@ -79,17 +79,27 @@ def unscorable_cells(path, test) -> Optional[str]:
 
 def module_selection(model: nn.Module, path, cells) -> list:
     """The indices into ``path``'s cells that ``cells`` selects (:func:`datasets.retina_h5.selected_cells`, file
-    order) for a fitted ``model`` whose outputs are those cells; a ``DataError`` naming both where the model's output
-    count is another (its outputs would be scored against other cells' responses)."""
+    order) for a fitted ``model`` whose outputs are those cells, or every cell of the file (its outputs of those cells
+    are then scored: :func:`scored_outputs`); a ``DataError`` naming both where the model's output count is another
+    (its outputs would be scored against other cells' responses)."""
     from neurozoo.datasets.errors import DataError
     from neurozoo.datasets.retina_h5 import read_experiment
 
     test = read_experiment(path, "test", cells=cells)
     n_cells = getattr(model, "n_cells", None)
-    if n_cells is not None and n_cells != len(test.cells):
+    if n_cells is not None and n_cells not in (len(test.cells), test.file_cells):
         raise DataError(f"cells {cells!r}: selects {len(test.cells)} of {path}'s cells ({', '.join(test.cells)}), but "
-                        f"the fitted {type(model).__name__} has {n_cells} outputs; expected the cells it was fitted to")
+                        f"the fitted {type(model).__name__} has {n_cells} outputs; expected the cells it was fitted "
+                        f"to, or all {test.file_cells} of the file's")
     return [int(i) for i in test.selection]
+
+
+def scored_outputs(model: nn.Module, selection: list) -> Optional[list]:
+    """The outputs of a fitted ``model`` of every cell of a file that a selection of its cells (``selection``, the
+    file's indices: :func:`module_selection`) scores, those indices; None where its outputs are the selection's own
+    (a fit of those cells) or it does not say its output count."""
+    n_cells = getattr(model, "n_cells", None)
+    return list(selection) if n_cells is not None and n_cells != len(selection) else None
 
 
 def refuse_unscorable_cells(path, test) -> None:
@@ -146,8 +156,9 @@ class HeldoutBenchmark:
 
         ``cells`` (:attr:`retina.fit.FitConfig.cells`: indices and/or names of the recording's cells): for a name,
         the cells it is fitted to and scored on; for a fitted module, the cells its outputs are (a ``zoo fit --cells``
-        fit's, which its summary.json records), scored on those alone, its output count checked against them. Either
-        way the score's settings keep the selection (``cells``, the indices)."""
+        fit's, which its summary.json records), scored on those alone, its output count checked against them, or, for
+        a module of every cell of the file, the cells whose outputs are scored (:func:`scored_outputs`). Either way the
+        score's settings keep the selection (``cells``, the indices)."""
         from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
         from neurozoo.retina.fit import check_heldout_history, create_model, evaluate, provenance
         from neurozoo.retina.metrics import summary
@@ -161,9 +172,11 @@ class HeldoutBenchmark:
         started = time.perf_counter()
         path = self.checked_path({**self.fit_settings, **fit_overrides}.get("cells") if named else module_cells)
         info = provenance(path)
-        fit_info = {}
+        fit_info, outputs = {}, None
         if module_cells is not None:
             fit_info = {"settings": {"cells": module_selection(model, path, module_cells)}}
+            # weights of every cell of the file, scored on some (a cell silent through train/ left out, say)
+            outputs = scored_outputs(model, fit_info["settings"]["cells"])
         if isinstance(model, str):
             name, settings = model, {**self.fit_settings, **fit_overrides}
             if self.data is not None:
@@ -176,7 +189,7 @@ class HeldoutBenchmark:
             name, module = type(model).__name__, model
         # a fit of some of the file's cells (fit setting cells) is scored on those: its settings name them (resolved)
         frame = evaluate(module, path, device=device, heldout_history=heldout_history,
-                         cells=fit_info.get("settings", {}).get("cells"))
+                         cells=None if outputs else fit_info.get("settings", {}).get("cells"), outputs=outputs)
         stats = summary(frame)
         kept = frame[frame["passes"]]
         info.update(fit_info)

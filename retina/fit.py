@@ -218,6 +218,11 @@ class FitResult:
     calibrated_now: bool = False
 
 
+#: what a fit refused to resume its output folder's checkpoint (another recording, other settings, other weights)
+#: says to do, in Python's words and in zoo fit's
+ANOTHER_FOLDER_OR_AFRESH = "use another output folder (out= / --out) or start afresh (resume=False / --no-resume)"
+
+
 class ResumeRefused(DataError):
     """:func:`fit`'s refusal to resume the checkpoint ``checkpoint`` of a fit with other settings (``changed``, e.g.
     ``["stimulus_class naturalscene -> whitenoise"]``), before anything is fitted or written. A caller whose user
@@ -225,7 +230,7 @@ class ResumeRefused(DataError):
     way."""
 
     def __init__(self, checkpoint: Path, changed: Sequence[str],
-                 advice: str = "use another output folder or start afresh (resume=False / --no-resume)"):
+                 advice: str = ANOTHER_FOLDER_OR_AFRESH):
         self.checkpoint, self.changed = checkpoint, list(changed)
         super().__init__(f"{checkpoint}: a fit with other settings ({', '.join(changed)}); {advice}")
 
@@ -708,12 +713,12 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
             raise DataError(f"{error}; delete it, or start afresh (resume=False / --no-resume)") from None
         if saved.get("model_class") != type(model).__name__:
             raise DataError(f"{checkpoint}: checkpoint of a {saved.get('model_class')}, not a {type(model).__name__}; "
-                            "use another output folder or start afresh (resume=False / --no-resume)")
+                            f"{ANOTHER_FOLDER_OR_AFRESH}")
         # two recordings named alike share `zoo fit`'s default folder (day1/expt.h5, day2/expt.h5): resuming would report
         # one recording's fit as the other's, or a fit of another seed or learning rate as this one
         if saved.get("data_sha256") not in (None, data_sha256):
             raise DataError(f"{checkpoint}: a fit to other data (sha256 {saved['data_sha256'][:12]}; {recording.path}: "
-                            f"{data_sha256[:12]}); use another output folder or start afresh (resume=False / --no-resume)")
+                            f"{data_sha256[:12]}); {ANOTHER_FOLDER_OR_AFRESH}")
         then = dict(saved.get("config", {}))
         if "batching" in then:  # a checkpoint written before batching was resolved holds "auto"
             then["batching"] = resolved_batching(model, then["batching"])
@@ -749,12 +754,11 @@ def _fit(model: nn.Module, data: Union[str, Path, Recording], config: Optional[F
         try:
             model.load_state_dict(saved["model"])
         except ValueError as error:  # the model's own reason, e.g. a GLM's weights of the other link
-            raise DataError(f"{checkpoint}: {error}; use another output folder or start afresh (resume=False / "
-                            "--no-resume)") from None
+            raise DataError(f"{checkpoint}: {error}; {ANOTHER_FOLDER_OR_AFRESH}") from None
         except RuntimeError:  # one class, other layers (bncnn2016's weights in a bncnn fit's folder, or the reverse)
             mismatch = state_mismatch(model, saved["model"])
-            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); use another output "
-                            "folder or start afresh (resume=False / --no-resume)") from None
+            raise DataError(f"{checkpoint}: weights of another {type(model).__name__} ({mismatch}); "
+                            f"{ANOTHER_FOLDER_OR_AFRESH}") from None
         optimizer_state = saved["optimizer"]
         state.update({k: saved.get(k, state[k]) for k in state})
         torch.set_rng_state(saved["torch_rng"])
@@ -1112,7 +1116,7 @@ def check_heldout_history(model: nn.Module, heldout_history: str, name: Optional
 
 
 def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, heldout_history: str = "simulated",
-             cells=None, **kwargs):
+             cells=None, outputs=None, **kwargs):
     """Per-cell held-out metrics on the test split of ``path`` (targets 39 .. T-1 of the test movie).
 
     ``target_lag=1``: deep-retina's alignment (:class:`~neurozoo.datasets.retina_h5.StimulusWindows`), the window
@@ -1121,7 +1125,8 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
     ``"observed"`` feeds it the test split's binned counts (the repeats' average) one frame ahead, as deep-retina's
     scripts/fit_glms.py (64a39f3, lines 136-138: the test feed's ``spkhist``) -- the history then carries the response
     being predicted. ``cells``: the cells the model was fitted to (:attr:`FitConfig.cells`; None, all), the only ones
-    scored."""
+    scored. ``outputs``: the file's cells scored of a model of every cell (indices, file order; None: all), its
+    outputs run as fitted and the others' rows left out."""
     from neurozoo.retina.metrics import heldout_metrics
 
     if target_lag not in (0, 1):
@@ -1132,7 +1137,10 @@ def evaluate(model: nn.Module, path, device: str = "cpu", target_lag: int = 0, h
         kwargs["observed_history"] = test.response("binned")
     prediction = predict(model, test.stimulus, device=device, **kwargs)  # windows ending at frames 39 .. T-1
     prediction = prediction[:, :prediction.shape[1] - target_lag]
-    return heldout_metrics(prediction, test.repeats[:, :, N_FRAMES - 1 + target_lag:], cells=test.cells)
+    repeats, names = test.repeats, test.cells
+    if outputs is not None:
+        prediction, repeats, names = prediction[outputs], repeats[outputs], [names[i] for i in outputs]
+    return heldout_metrics(prediction, repeats[:, :, N_FRAMES - 1 + target_lag:], cells=names)
 
 
 #: what :func:`recorded_settings` states beside the :class:`FitConfig` settings: no setting of a fit (a reader that

@@ -91,6 +91,7 @@ def test_zoo_info_reports_parameters_and_flops(tmp_path, capsys):
 def test_zoo_info_reports_a_cornets_areas(capsys):
     assert main(["info", "cornet_s", "--set", "width_multiplier=0.125", "--image-size", "64"]) == 0
     out = capsys.readouterr().out
+    assert out.splitlines()[1].startswith("overrides: width_multiplier=0.125 (the line above describes")  # 53.4 M above
     model = convrnn.create_model("cornet_s", width_multiplier=0.125)
     assert f"parameters: {sum(p.numel() for p in model.parameters()):,}" in out
     assert re.search(r"^V4\s+32\s+4x4\s+4\s+\d+$", out, re.M)  # 256 x 0.125 channels at 1/16 size, 4 steps
@@ -174,6 +175,19 @@ def test_zoo_info_and_zoo_train_take_width_as_zoo_score_does(capsys):
     add_arguments(parser)
     config = config_from_args(parser.parse_args(["rgc_shallow", "--data", "d", "--width", "0.5", "--set", "n_steps=8"]))
     assert config.overrides == {"n_steps": 8, "width_multiplier": 0.5}
+
+
+def test_zoo_info_says_its_overrides_beside_the_description_of_the_model_as_registered(capsys):
+    """The first line is the spec's description, of the model as registered ("15,445,800 parameters", "median
+    Reciprocal Gated Cells"); with --width or --set the counts below are of another model, and zoo info printed
+    nothing to say so (rgc_intermediate --width 0.5: "15,445,800 parameters" above "parameters: 4,056,456")."""
+    assert main(["info", "rgc_shallow", "--width", "0.125", "--set", "n_steps=20", "--image-size", "32"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == f"model rgc_shallow: {convrnn.get_spec('rgc_shallow').description}"
+    assert lines[1] == ("overrides: n_steps=20, width_multiplier=0.125 (the line above describes the model as its spec "
+                        "gives it; the steps, layers and counts below are of the model built with them)")
+    assert main(["info", "rgc_shallow", "--image-size", "32"]) == 0
+    assert not any(line.startswith("overrides:") for line in capsys.readouterr().out.splitlines())
 
 
 @pytest.mark.parametrize("command", ["train", "info", "score", "dynamics"])

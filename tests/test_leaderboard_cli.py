@@ -440,10 +440,10 @@ def test_serve_says_where_it_listens_and_a_busy_port_is_one_line(tmp_path, capsy
 def test_zoo_work_says_which_jobs_of_a_dead_worker_it_resumes(tmp_path, capsys, monkeypatch):
     """A worker killed mid-job (SIGKILL, a lost session) leaves its job 'running'; the next `zoo work` on this host
     hands it back and scores it again, as `zoo run` does, but said nothing of it (`zoo run` names the jobs)."""
-    import socket
     import subprocess
     import sys
 
+    from neurozoo.datasets.cache import worker_name
     from neurozoo.leaderboard import worker
 
     url = f"sqlite:///{tmp_path / 'lb.sqlite'}"
@@ -451,7 +451,7 @@ def test_zoo_work_says_which_jobs_of_a_dead_worker_it_resumes(tmp_path, capsys, 
     job = db.enqueue("alpha", "ventral_embedded.V4-temporal", {"m": "alpha"})
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    assert db.claim(f"{socket.gethostname()}:{dead.pid}", ids=[job])["id"] == job
+    assert db.claim(worker_name(dead.pid), ids=[job])["id"] == job
     monkeypatch.setattr(worker, "score_job", lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("scored")))
     assert main(["work", "--db", url, "--no-progress"]) == 1  # the job scored again (and failed here)
     assert capsys.readouterr().err.splitlines()[0] == f"zoo work: resuming 1 job left running by a worker that " \

@@ -917,16 +917,16 @@ def test_a_worker_scores_a_job_left_running_by_a_worker_killed_on_its_host_befor
     """Three `zoo work` on one PostgreSQL queue, one SIGKILLed mid-job: the other two drained the queue and exited
     saying "done 5, failed 0", leaving the killed worker's job 'running' (its lease 60 s away) until a worker was
     started again. A worker now hands back such a job (its worker's process on this host is gone) before it stops."""
-    import socket
     import subprocess
     import sys
 
+    from neurozoo.datasets.cache import worker_name
     from neurozoo.leaderboard.scorer import work
 
     gone = subprocess.Popen([sys.executable, "-c", ""])
     gone.wait()
     orphan, other = db.enqueue("m", "b1", {}), db.enqueue("m", "b2", {})
-    assert db.claim(f"{socket.gethostname()}:{gone.pid}", lease_s=3600, ids=[orphan])["id"] == orphan
+    assert db.claim(worker_name(gone.pid), lease_s=3600, ids=[orphan])["id"] == orphan
     assert work(db, lambda job: (record(benchmark=job["benchmark"]), None), progress=False) == {"done": 2, "failed": 0}
     assert [(j["id"], j["status"], j["attempts"]) for j in db.jobs()] == [(orphan, DONE, 2), (other, DONE, 1)]
     assert sorted(db.query()["benchmark"]) == ["b1", "b2"]  # each scored once
@@ -938,8 +938,6 @@ def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_
     new worker: host:pid again) had its new claim's lease expired, and another worker took over a job being scored.
     The expiry is now a compare-and-set on the claim read (its lease token and lease): the new claim keeps the job.
     Forced: the new claim is made between the read and the expiry, where the dead worker's process is looked for."""
-    import socket
-
     from sqlalchemy import update
     from sqlalchemy.orm import Session
 
@@ -947,7 +945,7 @@ def test_a_dead_workers_job_claimed_again_before_its_lease_is_expired_keeps_the_
     from neurozoo.leaderboard import scorer
     from neurozoo.leaderboard.db import JobRow
 
-    name = f"{socket.gethostname()}:4194000"
+    name = cache.worker_name(4194000)
     job = db.claim(name, lease_s=-1, ids=[db.enqueue("m", "b", {})])  # its worker died, its lease ran out
     later = {}
 

@@ -225,6 +225,35 @@ def test_an_upload_is_streamed_to_disk_not_held_in_memory(server, db, tmp_path, 
     assert not list(store.glob(".upload-*"))
 
 
+def test_a_slow_token_lookup_holds_no_readers_page(server, db, monkeypatch):
+    """An upload's token was looked up in the event loop: a database slow to answer (a PostgreSQL server restarting or
+    out of reach) held every reader's page, cached ones too, for as long, at any POST with any token."""
+    import http.client
+
+    real = db.user_for_token
+    monkeypatch.setattr(db, "user_for_token", lambda token: time.sleep(3) or real(token))
+    host, port = server[len("http://"):].split(":")
+    reader = http.client.HTTPConnection(host, int(port), timeout=30)
+    reader.request("GET", "/")
+    assert reader.getresponse().read()  # the ranking rendered and cached
+    answers = []
+
+    def post():
+        connection = http.client.HTTPConnection(host, int(port), timeout=30)
+        connection.request("POST", "/api/submissions", body=b"x", headers={"Authorization": "Bearer nope"})
+        answers.append(connection.getresponse().status)
+
+    upload = threading.Thread(target=post)
+    upload.start()
+    time.sleep(0.5)  # the lookup under way
+    started = time.monotonic()
+    reader.request("GET", "/")
+    response = reader.getresponse()
+    assert response.status == 200 and response.read() and time.monotonic() - started < 1.5
+    assert upload.is_alive()  # the page did not wait for it
+    upload.join(30)
+    assert answers == [401]
+
 def test_an_upload_over_the_cap_is_refused_and_leaves_no_file(db, tmp_path, monkeypatch):
     from fastapi.testclient import TestClient
 
@@ -305,8 +334,10 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil
 
 @pytest.fixture
 def server(db, tmp_path):
+    """The web app served as `zoo serve` serves it (its uvicorn config: leaderboard.connections.server_config)."""
     import uvicorn
 
+    from neurozoo.leaderboard.connections import server_config
     from neurozoo.leaderboard.web import create_app
 
     # the server is handed a socket already bound to a free port: a port found free and bound later could be taken
@@ -314,9 +345,7 @@ def server(db, tmp_path):
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(create_app(db=db, submissions_dir=tmp_path / "subs"), host="127.0.0.1", port=port,
-                            log_level="warning")
-    instance = uvicorn.Server(config)
+    instance = uvicorn.Server(server_config(create_app(db=db, submissions_dir=tmp_path / "subs")))
     thread = threading.Thread(target=instance.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
     deadline = time.time() + 20
@@ -352,6 +381,94 @@ def loaded(driver, url: str, timeout_s: float = 30.0) -> None:
                                  f"{driver.page_source[:1500]}")
         time.sleep(0.05)
 
+
+@pytest.fixture(params=["httptools", "h11"])
+def tight_server(monkeypatch, request):
+    """:func:`server` with a 1 s header timeout and 4 connections per client, loopback's counted too
+    (leaderboard.connections), on either HTTP parser uvicorn picks (httptools where it is installed, else h11)."""
+    from uvicorn.protocols.http import auto
+
+    from neurozoo.leaderboard import connections
+
+    if request.param == "h11":
+        from uvicorn.protocols.http.h11_impl import H11Protocol
+
+        monkeypatch.setattr(auto, "AutoHTTPProtocol", H11Protocol)
+    else:
+        pytest.importorskip("httptools")
+    monkeypatch.setattr(connections, "HEADER_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(connections, "MAX_CONNECTIONS_PER_CLIENT", 4)
+    monkeypatch.setattr(connections, "UNCAPPED", ())  # the test's clients are on loopback, which is not counted
+    return request.getfixturevalue("server")
+
+
+def closed_within(connection: socket.socket, seconds: float) -> bool:
+    """Whether the server closes ``connection`` within ``seconds`` (sending nothing)."""
+    connection.settimeout(seconds)
+    try:
+        return connection.recv(1024) == b""
+    except socket.timeout:
+        return False
+    except ConnectionResetError:
+        return True
+
+
+def test_a_reader_cannot_hold_the_servers_connections_with_requests_it_never_sends(tight_server):
+    """A connection that sent no request (or sent its headers a byte at a time) stayed open for good: a reader with no
+    token held every open file of `zoo serve` with a few hundred of them (under a 1024 limit, 300 idle connections made
+    the board answer an empty reply to everyone). Now the headers must come whole within the timeout, and one
+    client holds at most its share of connections; a reader's requests, and its idle keep-alive connection, are as
+    before."""
+    import http.client
+
+    host, port = tight_server[len("http://"):].split(":")
+    address = (host, int(port))
+    idle = socket.create_connection(address)
+    slow = socket.create_connection(address)
+    slow.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n")
+    started = time.monotonic()
+    for _ in range(12):  # a header byte every 0.2 s: each arrives, the whole never does
+        time.sleep(0.2)
+        try:
+            slow.send(b"X")
+        except OSError:
+            break
+    assert closed_within(idle, 3.0) and closed_within(slow, 1.0)
+    assert time.monotonic() - started < 5.0
+    idle.close(), slow.close()
+
+    reader = http.client.HTTPConnection(host, int(port), timeout=10)
+    reader.request("GET", "/")
+    first = reader.getresponse()
+    assert first.status == 200 and first.read()
+    time.sleep(1.5)  # past the header timeout, within the keep-alive: the idle connection is kept and reused
+    reader.request("GET", "/api/ranking")
+    response = reader.getresponse()
+    assert response.status == 200 and not response.will_close and reader.sock is not None
+    response.read()
+
+    held = [socket.create_connection(address) for _ in range(3)]  # with the reader's: the client's 4
+    past = socket.create_connection(address)
+    assert closed_within(past, 0.5)  # at once, not after the header timeout
+    reader.close()
+    for connection in held:
+        connection.close()
+    time.sleep(0.2)
+    again = http.client.HTTPConnection(host, int(port), timeout=10)
+    again.request("GET", "/")
+    assert again.getresponse().status == 200
+    again.close()
+
+def test_connections_are_counted_per_address_an_ipv6_hosts_network_as_one_and_the_hosts_own_not_at_all():
+    """One host holds a whole IPv6 /64: counted by address it could open 64 connections from each of 2**64 addresses.
+    A reverse proxy on the server's host connects from loopback for every reader: counted, it would be one client."""
+    from neurozoo.leaderboard.connections import client_key
+
+    assert client_key("203.0.113.7") == client_key("::ffff:203.0.113.7") == "203.0.113.7"
+    assert client_key("2001:db8:1:2::1") == client_key("2001:db8:1:2:ffff::9") == "2001:db8:1:2::/64"
+    assert client_key("2001:db8:1:3::1") != client_key("2001:db8:1:2::1")
+    assert client_key("203.0.113.8") != client_key("203.0.113.7")
+    assert [client_key(host) for host in ("127.0.0.1", "127.0.0.2", "::1", "::ffff:127.0.0.1", None)] == [None] * 5
 
 def test_browser_sorts_the_ranking_and_opens_a_model_page(server, tmp_path):
     if not (os.path.exists(CHROMIUM) and os.path.exists(CHROMEDRIVER)):
@@ -443,6 +560,31 @@ def test_cached_pages_show_a_new_score_within_a_second(client, db):
     assert client.get("/models/delta").status_code == 200
 
 
+def test_a_benchmarks_page_is_made_once_a_board_version_not_for_every_request(db, tmp_path, monkeypatch):
+    """A benchmark's page was made (its rows sorted, its figure drawn: 5 ms on a board of 200 models) for every request,
+    in the event loop, before the page cache was asked: any reader could hold the loop 50 times longer a request than
+    with a cached page. Only whether it exists is asked now; a new score makes it again."""
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard import views
+    from neurozoo.leaderboard.web import create_app
+
+    made = []
+    real = views.benchmark_page
+    monkeypatch.setattr(views, "benchmark_page", lambda name, *rest: made.append(name) or real(name, *rest))
+    client = TestClient(create_app(db=db, submissions_dir=tmp_path / "subs"))
+    pages = [client.get(f"/benchmarks/{V4}") for _ in range(5)]
+    assert [page.status_code for page in pages] == [200] * 5 and len({page.text for page in pages}) == 1
+    assert made == [V4] and "beta" in pages[0].text
+    assert client.get("/benchmarks/no.such-benchmark").status_code == 404 and made == [V4]
+    job = db.enqueue("delta", V4, {"m": "delta"})
+    finish_claim(db, db.claim("w", ids=[job]), ScoreRecord("delta", V4, 0.4, per_bin=per_bin(0.4)),
+                 hidden=ScoreRecord("delta", V4, 0.4, ceiling=0.8, per_bin=per_bin(0.4)))
+    deadline = time.time() + 10
+    while "delta" not in client.get(f"/benchmarks/{V4}").text and time.time() < deadline:
+        time.sleep(0.1)
+    assert "delta" in client.get(f"/benchmarks/{V4}").text and made.count(V4) == 2
+
 def test_a_cached_page_is_served_without_touching_the_database_and_refreshed_in_the_background():
     from neurozoo.leaderboard.web import PageCache
 
@@ -493,6 +635,19 @@ def test_an_unknown_page_is_an_html_404_and_the_api_keeps_json(client):
     api = client.get("/api/submissions/1")
     assert api.status_code == 401 and api.json()["detail"].startswith("a valid token is required")
 
+
+def test_every_response_forbids_type_guessing_and_the_pages_run_only_the_servers_own_scripts(client):
+    """No response said its type was not to be guessed, nor limited where a page's scripts come from: a missed escape
+    of a submitter's text would have run as a script. The browser test sorts the ranking under this policy (sort.js)."""
+    responses = {path: client.get(path) for path in ("/", "/models/alpha", f"/benchmarks/{V4}", "/models/nobody",
+                                                     "/static/sort.js", "/api/ranking", "/api/submissions/1")}
+    assert [r.status_code for r in responses.values()] == [200, 200, 200, 404, 200, 200, 401]
+    for path, response in responses.items():
+        assert response.headers["x-content-type-options"] == "nosniff", path
+        policy = dict(part.strip().split(" ", 1) for part in response.headers["content-security-policy"].split(";"))
+        assert policy["script-src"] == "'self'" and policy["object-src"] == "'none'", path
+        assert policy["frame-ancestors"] == "'none'" and policy["base-uri"] == "'none'", path
+    assert "<script>" not in responses["/"].text and "onclick" not in responses["/"].text  # nothing inline to allow
 
 def test_a_model_name_with_markup_and_a_slash_is_escaped_and_its_page_opens(db, client):
     from urllib.parse import quote

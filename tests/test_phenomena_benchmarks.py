@@ -446,3 +446,27 @@ def test_a_safe_point_between_the_stimuli_changes_no_number(name, at_least):
     numbers = lambda score: json.dumps([score.value, score.raw, score.per_bin, {  # noqa: E731
         k: v for k, v in score.provenance["settings"].items()}], sort_keys=True)
     assert numbers(stoppable) == numbers(plain) and len(calls) >= at_least
+
+
+@pytest.mark.parametrize("name", ["retina_embedded.paired-flash", "retina_embedded.osr-mechanism"])
+def test_a_given_module_is_recorded_on_the_device_it_was_probed_on_not_the_device_argument(name):
+    """A phenomenon benchmark probes a given module where it is (it is neither fitted nor moved), but its score
+    recorded the ``device`` argument as given: ``auto`` as ``auto`` (a Python caller's; zoo score resolves it) and
+    ``cuda`` for a module on the CPU. It records the module's device now; the numbers are the same."""
+    import json
+
+    import torch
+
+    from neurozoo.retina.fit import create_model
+
+    torch.manual_seed(0)
+    model = create_model("ln", n_cells=12)
+    scores = {device: benchmarks.load(name, sizes=SIZES).score(model, device=device, progress=False)
+              for device in ("cpu", "auto", "cuda")}
+    assert {device: score.provenance["device"] for device, score in scores.items()} == {
+        "cpu": "cpu", "auto": "cpu", "cuda": "cpu"}
+    assert next(model.parameters()).device.type == "cpu"  # not moved
+    numbers = lambda score: json.dumps([score.value, score.raw, score.per_bin], sort_keys=True)  # noqa: E731
+    assert numbers(scores["auto"]) == numbers(scores["cuda"]) == numbers(scores["cpu"])
+    cells = benchmarks.load(name, sizes=SIZES).score(fixed_ln_cells(saturating), device="auto", progress=False)
+    assert cells.provenance["device"] == "cpu"  # a function: probed with the analyses' stimuli, on the CPU

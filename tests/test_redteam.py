@@ -1721,6 +1721,51 @@ def test_a_file_name_that_is_not_utf8_is_refused_not_a_traceback(board, tmp_path
     _refused(tmp_path, honest, r"submission: file 'sub/notes\\udcff.txt' has a name that is not UTF-8 text")
 
 
+#: a terminal's escape sequences: set the window's title, then clear the screen
+TERMINAL_ESCAPES = "\x1b]0;owned\x07\x1b[2J"
+
+
+def test_a_file_name_holding_a_terminal_escape_is_refused_and_never_played_on_the_operators_terminal(board, tmp_path,
+                                                                                                     capsys):
+    """Messages name a submission's files as they are: `zoo submit` run by the operator on a stranger's folder printed
+    "submission: x<ESC>]0;owned<BEL><ESC>[2J.txt is a symbolic link" raw, the terminal setting its title and clearing
+    the screen (a regular file so named was stored; `zoo submit --check` printed it as the weights file). A name holding
+    a control character is refused now, named escaped, from a folder or an archive, by the CLI and the web API."""
+    import io
+    import zipfile
+
+    from fastapi.testclient import TestClient
+
+    from neurozoo.leaderboard.cli import main
+    from neurozoo.leaderboard.web import create_app
+
+    linked = submission(tmp_path, "escaped-link", with_weights=False)
+    (linked / f"notes{TERMINAL_ESCAPES}.txt").symlink_to(linked / "model.py")
+    named = submission(tmp_path, "escaped-name", with_weights=False)
+    (named / "sub").mkdir()
+    (named / "sub" / "weights\n.pt").write_bytes(b"w")
+    assert main(["submit", "--db", f"sqlite:///{tmp_path / 'lb.sqlite'}", "--store", str(tmp_path / "store"),
+                 "--user", "mallory", str(linked)]) == 2
+    printed = capsys.readouterr()
+    assert "\x1b" not in printed.out + printed.err
+    assert r"submission: file 'notes\x1b]0;owned\x07\x1b[2J.txt' has a control character ('\x1b') in its name" \
+        in printed.err
+    _refused(tmp_path, named, r"submission: file 'sub/weights\\n.pt' has a control character \('\\n'\)")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for file in ("metadata.yaml", "model.py"):
+            archive.write(named / file, file)
+        archive.writestr(f"data/{TERMINAL_ESCAPES}.npy", b"x")
+    path = tmp_path / "escaped.zip"
+    path.write_bytes(buffer.getvalue())
+    _refused(tmp_path, path, r"escaped.zip: member 'data/\\x1b\]0;owned\\x07\\x1b\[2J.npy' has a control character")
+    token = board.create_token("mallory")
+    client = TestClient(create_app(db=board, submissions_dir=tmp_path / "web"), raise_server_exceptions=False)
+    answer = client.post("/api/submissions", content=path.read_bytes(), headers={"Authorization": f"Bearer {token}"})
+    assert answer.status_code == 422 and "has a control character ('\\x1b') in its name" in answer.json()["detail"]
+    assert not board.submissions()
+
+
 @pytest.mark.parametrize("value, match", [
     ("1" * 5000, r"the value '1111.*cannot be read \(Exceeds the limit \(4300 digits\)"),
     ("9999-99-99", r"the value '9999-99-99' cannot be read \(month must be in 1..12\); quote it to make it "

@@ -425,6 +425,97 @@ def test_a_zoo_run_checkpoint_given_by_a_relative_path_reproduces_from_another_f
     assert "reproduced: bit-identical" in capsys.readouterr().out
 
 
+def test_an_older_zoo_run_record_of_a_relative_checkpoint_reproduces_from_its_folder_and_says_so_elsewhere(
+        tmp_path, tiny_benchmarks, capsys, monkeypatch):
+    """A zoo run record stored before the spec kept the checkpoint resolved (2026-12-05) names it as given, ``w.pt``:
+    from the folder zoo run ran in the file is found and its sha256 checked (reproduced); from any other zoo reproduce
+    said only "its checkpoint w.pt is gone", and now says the path is relative, where it looked and where to run it
+    from. Another file of that name there is refused by its sha256, never scored as the record's."""
+    from neurozoo import convrnn
+    from neurozoo.leaderboard.db import LeaderboardDB
+    from neurozoo.leaderboard.run import run_zoo
+
+    (tmp_path / "lab").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    torch.manual_seed(1)
+    torch.save(convrnn.create_model("feedforward_intermediate", width_multiplier=0.0625).state_dict(),
+               tmp_path / "lab" / "w.pt")
+    db_file = tmp_path / "lb.sqlite"
+    db = f"sqlite:///{db_file}"
+    monkeypatch.chdir(tmp_path / "lab")
+    run_zoo(db, ["feedforward_intermediate"], [NEURAL], width_multiplier=0.0625, max_features=20,
+            checkpoints={"feedforward_intermediate": "w.pt"}, report=tmp_path / "report", progress=False,
+            echo=lambda *a: None)
+    record = ResultsStore(db).get(LeaderboardDB(db).jobs()[0]["score_id"])
+    settings = record.settings
+    settings["rerun"]["spec"]["checkpoint"]["path"] = "w.pt"  # as zoo run kept it before 2026-12-05
+    _tamper(db_file, record.id, settings=json.dumps(settings))
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    sha = settings["rerun"]["spec"]["checkpoint"]["sha256"][:12]
+    assert (f"record {record.id}: its checkpoint w.pt is gone (sha256 {sha}) (a relative path, which zoo run kept as "
+            f"given before 2026-12-05: looked for from here, {tmp_path / 'elsewhere'}; run zoo reproduce from the "
+            "folder zoo run ran in)") in capsys.readouterr().err
+    torch.save({"other": torch.zeros(1)}, tmp_path / "elsewhere" / "w.pt")
+    assert _zoo("reproduce", record.id, "--db", db) == 2
+    assert f"its checkpoint w.pt is not the same file (sha256 {sha} then, " in capsys.readouterr().err
+    monkeypatch.chdir(tmp_path / "lab")
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+
+
+def test_an_older_zoo_score_record_naming_its_checkpoints_summary_as_typed_reproduces(tmp_path, capsys,
+                                                                                       monkeypatch, ln_fit):
+    """zoo score --checkpoint fit/model.pt of a retina benchmark kept the summary.json beside the weights as typed
+    before 2026-12-06 (settings.fitted_to.summary ``fit/summary.json``, and in fitted_to.reason and
+    training_stimulus_from), the rerun by its resolved path: NOT reproduced, "whatever the numbers", from any
+    folder. Where the typed path is the end of the resolved one (the folder it was typed in is then known), it is
+    the same path, said in a note, and the record reproduces; where it is not (typed through a link), the record
+    cannot tell, and is not reproduced, saying why and what to do. The record here is rewritten as the code before
+    f524b06 wrote it (those three settings, checked against that code's own record of this command)."""
+    from neurozoo.datasets.synthetic_retina import load_embedded_retina
+
+    lab = tmp_path / "lab"
+    lab.mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    _fitted(ln_fit, lab / "fit")
+    db_file = tmp_path / "r.sqlite"
+    db = f"sqlite:///{db_file}"
+    monkeypatch.chdir(lab)
+    assert _zoo("score", "ln", "retina_h5.heldout", "--data", load_embedded_retina("whitenoise", **RETINA_SIZES),
+                "--checkpoint", "fit/model.pt", "--db", db, "--out", tmp_path / "out") == 0
+    (record,) = ResultsStore(db).records()
+    resolved = str((lab / "fit" / "summary.json").resolve())
+    assert record.settings["fitted_to"]["summary"] == resolved
+
+    def as_typed(typed):  # the record as zoo score kept it before 2026-12-06
+        stored = json.loads(json.dumps(record.settings).replace(resolved, typed))
+        assert sorted(key for key in stored if stored[key] != record.settings[key]) == ["fitted_to",
+                                                                                        "training_stimulus_from"]
+        _tamper(db_file, record.id, settings=json.dumps(stored))
+
+    as_typed("fit/summary.json")
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", db) == 0
+    out = capsys.readouterr().out
+    assert "reproduced: bit-identical" in out and "settings.fitted_to.summary: stored 'fit/summary.json'" in out
+    assert (f"note: record {record.id} names its checkpoint's summary.json 'fit/summary.json' (as typed: zoo score "
+            f"kept a relative --checkpoint's summary.json so before 2026-12-06), the rerun {resolved!r}: the same "
+            f"path, typed in {lab.resolve()}, beside the checkpoint whose bytes the record's sha256 checked") in out
+
+    (lab / "link").symlink_to(lab / "fit")  # --checkpoint link/model.pt: the record cannot tell that it is fit/
+    as_typed("link/summary.json")
+    assert _zoo("reproduce", record.id, "--db", db) == 1
+    out = capsys.readouterr().out
+    assert (f"names its checkpoint's summary.json 'link/summary.json' (as typed: zoo score kept a relative "
+            f"--checkpoint's summary.json so before 2026-12-06), and the rerun read {resolved!r}, which does not end "
+            "in that path (a '..' or a link on the way): the record cannot tell whether they are one file") in out
+    assert (f"NOT reproduced: record {record.id}'s settings.fitted_to.reason, settings.fitted_to.summary, "
+            "settings.training_stimulus_from are not the rerun's, whatever the numbers") in out
+
+
 def test_a_fit_removes_what_a_killed_fit_left_half_written(tmp_path):
     """A process killed inside torch.save leaves checkpoint.pt.tmp-<host>-<pid> behind; the next fit in the folder removes
     it (before: it stayed in the fit cache for good); a live process's temporary file is left alone."""

@@ -5,6 +5,7 @@ import contextlib
 import json
 import re
 import shutil
+import sqlite3
 
 import h5py
 import numpy as np
@@ -24,6 +25,16 @@ def recording(tmp_path_factory):
     from neurozoo.datasets.synthetic_retina import generate_recording
 
     return generate_recording(tmp_path_factory.mktemp("cells") / "wn.h5", n_train=2000, n_test=160, n_repeats=3)
+
+
+def _silent_in_training(path, out):
+    """``path`` with cell02 0 at every frame of ``train/`` (every response), as it is in ``test/``: a cell silent
+    through training that responds held out."""
+    shutil.copy(path, out)
+    with h5py.File(out, "a") as f:
+        for key in f["train/response"]:
+            f[f"train/response/{key}"][1] = 0.0
+    return out
 
 
 def _metrics(folder):
@@ -129,11 +140,7 @@ def test_a_cell_silent_in_training_refused_names_the_cells_option_that_fits_the_
     out; that command fits the others (the check is of the selected cells only)."""
     from neurozoo.leaderboard.cli import main as zoo
 
-    path = tmp_path / "silent.h5"
-    shutil.copy(recording, path)
-    with h5py.File(path, "a") as f:
-        for key in f["train/response"]:
-            f[f"train/response/{key}"][1] = 0.0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
     with pytest.raises(DataError, match=re.escape("1 of 12 cells is 0 at every frame (cell02) but responds in test/")):
         checked_experiment(path)
     argv = ["fit", "ln", "--data", str(path), *FIT, "--out", str(tmp_path / "fit")]
@@ -249,6 +256,13 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
     assert (chosen.value, chosen.ceiling) == pytest.approx((of_alone.value, of_alone.ceiling), rel=1e-5)
     assert chosen.settings["cells"] == [2, 4] and chosen.settings["rerun"]["cells"] == "cell05,2"
     assert "cells" not in of_alone.settings and "cells" not in of_alone.settings["rerun"]
+    # a fit of some cells is another model than the file's fit: its name says the cells (the file's indices), in the
+    # output, the record and zoo score --records, where both read "ln" and only the value differed
+    assert (chosen.model, of_alone.model) == ("ln (cells 2,4)", "ln")
+    assert "ln (cells 2,4) on retina_h5.heldout: " in capsys.readouterr().out
+    capsys.readouterr()
+    assert zoo(["score", "--records", "--db", db]) == 0
+    assert re.search(rf"^{chosen.id}\s+\S+ \S+\s+ln \(cells 2,4\)\s+retina_h5.heldout", capsys.readouterr().out, re.M)
     # the API with the same fit setting: the same fit (the fit cache's folder of those cells), the same numbers
     from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark
 
@@ -258,6 +272,13 @@ def test_zoo_score_cells_scores_those_cells_as_a_file_of_them_alone_and_zoo_repr
     capsys.readouterr()
     assert zoo(["reproduce", str(chosen.id), "--db", db]) == 0
     assert "reproduced: bit-identical" in capsys.readouterr().out
+    # a record stored before the name said the cells: the same registered model, a note
+    with sqlite3.connect(tmp_path / "r.sqlite") as connection:
+        connection.execute("UPDATE scores SET model = 'ln' WHERE id = ?", (chosen.id,))
+    assert zoo(["reproduce", str(chosen.id), "--db", db]) == 0
+    out = capsys.readouterr().out
+    assert "model: stored display name 'ln', rerun 'ln (cells 2,4)': the same registered model 'ln'" in out
+    assert "reproduced: bit-identical" in out
 
     # refused before any fit, nothing stored
     monkeypatch = pytest.MonkeyPatch()
@@ -282,11 +303,7 @@ def test_zoo_score_names_its_own_cells_option_for_a_cell_silent_in_training(reco
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main as zoo
 
-    path = tmp_path / "silent.h5"
-    shutil.copy(recording, path)
-    with h5py.File(path, "a") as f:
-        for key in f["train/response"]:
-            f[f"train/response/{key}"][1] = 0.0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
     db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
     score = ["score", "ln", "retina_h5.heldout", "--data", str(path), "--db", db, "--out", out]
     assert zoo(score) == 2
@@ -296,6 +313,42 @@ def test_zoo_score_names_its_own_cells_option_for_a_cell_silent_in_training(reco
     assert zoo([*score, "--cells", re.search(r"--cells (\S+)\)", error).group(1)]) == 0
     (record,) = ResultsStore(db).records()
     assert len(record.per_bin) == 11 and "cell02" not in [row["cell"] for row in record.per_bin]
+
+
+def test_zoo_score_of_a_checkpoint_names_its_cells_option_for_a_cell_silent_in_training(recording, tmp_path,
+                                                                                         capsys):
+    """``zoo score ... --data FILE --checkpoint W`` of a file with a cell silent through train/ was refused with the
+    reader's way out, ``cells='0,2,...'`` (Python's), and ``--cells`` beside ``--checkpoint`` was refused for weights
+    of every cell (``scores on every cell (12)``): no way out from the command line. The refusal names ``zoo score
+    --cells``, which scores the weights' outputs of the other cells, run as fitted: each cell's numbers those of the
+    same weights on the file before the cell's training spikes were zeroed (its test split), to rounding; zoo
+    reproduce reruns it to the bit."""
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.leaderboard.cli import main as zoo
+
+    fit = tmp_path / "fit"
+    assert zoo(["fit", "ln", "--data", str(recording), *FIT, "--out", str(fit)]) == 0
+    path = _silent_in_training(recording, tmp_path / "silent.h5")
+    db, out = f"sqlite:///{tmp_path / 'r.sqlite'}", str(tmp_path / "out")
+    score = ["score", "ln", "retina_h5.heldout", "--checkpoint", str(fit / "model.pt"), "--db", db, "--out", out]
+    assert zoo([*score, "--data", str(path)]) == 2
+    error = capsys.readouterr().err
+    assert "1 of 12 cells is 0 at every frame (cell02) but responds in test/" in error
+    assert error.endswith("(leave it out: zoo score --cells 0,2,3,4,5,6,7,8,9,10,11)\n"), error
+    assert zoo([*score, "--data", str(path), "--cells", re.search(r"--cells (\S+)\)", error).group(1)]) == 0
+    assert zoo([*score, "--data", str(recording)]) == 0
+    others, every = ResultsStore(db).records()
+    assert others.settings["cells"] == [0, *range(2, 12)]
+    assert (others.model, every.model) == ("ln@model.pt (cells 0,2,3,4,5,6,7,8,9,10,11)", "ln@model.pt")
+    assert others.settings["rerun"]["cells"] == "0,2,3,4,5,6,7,8,9,10,11"
+    assert [row["cell"] for row in others.per_bin] == [row["cell"] for row in every.per_bin if row["cell"] != "cell02"]
+    assert np.abs(_per_cell(others)[:, 0]).max() > 0.05  # correlations of a fit, not zeros that match anyway
+    # the test split is the same: each cell's numbers as among all 12 (the cells' correlations computed together, so
+    # to rounding)
+    np.testing.assert_allclose(_per_cell(others), np.delete(_per_cell(every), 1, axis=0), rtol=1e-12, atol=0)
+    capsys.readouterr()
+    assert zoo(["reproduce", str(others.id), "--db", db]) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
 
 
 def test_zoo_probe_of_a_cells_fit_names_and_reads_the_cells_it_fitted(recording, tmp_path, capsys):
@@ -359,7 +412,8 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     summary.json records (cell03, cell05), the score that of ``zoo score --cells 4,2`` (the same fit settings: the
     same weights) and of the same checkpoint on an h5py-written file of those cells alone; the record keeps the
     selection and zoo reproduce reruns it to the bit. ``--cells`` beside it is accepted naming those cells, refused
-    naming both otherwise; the weights without their summary.json are refused as before. A relative --checkpoint's
+    naming both otherwise (weights of every cell of the file score on the cells it names); the weights without their
+    summary.json are refused as before. A relative --checkpoint's
     record reproduces too (its settings.fitted_to named the summary.json as typed, the rerun by its absolute path)."""
     from neurozoo.benchmarks.records import ResultsStore
     from neurozoo.leaderboard.cli import main as zoo
@@ -389,6 +443,9 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     assert settings["cells"] == settings["fitted_to"]["cells"] == [2, 4] and "cells" not in settings["rerun"]
     assert "cells" not in of_alone.settings
     assert agreeing.settings["cells"] == [2, 4] and agreeing.settings["rerun"]["cells"] == "cell05,2"
+    # the weights of those cells on the whole file are marked so, on the file of those cells alone not
+    assert [r.model for r in (of_checkpoint, of_cells, of_alone, agreeing)] == [
+        "ln@model.pt (cells 2,4)", "ln (cells 2,4)", "ln@model.pt", "ln@model.pt (cells 2,4)"]
     for record in (of_checkpoint, agreeing):
         capsys.readouterr()
         assert zoo(["reproduce", str(record.id), "--db", db]) == 0
@@ -399,9 +456,12 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     assert (f"zoo score: error: --cells 1,2 selects cell02, cell03 of {recording}, but --checkpoint {weights} scores "
             f"on cell03, cell05 (a zoo fit --cells fit of those, as {fit / 'summary.json'} records): leave --cells "
             "out, or give those\n") in capsys.readouterr().err
-    assert zoo([*score, "--data", str(alone), "--checkpoint", weights, "--cells", "1"]) == 2
-    assert (f"--cells 1 selects cell02 of {alone}, but --checkpoint {weights} scores on every cell (2) (its weights "
-            "hold 2 cells, as many as the file)") in capsys.readouterr().err
+    # weights of every cell of the file: --cells scores their outputs of those cells
+    assert zoo([*score, "--data", str(alone), "--checkpoint", weights, "--cells", "1"]) == 0
+    one = ResultsStore(db).records()[-1]
+    assert one.settings["cells"] == [1] and [row["cell"] for row in one.per_bin] == ["cell02"]
+    assert one.model == "ln@model.pt (cells 1)"
+    np.testing.assert_allclose(_per_cell(one), _per_cell(of_alone)[1:], rtol=1e-12, atol=0)
     bare = tmp_path / "bare" / "model.pt"  # the weights without the summary.json that names their cells
     bare.parent.mkdir()
     shutil.copy(fit / "model.pt", bare)
@@ -410,7 +470,7 @@ def test_zoo_score_of_a_cells_fits_checkpoint_scores_the_cells_its_summary_recor
     assert zoo([*score, "--data", str(recording), "--checkpoint", str(bare), "--cells", "2,4"]) == 2
     assert ("scores on every cell (12) (its weights hold 2 cells, and no summary.json beside them records which of "
             "the file's 12 they are (no summary.json beside model.pt") in capsys.readouterr().err
-    assert len(ResultsStore(db).records()) == 4
+    assert len(ResultsStore(db).records()) == 5
 
     # the API: a fitted module with the cells its outputs are (cells=), its output count checked against them
     from neurozoo.benchmarks.retina import RetinaFileHeldoutBenchmark

@@ -842,7 +842,7 @@ def test_resume_refuses_a_checkpoint_of_another_model(ln_recording, tmp_path):
             progress=False)
     assert str(refused.value) == (
         f"{tmp_path / 'checkpoint.pt'}: weights of another LN (filter.spatial has shape (1, 2500), the model's is "
-        "(2, 2500) (1 more shape differs)); use another output folder or start afresh (resume=False / --no-resume)")
+        "(2, 2500) (1 more shape differs)); use another output folder (out= / --out) or start afresh (resume=False / --no-resume)")
 
 
 @pytest.mark.parametrize("protocol, named", [(FIT_PROTOCOL - 1, str(FIT_PROTOCOL - 1)),
@@ -863,7 +863,7 @@ def test_resume_refuses_a_checkpoint_of_another_fit_protocol(ln_recording, tmp_p
     saved["model"] = {}  # not read: the refusal comes before any weights are loaded
     torch.save(saved, tmp_path / "checkpoint.pt")
     with pytest.raises(DataError, match=rf"checkpoint\.pt: a fit with other settings \(fit protocol {named} -> "
-                                        rf"{FIT_PROTOCOL}\); use another output folder or start afresh \(resume=False / "
+                                        rf"{FIT_PROTOCOL}\); use another output folder \(out= / --out\) or start afresh \(resume=False / "
                                         r"--no-resume\)"):
         fit(create_model("ln", n_cells=1, rank=1), ln_recording, out=tmp_path, epochs=2, max_steps_per_epoch=1,
             progress=False)
@@ -1073,7 +1073,7 @@ def test_zoo_fit_does_not_resume_a_fit_to_another_recording_or_seed(tmp_path, mo
     assert zoo(["fit", "ln", "--data", str(day2), "--seed", "1", "--lr", "0.1"] + fit_args) == 2
     assert capsys.readouterr().err.splitlines()[-1] == (
         f"zoo fit: error: {out / 'checkpoint.pt'}: a fit with other settings (lr 0.01 -> 0.1, seed 0 -> 1); use "
-        "another output folder or start afresh (resume=False / --no-resume)")
+        "another output folder (out= / --out) or start afresh (resume=False / --no-resume)")
     assert (out / "model.pt").read_bytes() == second
     assert zoo(["fit", "ln", "--data", str(day2), "--epochs", "2", "--quiet"]) == 0  # more epochs: it resumes
 

@@ -541,7 +541,7 @@ def test_a_zoo_fit_resumed_with_another_stimulus_class_is_refused(field_files, t
         assert main([*args, *other]) == 2
         assert capsys.readouterr().err.splitlines()[-1] == (
             f"zoo fit: error: {out / 'checkpoint.pt'}: a fit with other settings (stimulus_class naturalscene -> "
-            f"{said}); use another output folder or start afresh (resume=False / --no-resume)")
+            f"{said}); use another output folder (out= / --out) or start afresh (resume=False / --no-resume)")
         assert sorted(p.name for p in out.iterdir()) == ["checkpoint.pt", "fit_time.json"]
         assert (out / "checkpoint.pt").read_bytes() == checkpoint
     assert main(shlex.split(command)[1:]) == 0

@@ -5,7 +5,6 @@ import math
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -816,6 +815,25 @@ def test_a_searched_cell_weight_decay_takes_effect(tiny, tmp_path):
     assert main(["search", *argv]) == 2 and not (tmp_path / "run2").exists()
 
 
+def test_a_library_searchs_trials_record_the_device_auto_gives(tiny, tmp_path):
+    """``TrialSettings``' default ``device="auto"`` went into every trial's TrainConfig as given, so a Python caller's
+    trials recorded ``auto`` (run.json's config, the study's ``run`` attribute, an exported score's training
+    settings), where zoo search's record the device (its --device is resolved first): the Trainer resolves it now."""
+    from neurozoo.convrnn.search import Objective, TrialSettings
+    from neurozoo.convrnn.search.export import score_records
+    from neurozoo.convrnn.training.distributed import auto_device
+
+    space = load_space(tiny / "tiny_space.yaml")
+    settings = TrialSettings(data=str(tiny / "data"), out=str(tmp_path / "run"), epochs=1, batch_size=6,
+                             image_size=32, width_multiplier=1.0, max_steps_per_epoch=1)
+    assert settings.device == "auto"
+    study = optuna.create_study(direction="maximize")
+    study.optimize(Objective(space, settings), n_trials=1)
+    trial, device = study.trials[0], auto_device("auto")
+    run = json.loads((Path(trial.user_attrs["out"]) / "run.json").read_text())
+    assert run["config"]["device"] == trial.user_attrs["run"]["config"]["device"] == device
+    assert score_records(study, space, settings)[0]["settings"]["training"]["device"] == device
+
 # ---------------------------------------------------------------------------- ground truth
 # The image is shown at step 0 only and the answer is read at step 5: through the feedforward path alone the last
 # readout sees only the grey that follows (conv1 -> conv2 -> conv3 -> readout takes 3 steps), so a model without
@@ -1386,8 +1404,10 @@ def test_the_workers_end_when_their_command_is_killed_alone(tiny, tmp_path):
                 break
         else:
             pytest.fail("the two workers never trained an epoch each")
+        from neurozoo.datasets.cache import worker_name
+
         workers = _children(proc.pid)
-        assert len(workers) == 2 and {f"{socket.gethostname()}:{pid}" for pid in workers} == {
+        assert len(workers) == 2 and {worker_name(pid) for pid in workers} == {
             t.user_attrs["worker"] for t in running}
         os.kill(proc.pid, signal.SIGKILL)  # the command alone, not its workers
         proc.wait()  # dead: the kernel has signalled its workers
@@ -2586,6 +2606,7 @@ def test_a_trial_of_a_worker_dead_on_this_host_is_recovered_at_once_not_counted_
     import warnings
 
     from neurozoo.convrnn.search.study import fail_stale_trials
+    from neurozoo.datasets.cache import worker_name
 
     url = request.getfixturevalue("postgres_url") if backend == "postgresql" else f"sqlite:///{tmp_path / 's.sqlite'}"
     if url is None:
@@ -2597,8 +2618,7 @@ def test_a_trial_of_a_worker_dead_on_this_host_is_recovered_at_once_not_counted_
     with warnings.catch_warnings():  # "Heartbeat of storage is supposed to be used with Study.optimize": none runs
         warnings.simplefilter("ignore", UserWarning)
         trials = [study.ask() for _ in range(3)]
-    for trial, worker in zip(trials, (f"{socket.gethostname()}:{gone.pid}", f"{socket.gethostname()}:{os.getpid()}",
-                                      f"othermachine:{gone.pid}")):
+    for trial, worker in zip(trials, (worker_name(gone.pid), worker_name(), f"othermachine:{gone.pid}")):
         trial.set_user_attr("worker", worker)
         storage.record_heartbeat(trial._trial_id)  # all fresh: the killed one beat seconds before it died
     fail_stale_trials(study)  # the rerun's check

@@ -1180,10 +1180,15 @@ def test_the_torchrun_entry_records_device_auto_as_zoo_train_does_and_resumes_a_
     assert parsed[0].device == parsed[1].device == auto_device("auto") != "auto"
     assert parsed[0] == parsed[1]
 
+    # a run's first part as the Trainer wrote it before it resolved ``auto`` (its checkpoint and run.json say "auto")
     first = Trainer(config(data, tmp_path, device="auto"))
     first.fit(until_epoch=1)
     first.close()
-    assert load_checkpoint(tmp_path / "last.pth")["config"]["device"] == "auto"
+    checkpoint = load_checkpoint(tmp_path / "last.pth")
+    save_checkpoint({**checkpoint, "config": {**checkpoint["config"], "device": "auto"}}, tmp_path / "last.pth")
+    run = json.loads((tmp_path / "run.json").read_text())
+    run["segments"][0]["config"]["device"] = run["config"]["device"] = "auto"
+    (tmp_path / "run.json").write_text(json.dumps(run))
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)  # auto: the CPU, as the first part trained on
     assert cli.main(argv) == 0
     run = json.loads((tmp_path / "run.json").read_text())
@@ -1215,6 +1220,25 @@ def test_the_torchrun_entrys_warnings_are_one_line_as_its_errors(tmp_path, monke
     err = capsys.readouterr().err
     assert "train: warning: learning-rate schedule changed on resume\n" in err and "UserWarning" not in err
     assert "RuntimeWarning: overflow" in err and warnings.formatwarning is before
+
+
+def test_a_library_trainer_records_the_device_auto_gives(data, tmp_path):
+    """A Python caller of ``TrainConfig``/``Trainer`` that passes or keeps the default ``device="auto"`` recorded
+    ``auto`` in run.json's config and the checkpoints' (zoo train and the torchrun entry resolve it first); the
+    Trainer now records the device it runs on (``auto_device``), and leaves the caller's config as given."""
+    from neurozoo.convrnn.training.distributed import auto_device
+
+    given = config(data, tmp_path, epochs=1, max_steps_per_epoch=2)
+    assert given.device == "auto"  # TrainConfig's default
+    trainer = Trainer(given)
+    trainer.fit()
+    trainer.close()
+    device = auto_device("auto")
+    assert trainer.config.device == device == str(trainer.device).split(":")[0] and given.device == "auto"
+    run = json.loads((tmp_path / "run.json").read_text())
+    assert run["config"]["device"] == run["segments"][0]["config"]["device"] == device
+    assert load_checkpoint(tmp_path / "last.pth")["config"]["device"] == device
+    assert load_checkpoint(tmp_path / "best.pth")["config"]["device"] == device
 
 def test_zoo_train_command(data, tmp_path, capsys):
     from neurozoo.leaderboard.cli import main

@@ -23,7 +23,7 @@ import sys
 import time
 import traceback
 import warnings
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
@@ -37,8 +37,8 @@ from neurozoo.convrnn.spec import check_image_size
 from neurozoo.convrnn.training.cpus import cpu_path_problems, default_workers
 from neurozoo.convrnn.training.checkpoint import capture_rng_state, checkpoint_position, load_checkpoint, restore_rng_state, save_checkpoint
 from neurozoo.convrnn.training.evaluation import evaluation_sums, topk_correct
-from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, barrier, init_distributed,
-                                                   max_over_ranks, shutdown)
+from neurozoo.convrnn.training.distributed import (DistInfo, all_gather_objects, all_reduce_sum, auto_device, barrier,
+                                                   init_distributed, max_over_ranks, shutdown)
 from neurozoo.convrnn.training import file_checksums  # its CONTENTS_CHECKSUMS as the module holds it now (tests replace it)
 from neurozoo.convrnn.training.file_checksums import (FILES_CHECKSUM_WORDS, FILES_CHECKSUMS, file_list_sha256,
                                                       files_checksum, files_state_sha256, hashed_files_checksum)
@@ -193,7 +193,10 @@ class Trainer:
     def __init__(self, config: TrainConfig, model: Optional[nn.Module] = None,
                  resume_state: Optional[Dict[str, Any]] = None):
         config.validate()
-        self.config = config
+        # the device ``auto`` gives (``auto_device``, zoo train's rule), which run.json and the checkpoints record: a
+        # Python caller's ``device="auto"`` (TrainConfig's default, a search's trials) had been recorded as ``auto``.
+        # A copy: the caller's config is left as given
+        self.config = config = replace(config, device=auto_device(config.device))
         self._determinism = (torch.are_deterministic_algorithms_enabled(),
                              torch.is_deterministic_algorithms_warn_only_enabled())
         self.dist: DistInfo = init_distributed(config.device)

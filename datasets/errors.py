@@ -17,6 +17,17 @@ class DataError(UserFacingError, ValueError):
     """A data file or folder is missing, unreadable or malformed."""
 
 
+def warning_format(prefix: str, default_format: Callable) -> Callable:
+    """``warnings.formatwarning`` for a command whose errors read ``PREFIX: error: ...``: a ``UserWarning`` (what the
+    suite's own code warns a user of) as one line ``PREFIX: warning: ...``; Python's default added the warning code's
+    file, line number and source line. Other categories as ``default_format`` shows them."""
+    def format_warning(message, category, filename, lineno, line=None):
+        if issubclass(category, UserWarning):
+            return f"{prefix}: warning: {message}\n"
+        return default_format(message, category, filename, lineno, line)
+    return format_warning
+
+
 def yaml_problem(error: Exception) -> str:
     """A YAML parse error in one line, its problem first and where it is: PyYAML's own text is four lines (the
     context, its position, the problem, its position), each position naming the file again, and a command's error is

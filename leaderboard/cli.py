@@ -91,12 +91,10 @@ def warning_line(command: str, default_format):
     """``warnings.formatwarning`` for a zoo command: a ``UserWarning`` (what the zoo's own code warns a user of) as one
     line ``zoo COMMAND: warning: ...``, as its errors are; Python's default added the warning code's file, line
     number and source line (``.../retina/cli.py:116: UserWarning: ...`` then ``result = fit(model, ...``). Other
-    categories as ``default_format`` shows them."""
-    def format_warning(message, category, filename, lineno, line=None):
-        if issubclass(category, UserWarning):
-            return f"zoo {command}: warning: {message}\n"
-        return default_format(message, category, filename, lineno, line)
-    return format_warning
+    categories as ``default_format`` shows them (``datasets.errors.warning_format``)."""
+    from neurozoo.datasets.errors import warning_format
+
+    return warning_format(f"zoo {command}", default_format)
 
 
 def _check_device(name: Optional[str]) -> Optional[str]:

@@ -42,7 +42,11 @@ IDENTITY = ("model", "benchmark", "seed", "data_sha256")
 #: before the rerun and its weights by the ``model_sha256`` setting), a fit's progress bar, and what a retina fit's
 #: provenance says beyond its settings (``fit_provenance``: how it was come by, which differs by design, e.g. cached
 #: then and fitted afresh now; its protocol, thread counts and kept epoch: notes, as the environment's)
-UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "progress", "fit_provenance")
+UNCOMPARED_SETTINGS = ("environment", "device", "rerun", "checkpoint", "checkpoint_sha256", "progress",
+                       "fit_provenance")
+#: the same for a ``zoo dynamics`` / ``zoo compare`` record's arguments: the checkpoint's path (absolute since
+#: 2026-12-06, as given before; its bytes are checked by the ``checkpoint_sha256`` setting before the rerun)
+UNCOMPARED_ARGUMENTS = ("checkpoint",)
 #: settings in words that describe another setting compared itself: ``layer_choice``, how ``layer`` was chosen (its words
 #: for a model off the released map changed on 2026-12-05: :data:`leaderboard.zoo.FALLBACK_LAYER`). A difference in
 #: them is a note, as a setting one of the two records lacks is, not a failure
@@ -79,6 +83,10 @@ def rerun(record: ScoreRecord, device: str = "cpu", use_caches: bool = False,
                               "produced (written by a version before zoo reproduce, or not by zoo score / zoo run / "
                               "zoo work); score it again with zoo score or zoo run")
     checked(record, how)
+    if isinstance(how, str):  # zoo dynamics / zoo compare: the weights analysed, where the record keeps their sha256
+        settings = record.settings or {}
+        if settings.get("checkpoint_sha256") and (settings.get("arguments") or {}).get("checkpoint"):
+            _checkpoint({"path": settings["arguments"]["checkpoint"], "sha256": settings["checkpoint_sha256"]}, record)
     from neurozoo.datasets.cache import owned_temporary_folder
     from neurozoo.datasets.provenance import environment
     from neurozoo.retina.embedded_fit import fits_in
@@ -389,7 +397,7 @@ def leaves(value, name: str):
     dictionaries."""
     if isinstance(value, dict) and value:
         for key, item in value.items():
-            if name != "settings" or key not in UNCOMPARED_SETTINGS:
+            if key not in {"settings": UNCOMPARED_SETTINGS, "settings.arguments": UNCOMPARED_ARGUMENTS}.get(name, ()):
                 yield from leaves(item, f"{name}.{key}")
     elif isinstance(value, list) and value:
         for index, item in enumerate(value):

@@ -13,6 +13,7 @@ import torch
 
 from neurozoo import benchmarks
 from neurozoo.benchmarks.records import ResultsStore
+from neurozoo.datasets.provenance import sha256_file
 from neurozoo.leaderboard.cli import main
 
 NEURAL, RETINA = "reprotest.V4", "reprotest.retina-heldout"
@@ -571,6 +572,45 @@ def test_dynamics_and_compare_records_rerun_from_their_arguments_and_every_numbe
     assert _zoo("reproduce", kinds["dynamics"].id, "--db", url) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "does not keep its arguments" in err and "run zoo dynamics again" in err
+
+
+def test_a_dynamics_record_of_a_checkpoint_reruns_from_anywhere_and_refuses_changed_weights(tmp_path, capsys,
+                                                                                           monkeypatch):
+    """zoo dynamics kept --checkpoint as given: a relative path, which zoo reproduce run from another folder could not
+    find ("checkpoint runs/t1/best.pth does not exist"), and no sha256, so weights overwritten since (a resumed
+    zoo train rewrites best.pth) were analysed as if they were the record's. The record keeps the absolute path and
+    the file's sha256, and the rerun refuses a changed file, naming it, as zoo score's records do."""
+    from neurozoo import convrnn
+
+    url = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    (tmp_path / "run").mkdir()
+    monkeypatch.chdir(tmp_path / "run")
+    torch.manual_seed(0)
+    torch.save(convrnn.create_model("rgc_shallow", width_multiplier=0.125).state_dict(), "w.pt")
+    assert _zoo("dynamics", "rgc_shallow", "--checkpoint", "w.pt", "--width", "0.125", "--image-size", "32",
+                "--set", "n_steps=14", "--points", "2", "--steps", "3", "--n-images", "2", "--db", url,
+                "--out", tmp_path / "a") == 0
+    [record] = ResultsStore(url).records()
+    checkpoint = tmp_path / "run" / "w.pt"
+    assert record.settings["arguments"]["checkpoint"] == str(checkpoint)
+    assert record.settings["checkpoint_sha256"] == sha256_file(checkpoint)
+    monkeypatch.chdir(tmp_path)
+    capsys.readouterr()
+    assert _zoo("reproduce", record.id, "--db", url) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    original, state = checkpoint.read_bytes(), torch.load(checkpoint, weights_only=True)
+    next(iter(state.values())).add_(1.0)
+    torch.save(state, checkpoint)
+    assert _zoo("reproduce", record.id, "--db", url) == 2
+    err = capsys.readouterr().err
+    assert "has changed since" in err and str(checkpoint) in err and err.count("\n") == 1
+    settings = dict(record.settings, arguments=dict(record.settings["arguments"], checkpoint="w.pt"))
+    del settings["checkpoint_sha256"]  # a record stored before: the path as given, no sha256; rerun where it was made
+    _tamper(tmp_path / "r.sqlite", record.id, settings=json.dumps(settings))
+    checkpoint.write_bytes(original)
+    monkeypatch.chdir(tmp_path / "run")
+    assert _zoo("reproduce", record.id, "--db", url) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
 
 
 def test_the_command_line_of_a_dynamics_record_at_negative_positions_parses_again():

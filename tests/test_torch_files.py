@@ -71,6 +71,14 @@ def test_a_checkpoint_of_another_model_names_the_parameters_that_do_not_fit(tmp_
                                         r"'timedecay_shallow' by zoo train: score it as that model\): missing "):
         resolve_model("rgc_shallow", tmp_path / "best.pth")
     assert resolve_model("timedecay_shallow", tmp_path / "best.pth").spec.num_classes == 3
+    # a spec file's (a zoo search trial's): "score it as that model" sent the user to a path the zoo commands refuse
+    torch.save({"model": trained.state_dict(), "classes": ["n1", "n2", "n3"],
+                "config": {"model": "runs/search/s/trial_00001/spec.yaml", "overrides": {}}}, tmp_path / "trial.pth")
+    with pytest.raises(DataError, match=r"trial\.pth does not fit model rgc_shallow \(it was trained as "
+                                        r"'runs/search/s/trial_00001/spec\.yaml' by zoo train, a spec file: register "
+                                        r"that spec under a name, README: Your own ConvRNN, and score it as that model"
+                                        r"\): missing "):
+        resolve_model("rgc_shallow", tmp_path / "trial.pth")
     # a --width given beside it that is not the one it was trained at overrides it: said, not only the shapes
     with pytest.raises(DataError, match=r"best\.pth does not fit model timedecay_shallow \(it was trained with "
                                         r"width_multiplier=0\.125; the width_multiplier=0\.25 given \(--width, --set\) "

@@ -1196,6 +1196,32 @@ def test_the_torchrun_entry_records_device_auto_as_zoo_train_does_and_resumes_a_
     assert load_checkpoint(tmp_path / "last.pth")["epoch"] == 2
 
 
+def test_the_torchrun_entrys_warnings_are_one_line_as_its_errors(tmp_path, monkeypatch, capsys):
+    """Under torchrun (``python -m neurozoo.convrnn.training``) a warning came in Python's default format, the file,
+    line and source of the code that warned (a resume with more --epochs: ``.../engine.py:604: UserWarning:
+    learning-rate schedule changed on resume ...`` then ``warnings.warn(...)``), where its errors and zoo train's
+    warnings are one line; other categories keep Python's format, and the format is restored after."""
+    import warnings
+
+    from neurozoo.convrnn.training import cli
+
+    def run(args):
+        warnings.warn("learning-rate schedule changed on resume")
+        warnings.warn("overflow", RuntimeWarning)
+        return 0
+
+    before = warnings.formatwarning
+    monkeypatch.setattr(cli, "run", run)
+    with warnings.catch_warnings():
+        warnings.simplefilter("always")
+        warnings.showwarning = lambda message, category, filename, lineno, file=None, line=None: print(
+            warnings.formatwarning(message, category, filename, lineno, line), end="", file=sys.stderr)  # Python's,
+        assert cli.main(["rgc_shallow", "--data", str(tmp_path), "--device", "cpu"]) == 0  # not pytest's record
+    err = capsys.readouterr().err
+    assert "train: warning: learning-rate schedule changed on resume\n" in err and "UserWarning" not in err
+    assert "RuntimeWarning: overflow" in err and warnings.formatwarning is before
+
+
 def test_a_library_trainer_records_the_device_auto_gives(data, tmp_path):
     """A Python caller of ``TrainConfig``/``Trainer`` that passes or keeps the default ``device="auto"`` recorded
     ``auto`` in run.json's config and the checkpoints' (zoo train and the torchrun entry resolve it first); the
@@ -2038,7 +2064,8 @@ def test_a_zoo_train_killed_after_its_last_epoch_draws_its_curve_when_resumed_an
     monkeypatch.setattr(curve, "plot_training_curve", draw)
     assert main(args + ["--resume"]) == 0
     assert (tmp_path / "training_curve.png").read_bytes()[:4] == b"\x89PNG"
-    assert capsys.readouterr().err.splitlines()[0] == f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1)"
+    assert capsys.readouterr().err.splitlines()[0] == (f"resuming {tmp_path / 'last.pth'}: step 1 (the end of epoch 1); "
+                                                       "nothing left to train at --epochs 1: a higher --epochs trains on")
 
 
 def test_a_finished_runs_curve_is_not_left_beside_its_resume_for_more_epochs_that_stopped(data, tmp_path,

@@ -3,6 +3,7 @@ similarity matrices over time. Both write figures, a JSON summary and records to
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import add_db_argument, at_least, positive
@@ -214,7 +215,8 @@ def _case(args):
     except ValueError as error:
         raise UserFacingError(str(error)) from None
     case.settings.update(overrides=overrides, image_size=int(images.shape[-1]), n_images=len(ids),
-                         checkpoint=str(args.checkpoint) if args.checkpoint else None)
+                         checkpoint=str(args.checkpoint) if args.checkpoint else None,
+                         checkpoint_sha256=checkpoint_sha256(args.checkpoint))
     return lambda: case
 
 
@@ -364,7 +366,8 @@ def _compare(args, metrics, overrides, load, timer, store, out: Path, draw: bool
     tag, arguments = run_tag(args)
     stem = f"compare_{tag}"
     paths = compare_figures(results, out, stem, systems) if draw else []
-    settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None, "n_steps": args.n_steps,
+    settings = {"checkpoint": str(args.checkpoint) if args.checkpoint else None,
+                "checkpoint_sha256": checkpoint_sha256(args.checkpoint), "n_steps": args.n_steps,
                 "train_steps": args.train_steps, "max_stimuli": args.max_stimuli, "overrides": overrides,
                 "image_size": args.image_size, "arguments": arguments}
     records = compare_records(systems, results, seconds, data_sha, seed=args.seed, settings=settings)
@@ -383,6 +386,15 @@ def _compare(args, metrics, overrides, load, timer, store, out: Path, draw: bool
     return 0
 
 
+def checkpoint_sha256(checkpoint) -> Optional[str]:
+    """The sha256 of a --checkpoint file (None without one), kept in the records: ``zoo reproduce`` refuses weights
+    changed since, naming the file, as it does for ``zoo score``'s records (a rerun had analysed them as the
+    record's)."""
+    from neurozoo.datasets.provenance import sha256_file
+
+    return sha256_file(checkpoint) if checkpoint else None
+
+
 def run_tag(args):
     """``(tag, arguments)``: the arguments that can change a result (not where it is written) and a short digest
     of them for the output files' names, so that runs with other settings (a seed, a width, a checkpoint) write
@@ -393,4 +405,6 @@ def run_tag(args):
     skip = {"handler", "command", "db", "out", "no_store"}
     arguments = {key: (str(value) if isinstance(value, Path) else value) for key, value in sorted(vars(args).items())
                  if key not in skip}
+    if arguments.get("checkpoint"):  # absolute: zoo reproduce runs the command again from any folder (a relative
+        arguments["checkpoint"] = str(Path(arguments["checkpoint"]).resolve())  # one was not found elsewhere)
     return hashlib.sha256(json.dumps(arguments, sort_keys=True, default=str).encode()).hexdigest()[:8], arguments

@@ -91,12 +91,16 @@ def with_trained_settings(overrides: Optional[Dict[str, Any]], saved: Any) -> Di
 
 def trained_as_hint(saved: Any, name: str, overrides: Optional[Dict[str, Any]] = None) -> str:
     """For a refusal of weights that do not fit ``name`` (it listed the parameters that differ, not the cause the
-    checkpoint's config names): ``" (it was trained as 'X' by zoo train: score it as that model)"`` where ``saved`` (a
+    checkpoint's config names): ``" (it was trained as 'X' by zoo train: score it as that model)"`` (for a spec file
+    X, which the zoo commands refuse, how to register it) where ``saved`` (a
     checkpoint as read) is a ``zoo train`` checkpoint of another model, else the ``overrides`` given (``--width``,
     ``--set``) that differ from the settings it was trained with, which they override; ``""`` otherwise."""
     config = saved.get("config") if isinstance(saved, dict) else None
     trained = config.get("model") if isinstance(config, dict) else None
     if isinstance(trained, str) and trained != name:
+        if trained.endswith((".yaml", ".yml")):  # a spec file's (a search trial's): the zoo commands refuse a path
+            return (f" (it was trained as {trained!r} by zoo train, a spec file: register that spec under a name, "
+                    "README: Your own ConvRNN, and score it as that model)")
         return f" (it was trained as {trained!r} by zoo train: score it as that model)"
     if trained_num_classes(saved) is None:
         return ""

@@ -239,13 +239,19 @@ def run(args: argparse.Namespace) -> int:
 
 def main(argv=None) -> int:
     """``python -m neurozoo.convrnn.training MODEL --data DIR ...`` (what torchrun launches)."""
+    import warnings
+
     from neurozoo.convrnn.training.distributed import checked_device
-    from neurozoo.datasets.errors import UserFacingError
+    from neurozoo.datasets.errors import UserFacingError, warning_format
 
     parser = ZooArgumentParser(prog="python -m neurozoo.convrnn.training", description=__doc__,
                                formatter_class=ShowDefaultsRaw)
     add_arguments(parser)
     args = parser.parse_args(argv)
+    # its warnings one line each, as its errors and zoo train's (a resume's "learning-rate schedule changed" came
+    # with the file, line and source of engine.py under torchrun)
+    default_format = warnings.formatwarning
+    warnings.formatwarning = warning_format("train", default_format)
     try:
         # as `zoo train` (leaderboard.cli): --device auto recorded as the device it gives, cpu or cuda; each process
         # then takes its own GPU (cuda:LOCAL_RANK) in Trainer, as there
@@ -254,3 +260,5 @@ def main(argv=None) -> int:
     except UserFacingError as error:
         print(f"train: error: {error}", file=sys.stderr)
         return 2
+    finally:
+        warnings.formatwarning = default_format

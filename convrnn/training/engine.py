@@ -297,7 +297,10 @@ class Trainer:
                                      DataError) from None
             self.load_state(saved, resume)
             if self.dist.is_main:
-                print(f"resuming {resume}: {checkpoint_position(saved)}", file=sys.stderr, flush=True)
+                done = int(saved["epoch"]) >= config.epochs and not int(saved.get("epoch_steps", 0))
+                # a finished run resumed as it was: nothing is trained, which it did not say
+                left = f"; nothing left to train at --epochs {config.epochs}: a higher --epochs trains on" if done else ""
+                print(f"resuming {resume}: {checkpoint_position(saved)}{left}", file=sys.stderr, flush=True)
         check_ranks_agree(self.dist, self._resume_view(resume), resume_difference, f"--out {self.out}",
                           "starts at another point", "a shared file system: rank 0 alone writes the checkpoints")
         # the setup's first writes: a block of their own, which ends zoo train's stretch where a stop is taken at once

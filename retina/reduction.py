@@ -117,8 +117,8 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
     ``1 - mean((full - reduced)^2) / var(full)`` (:data:`VARIANCE_EXPLAINED_VERSION`: a shifted mean rate counts);
     also the ranking, normalised importances and the completeness gap. Where the full response's sd over the
     windows is below :data:`FLAT_RESPONSE_SD` (``flat``: a cell the model keeps silent) the four numbers are NaN:
-    they were ratios of rounding noise (VE -4e24 and r 0.87 printed for a cell whose model rate stayed below 1e-9
-    spikes/s).
+    they compared the reduced model's rates with a response too small to matter (VE -4e24 and r 0.87 printed for a
+    cell whose model rate stayed below 1e-9 spikes/s, VE's denominator its variance of ~1e-24).
     ``contribution_rates``: ``F(baseline) + sum of the kept units' attributions`` per window, the response as the
     kept units' stimulus-dependent contributions alone (by completeness, all units give ``F(x)`` up to the gap), with
     ``contribution_correlation`` and ``contribution_variance_explained`` against the full response.
@@ -150,7 +150,7 @@ def reduction_report(model: nn.Module, x: torch.Tensor, cell: int, layer: int = 
             full_rates = layer_head(model, layer)(layer_activation(model, x, layer))[:, cell].double().cpu().numpy()
         if attribution.values.shape[0] != len(full_rates):
             raise ValueError(f"attribution: {attribution.values.shape[0]} windows; x has {len(full_rates)}")
-        flat = bool(full_rates.std() < FLAT_RESPONSE_SD)  # nothing to match: r and VE of rounding noise, left NaN
+        flat = bool(full_rates.std() < FLAT_RESPONSE_SD)  # nothing to match: r and VE of a response of ~0, left NaN
         reports = []
         for n in ks:
             reduced = reduce_model(model, layer, order[:n], fill=fill, x=x)

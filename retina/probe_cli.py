@@ -452,24 +452,43 @@ def run_probe_oms(args) -> int:
 
 
 def oms_summary(model: str, fitted, truth, comparison) -> str:
-    """``zoo probe oms``'s first line: the model's median index beside the truth's (:func:`median_or_why`), or that
-    no cell answered the motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    """``zoo probe oms``'s first line: the model's median index beside the truth's (:func:`median_or_why`: over how
+    many cells), or that no cell answered the motion (every index undefined; it printed "median nan" and "same sign
+    in nan%"), and the sign agreement as a count of the cells with an index in both (:func:`same_sign_count`)."""
     model_index, truth_index = (median_or_why(result["oms_index"], "OMS index", "no cell has a motion response")
                                 for result in (fitted, truth))
     line = f"{model}: {model_index} (ground truth: {truth_index})"
-    if comparison["same_sign"] != comparison["same_sign"]:  # no cell with both indices: no sign to compare
+    if not comparison["n_compared"]:  # no cell with both indices: no sign to compare
         return line
-    return f"{line}; same sign in {comparison['same_sign'] * 100:.0f}% of the cells with a response"
+    return f"{line}; {same_sign_count(comparison)}"
+
+
+def same_sign_count(comparison) -> str:
+    """:func:`retina.phenomena.adaptation.compare_indices`'s sign agreement in words, over the cells it is taken on:
+    'same sign in 1 of 1 cell with an index in both (5 of 6 without)'. As a percentage alone it read "same sign in
+    100%" for an LN fit with a motion response in 1 cell of 6 (its index 0.0045 against the truth's 0.85)."""
+    from neurozoo.datasets.text_table import plural
+
+    compared, total = comparison["n_compared"], comparison["n_cells"]
+    line = (f"same sign in {comparison['n_same_sign']} of {compared} {plural(compared, 'cell')} with an index in "
+            "both")
+    return line if compared == total else f"{line} ({total - compared} of {total} without)"
 
 
 def median_or_why(values, what: str, why: str) -> str:
-    """``zoo probe``'s one wording of a measure's median over cells: '<what> median 0.52', or, where no cell has one
-    (every value undefined, NaN), 'no <what>: <why>', the measure's own reason (the probes printed "median nan", and
-    each of the OMS, adaptation and gain-control lines had worded it its own way)."""
+    """``zoo probe``'s one wording of a measure's median over cells: '<what> median 0.52 of 6/6 cells' (over how many
+    of the cells it is taken: those with a value; "median 0.00" over 1 cell of 6 had read as the cells' median), or,
+    where no cell has one (every value undefined, NaN), 'no <what>: <why>', the measure's own reason (the probes
+    printed "median nan", and each of the OMS, adaptation and gain-control lines had worded it its own way)."""
+    import numpy as np
+
     from neurozoo.retina.phenomena.adaptation import nanmedian
 
+    values = np.asarray(values, float)
     median = nanmedian(values)
-    return f"{what} median {median:.2f}" if median == median else f"no {what}: {why}"
+    if median != median:
+        return f"no {what}: {why}"
+    return f"{what} median {median:.2f} of {int(np.isfinite(values).sum())}/{len(values)} cells"
 
 
 def index_or_reason(result, key: str, i: int) -> str:

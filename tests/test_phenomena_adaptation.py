@@ -418,8 +418,8 @@ def test_probe_adaptation_and_oms_cli_with_ln_checkpoint(tmp_path, capsys):
     assert sum(v is not None for v in truth["tau_high"]) >= 6
     printed = capsys.readouterr().out.splitlines()
     truth_tau = tau_summary(truth["tau_high"], truth["adaptation_index"])
-    assert printed[1].startswith("ln: adaptation index median 0.00, tau: no adapting cell of 12 (ground truth: "
-                                 "adaptation index median ")
+    assert printed[1].startswith("ln: adaptation index median 0.00 of 12/12 cells, tau: no adapting cell of 12 "
+                                 "(ground truth: adaptation index median ")
     assert printed[1].endswith(f"{truth_tau}); across cells r = n/a (the model's or the "
                                "truth's index is the same in every cell, up to rounding)")  # it printed "r = nan"
     assert [line.split("tau model")[1].split()[0] for line in printed[2:14]] == ["-"] * 12
@@ -644,14 +644,36 @@ def test_probe_oms_summary_says_that_no_cell_answered_instead_of_printing_nan():
     truth = {"oms_index": [0.88, 0.83, 0.82, 0.85, 0.85, 0.83]}
     silent = {"oms_index": [np.nan] * 6}
     assert oms_summary("ln", silent, truth, compare_indices(silent["oms_index"], truth["oms_index"])) == (
-        "ln: no OMS index: no cell has a motion response (ground truth: OMS index median 0.84)")
+        "ln: no OMS index: no cell has a motion response (ground truth: OMS index median 0.84 of 6/6 cells)")
     one = {"oms_index": [np.nan, np.nan, np.nan, 0.0071, np.nan, np.nan]}
     assert oms_summary("ln", one, truth, compare_indices(one["oms_index"], truth["oms_index"])) == (
-        "ln: OMS index median 0.01 (ground truth: OMS index median 0.84); same sign in 100% of the cells with a response")
+        "ln: OMS index median 0.01 of 1/6 cells (ground truth: OMS index median 0.84 of 6/6 cells); same sign in 1 "
+        "of 1 cell with an index in both (5 of 6 without)")
     # a truth without an index was printed "ground truth nan" (each probe worded its median, or why there is none,
     # its own way; median_or_why is their one wording, each measure's reason its own)
     assert oms_summary("ln", one, silent, compare_indices(one["oms_index"], silent["oms_index"])) == (
-        "ln: OMS index median 0.01 (ground truth: no OMS index: no cell has a motion response)")
+        "ln: OMS index median 0.01 of 1/6 cells (ground truth: no OMS index: no cell has a motion response)")
+
+
+def test_probe_oms_summary_says_over_how_many_cells_its_statistics_are_taken():
+    """zoo probe oms ln --fit-embedded --epochs 1 printed "OMS index median 0.00 (ground truth: OMS index median
+    0.85); same sign in 100% of the cells with a response": 1 cell of 6 answered the motion (index 0.0045), and a
+    median and a fraction over it read as the six cells'. Each statistic says over how many cells it is taken."""
+    from neurozoo.retina.phenomena.adaptation import compare_indices
+    from neurozoo.retina.probe_cli import oms_summary
+
+    truth = {"oms_index": [0.86, 0.85, 0.84, 0.85, np.nan, 0.83]}  # cell05 without a response in the truth
+    few = {"oms_index": [0.0045, np.nan, -0.2, np.nan, 0.5, np.nan]}
+    comparison = compare_indices(few["oms_index"], truth["oms_index"])
+    assert (comparison["n_compared"], comparison["n_same_sign"], comparison["n_cells"]) == (2, 1, 6)
+    assert comparison["same_sign"] == 0.5
+    assert oms_summary("ln", few, truth, comparison) == (
+        "ln: OMS index median 0.00 of 3/6 cells (ground truth: OMS index median 0.85 of 5/6 cells); same sign in 1 "
+        "of 2 cells with an index in both (4 of 6 without)")
+    full = compare_indices([0.8, 0.7, -0.1], [0.9, 0.8, 0.7])
+    assert oms_summary("m", {"oms_index": [0.8, 0.7, -0.1]}, {"oms_index": [0.9, 0.8, 0.7]}, full) == (
+        "m: OMS index median 0.70 of 3/3 cells (ground truth: OMS index median 0.80 of 3/3 cells); same sign in 2 "
+        "of 3 cells with an index in both")
 
 
 def test_probe_oms_refuses_a_radius_whose_disc_covers_the_frame_before_fitting(tmp_path, capsys, monkeypatch):

@@ -320,8 +320,8 @@ def run_probe_osr(args) -> int:
 
 def run_probe_adaptation(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation,
-                                                      plot_adaptation, tau_summary)
+    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, TAU_VERSION, compare_indices,
+                                                      contrast_adaptation, plot_adaptation, tau_summary)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -334,8 +334,10 @@ def run_probe_adaptation(args) -> int:
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
     figure = plot_adaptation({args.model: fitted, "ground truth": truth}, figure_path(args.out, "adaptation"),
                              title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
-    keys = ("adaptation_index", "recovery_index", "reason", "tau_high", "tau_low", "early_high", "late_high")
+    keys = ("adaptation_index", "recovery_index", "reason", "tau_high", "tau_low", "tau_high_reason", "tau_low_reason",
+            "early_high", "late_high")
     path = _write(args, "adaptation", {"model": args.model, "kind": args.kind, "settings": settings,
+                                       "tau_version": TAU_VERSION,
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
@@ -348,8 +350,8 @@ def run_probe_adaptation(args) -> int:
           f"{_r_or_why(comparison['pearson_r'], fitted['adaptation_index'], truth['adaptation_index'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
-              f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
-              f"truth {_ms(truth['tau_high'][i]):>7}")
+              f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted, i):>7} "
+              f"truth {_ms(truth, i):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
@@ -366,12 +368,17 @@ def _r_or_why(r: float, model, truth) -> str:
     return "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
-def _ms(tau_frames: float) -> str:
-    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt, or its decay is not
-    resolved: its index, printed beside it, says which)."""
+def _ms(result, i: int) -> str:
+    """Cell ``i``'s time constant ``tau_high`` (frames) as ms; ``-`` where the cell does not adapt (its index,
+    printed beside it, says so), else why an adapting cell has none (``tau_high_reason``: no decay of the expected
+    sign, or one not resolved by the trace it is fitted on; the ground truth's cell12 printed 4409 ms for a decay
+    fitted within 1.5 s)."""
     import math
 
-    return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"
+    tau, reason = result["tau_high"][i], result["tau_high_reason"][i]
+    if math.isfinite(tau):
+        return f"{10 * tau:.0f} ms"
+    return "-" if reason.startswith("no adaptation") else f"n/a ({reason})"
 
 
 def _oms_protocol(args):

@@ -320,8 +320,8 @@ def run_probe_osr(args) -> int:
 
 def run_probe_adaptation(args) -> int:
     from neurozoo.datasets.synthetic_retina import default_retina
-    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, compare_indices, contrast_adaptation,
-                                                      plot_adaptation, tau_summary)
+    from neurozoo.retina.phenomena.adaptation import (INDEX_VERSION, TAU_VERSION, compare_indices,
+                                                      contrast_adaptation, plot_adaptation, tau_summary)
 
     _check_contrasts(args)
     _make_out(args.out)  # before the model is fitted or loaded
@@ -334,8 +334,10 @@ def run_probe_adaptation(args) -> int:
     comparison = compare_indices(fitted["adaptation_index"], truth["adaptation_index"])
     figure = plot_adaptation({args.model: fitted, "ground truth": truth}, figure_path(args.out, "adaptation"),
                              title=f"contrast adaptation, sd {args.low} <-> {args.high} ({args.kind})")
-    keys = ("adaptation_index", "recovery_index", "reason", "tau_high", "tau_low", "early_high", "late_high")
+    keys = ("adaptation_index", "recovery_index", "reason", "tau_high", "tau_low", "tau_high_reason", "tau_low_reason",
+            "early_high", "late_high")
     path = _write(args, "adaptation", {"model": args.model, "kind": args.kind, "settings": settings,
+                                       "tau_version": TAU_VERSION,
                                        "model_adaptation": {k: fitted[k] for k in keys},
                                        "truth_adaptation": {k: truth[k] for k in keys},
                                        "comparison": comparison, "provenance": info, "figure": str(figure)})
@@ -348,8 +350,8 @@ def run_probe_adaptation(args) -> int:
           f"{_r_or_why(comparison['pearson_r'], fitted['adaptation_index'], truth['adaptation_index'])}")
     for i in range(len(fitted["adaptation_index"])):
         print(f"  {cell_name(i)}: index model {index_or_reason(fitted, 'adaptation_index', i):>6} truth "
-              f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted['tau_high'][i]):>7} "
-              f"truth {_ms(truth['tau_high'][i]):>7}")
+              f"{index_or_reason(truth, 'adaptation_index', i)}   tau model {_ms(fitted, i):>7} "
+              f"truth {_ms(truth, i):>7}")
     print(f"wrote {Path(figure).resolve()} and {Path(path).resolve()}")
     return 0
 
@@ -366,12 +368,17 @@ def _r_or_why(r: float, model, truth) -> str:
     return "n/a (the model's or the truth's index is the same in every cell, up to rounding)"
 
 
-def _ms(tau_frames: float) -> str:
-    """A time constant in frames as ms; ``-`` where there is none (the cell does not adapt, or its decay is not
-    resolved: its index, printed beside it, says which)."""
+def _ms(result, i: int) -> str:
+    """Cell ``i``'s time constant ``tau_high`` (frames) as ms; ``-`` where the cell does not adapt (its index,
+    printed beside it, says so), else why an adapting cell has none (``tau_high_reason``: no decay of the expected
+    sign, or one not resolved by the trace it is fitted on; the ground truth's cell12 printed 4409 ms for a decay
+    fitted within 1.5 s)."""
     import math
 
-    return f"{10 * tau_frames:.0f} ms" if math.isfinite(tau_frames) else "-"
+    tau, reason = result["tau_high"][i], result["tau_high_reason"][i]
+    if math.isfinite(tau):
+        return f"{10 * tau:.0f} ms"
+    return "-" if reason.startswith("no adaptation") else f"n/a ({reason})"
 
 
 def _oms_protocol(args):
@@ -452,24 +459,43 @@ def run_probe_oms(args) -> int:
 
 
 def oms_summary(model: str, fitted, truth, comparison) -> str:
-    """``zoo probe oms``'s first line: the model's median index beside the truth's (:func:`median_or_why`), or that
-    no cell answered the motion (every index undefined; it printed "median nan" and "same sign in nan%")."""
+    """``zoo probe oms``'s first line: the model's median index beside the truth's (:func:`median_or_why`: over how
+    many cells), or that no cell answered the motion (every index undefined; it printed "median nan" and "same sign
+    in nan%"), and the sign agreement as a count of the cells with an index in both (:func:`same_sign_count`)."""
     model_index, truth_index = (median_or_why(result["oms_index"], "OMS index", "no cell has a motion response")
                                 for result in (fitted, truth))
     line = f"{model}: {model_index} (ground truth: {truth_index})"
-    if comparison["same_sign"] != comparison["same_sign"]:  # no cell with both indices: no sign to compare
+    if not comparison["n_compared"]:  # no cell with both indices: no sign to compare
         return line
-    return f"{line}; same sign in {comparison['same_sign'] * 100:.0f}% of the cells with a response"
+    return f"{line}; {same_sign_count(comparison)}"
+
+
+def same_sign_count(comparison) -> str:
+    """:func:`retina.phenomena.adaptation.compare_indices`'s sign agreement in words, over the cells it is taken on:
+    'same sign in 1 of 1 cell with an index in both (5 of 6 without)'. As a percentage alone it read "same sign in
+    100%" for an LN fit with a motion response in 1 cell of 6 (its index 0.0045 against the truth's 0.85)."""
+    from neurozoo.datasets.text_table import plural
+
+    compared, total = comparison["n_compared"], comparison["n_cells"]
+    line = (f"same sign in {comparison['n_same_sign']} of {compared} {plural(compared, 'cell')} with an index in "
+            "both")
+    return line if compared == total else f"{line} ({total - compared} of {total} without)"
 
 
 def median_or_why(values, what: str, why: str) -> str:
-    """``zoo probe``'s one wording of a measure's median over cells: '<what> median 0.52', or, where no cell has one
-    (every value undefined, NaN), 'no <what>: <why>', the measure's own reason (the probes printed "median nan", and
-    each of the OMS, adaptation and gain-control lines had worded it its own way)."""
+    """``zoo probe``'s one wording of a measure's median over cells: '<what> median 0.52 of 6/6 cells' (over how many
+    of the cells it is taken: those with a value; "median 0.00" over 1 cell of 6 had read as the cells' median), or,
+    where no cell has one (every value undefined, NaN), 'no <what>: <why>', the measure's own reason (the probes
+    printed "median nan", and each of the OMS, adaptation and gain-control lines had worded it its own way)."""
+    import numpy as np
+
     from neurozoo.retina.phenomena.adaptation import nanmedian
 
+    values = np.asarray(values, float)
     median = nanmedian(values)
-    return f"{what} median {median:.2f}" if median == median else f"no {what}: {why}"
+    if median != median:
+        return f"no {what}: {why}"
+    return f"{what} median {median:.2f} of {int(np.isfinite(values).sum())}/{len(values)} cells"
 
 
 def index_or_reason(result, key: str, i: int) -> str:

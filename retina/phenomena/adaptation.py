@@ -64,6 +64,29 @@ INDEX_VERSION = 4
 #: the least index (``adaptation_index``, ``recovery_index``) whose cell is given a time constant: 0 up to rounding is
 #: no adaptation (a system without memory beyond its window answers the replayed windows alike: index 0)
 MIN_TAU_INDEX = ROUNDING_FLOOR
+# The time constants' rule, recorded with the settings (``tau_version``; no benchmark scores a time constant, and
+# zoo reproduce reruns no probe record: it tells two zoo probe adaptation records apart). 2: a time constant longer
+# than the trace it is fitted on (from the peak to the block's end) is not resolved (NaN, with a reason: the trace
+# shows less than 1 - 1/e of such a decay, and the fitted offset and amplitude trade off against it); version 1
+# gave any time constant inside the fit's grid, up to 4x the trace: the ground truth's cell12 read 4409 ms in a
+# 2 s block (its trace from the peak 1320-1620 ms long)
+TAU_VERSION = 2
+
+
+def resolved_tau(tau: float, amplitude: float, window: int) -> Tuple[float, str]:
+    """``(tau, "")`` where :func:`fit_exponential`'s fit to a ``window``-frame trace resolves a decay of the expected
+    sign (``amplitude`` > 0: the rate falls after the switch up, ``-amplitude`` for the recovery after the switch
+    down), else ``(NaN, why)``: no decay of that sign, a time constant at the fit grid's edge, or one longer than
+    the window (:data:`TAU_VERSION` 2): an exponential's first ``window`` frames hold less than 1 - 1/e of its decay
+    there, and its offset and amplitude trade off against its time constant."""
+    if not amplitude > 0:
+        return float("nan"), "no decay of the expected sign"
+    if not np.isfinite(tau):
+        return float("nan"), f"no decay resolved (time constant at the end of the fit's grid, 5 ms to {40 * window} ms)"
+    if tau > window:
+        return float("nan"), (f"decay not resolved: time constant {10 * tau:.0f} ms, longer than the {10 * window} ms "
+                              "fitted (from the peak to the block's end)")
+    return float(tau), ""
 
 
 def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int = 200, cycles: int = 12,
@@ -110,12 +133,15 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
       indices -2e-8 to 3e-8);
     * ``tau_high``: time constant (frames) of the decay, an exponential fitted from the peak of the (``smooth``-
       frame boxcar smoothed) trace within ``early`` to the end of the block; ``tau_low``: the same for the
-      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved, and
-      where the cell's index (``adaptation_index`` for ``tau_high``, ``recovery_index`` for ``tau_low``) is not
-      above :data:`MIN_TAU_INDEX`: a cell that does not adapt has no decay to time (a model without memory beyond
-      its window scores 0, and the exponential fitted to its cycle-averaged noise gave 9-320 ms, which
-      ``zoo probe adaptation`` printed as its time constant);
-    * ``settings``: the windows (``early``, ``late``, ``replay``: the replayed frames) and ``index_version``.
+      recovery from the trough after the switch down. NaN where no decay of the expected sign is resolved
+      (:func:`resolved_tau`), a time constant longer than the trace fitted among them (:data:`TAU_VERSION` 2: the
+      ground truth's cell12 read 4409 ms in a 2 s block), and where the cell's index (``adaptation_index`` for
+      ``tau_high``, ``recovery_index`` for ``tau_low``) is not above :data:`MIN_TAU_INDEX`: a cell that does not
+      adapt has no decay to time (a model without memory beyond its window scores 0, and the exponential fitted to
+      its cycle-averaged noise gave 9-320 ms, which ``zoo probe adaptation`` printed as its time constant);
+      ``tau_high_reason``, ``tau_low_reason`` say why per cell (else "");
+    * ``settings``: the windows (``early``, ``late``, ``replay``: the replayed frames), ``index_version`` and
+      ``tau_version``.
 
     ``index_version``: recorded with the settings; only the current version is computed."""
     if index_version != INDEX_VERSION:
@@ -152,12 +178,14 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     early_high, late_high = high_trace[:, e].mean(1), high_trace[:, l_].mean(1)
     early_low, late_low = low_trace[:, e].mean(1), low_trace[:, l_].mean(1)
     tau_high, tau_low = np.full(n_cells, np.nan), np.full(n_cells, np.nan)
+    tau_high_reason, tau_low_reason = np.full(n_cells, "", dtype=object), np.full(n_cells, "", dtype=object)
     for i in range(n_cells):
-        for trace, out, sign in ((high_trace[i], tau_high, 1.0), (low_trace[i], tau_low, -1.0)):
+        for trace, out, why, sign in ((high_trace[i], tau_high, tau_high_reason, 1.0),
+                                      (low_trace[i], tau_low, tau_low_reason, -1.0)):
             smoothed = ndimage.uniform_filter1d(trace, smooth, mode="nearest")
             start = early[0] + int(np.argmax(sign * smoothed[early[0]:early[1]]))
             tau, amplitude, _ = fit_exponential(smoothed[start:])
-            out[i] = tau if sign * amplitude > 0 else np.nan
+            out[i], why[i] = resolved_tau(tau, sign * amplitude, block - start)
     size = np.abs(rates).max(1)  # each cell's largest rate: windows' rates not above 1e-6 of it may be rounding
     adaptation, recovery = (np.where(above_rounding(np.abs(a) + np.abs(b), size),
                                      np.where(above_rounding(np.abs(a - b), size), _index(a, b), 0.0), np.nan)
@@ -166,14 +194,18 @@ def contrast_adaptation(system, low: float = 0.3, high: float = 1.0, block: int 
     reason[np.isnan(recovery)] = "no rate above rounding level in the low block's windows: no recovery index"
     reason[np.isnan(adaptation)] = "no rate above rounding level in the high block's windows: no adaptation index"
     reason[np.isnan(adaptation) & np.isnan(recovery)] = "no rate above rounding level in the windows (a silent cell)"
-    tau_high[~(adaptation > MIN_TAU_INDEX)] = np.nan
-    tau_low[~(recovery > MIN_TAU_INDEX)] = np.nan
+    for tau, why, index, name in ((tau_high, tau_high_reason, adaptation, "adaptation_index"),
+                                  (tau_low, tau_low_reason, recovery, "recovery_index")):
+        still = ~(index > MIN_TAU_INDEX)
+        tau[still] = np.nan
+        why[still] = f"no adaptation to time ({name} not above {MIN_TAU_INDEX:g})"
     return {"time": np.arange(block), "high": high_trace, "low": low_trace, "early_high": early_high,
             "late_high": late_high, "early_low": early_low, "late_low": late_low,
             "adaptation_index": adaptation, "recovery_index": recovery, "reason": reason,
-            "tau_high": tau_high, "tau_low": tau_low,
+            "tau_high": tau_high, "tau_low": tau_low, "tau_high_reason": tau_high_reason,
+            "tau_low_reason": tau_low_reason,
             "settings": {"early": list(early), "late": list(late), "replay": list(replay), "memory": memory,
-                         "index_version": INDEX_VERSION}}
+                         "index_version": INDEX_VERSION, "tau_version": TAU_VERSION}}
 
 
 FAST_ADAPTATION_SOURCE = ("torch-deep-retina torchdeepretina/retinal_phenomena.py (commit 00255c7, 'Fast Contrast "
@@ -634,17 +666,21 @@ def plot_gain_control(results: Dict[str, Dict], path, title: str = ""):
 def compare_indices(model: np.ndarray, truth: np.ndarray) -> Dict:
     """Cell-by-cell agreement of a model's index with the ground truth's (the fitted model's cells are the
     circuit's): Pearson r across cells, mean absolute difference, and the fraction of cells with the same sign
-    (:func:`has_truths_sign`). The r takes an index within :data:`ROUNDING_FLOOR` of 0 as 0, so indices that are all
-    rounding give none (NaN): a BN-CNN's twelve contrast-adaptation indices, all below 3e-8, had read r 0.45 with the
-    truth's, a correlation blind to their scale."""
+    (:func:`has_truths_sign`), each over the cells where both indices are defined: ``n_compared`` of ``n_cells``, and
+    ``n_same_sign`` of them (a fraction of 1 over 1 cell of 6 had been printed as "same sign in 100%"). The r takes an
+    index within :data:`ROUNDING_FLOOR` of 0 as 0, so indices that are all rounding give none (NaN): a BN-CNN's twelve
+    contrast-adaptation indices, all below 3e-8, had read r 0.45 with the truth's, a correlation blind to their
+    scale."""
     model, truth = np.asarray(model, float), np.asarray(truth, float)
     ok = np.isfinite(model) & np.isfinite(truth)
     with np.errstate(invalid="ignore"):
         m, t = (np.where(np.abs(x[ok]) > ROUNDING_FLOOR, x[ok], 0.0) for x in (model, truth))
     defined = ok.sum() > 2 and m.std() > 0 and t.std() > 0
     r = float(np.corrcoef(m, t)[0, 1]) if defined else float("nan")
+    same = has_truths_sign(model[ok], truth[ok])
     return {"pearson_r": r, "mean_abs_difference": float(np.abs(model[ok] - truth[ok]).mean()) if ok.any() else float("nan"),
-            "same_sign": float(has_truths_sign(model[ok], truth[ok]).mean()) if ok.any() else float("nan")}
+            "same_sign": float(same.mean()) if ok.any() else float("nan"), "n_same_sign": int(same.sum()),
+            "n_compared": int(ok.sum()), "n_cells": len(ok)}
 
 
 def has_truths_sign(model, truth) -> np.ndarray:

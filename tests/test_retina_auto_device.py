@@ -14,6 +14,8 @@ from neurozoo.retina.fit import create_model, fit, predict, provenance
 
 SIZES = dict(n_train=2500, n_test=200, n_repeats=2)  # tests/test_retina_h5_benchmark.py's small recording
 HERE = "cuda" if torch.cuda.is_available() else "cpu"
+# one-epoch fits of a small recording: its few validation frames are warned of (retina.fit), as expected here
+pytestmark = pytest.mark.filterwarnings("ignore:.*validation frames.*:UserWarning")
 
 
 def test_one_rule_for_the_commands_the_trainer_and_the_retina_api():
@@ -35,11 +37,13 @@ def test_a_retina_fit_with_device_auto_runs_and_records_the_device_it_gave():
     auto = results["auto"]
     assert auto.config.device == HERE and provenance(path, auto)["device"] == HERE
     assert provenance(path, auto)["settings"] == provenance(path, results[HERE])["settings"]
+    tolerance = 0 if HERE == "cpu" else 1e-5  # the CPU's sums are deterministic; a GPU's may not be, by rounding
     for a, b in zip(auto.model.state_dict().values(), results[HERE].model.state_dict().values()):
-        assert torch.equal(a, b)  # the same fit as on the device named
+        torch.testing.assert_close(a, b, rtol=0, atol=tolerance)  # the same fit as on the device named
     stimulus = read_experiment(path, "test").stimulus[:60]
     rates = predict(auto.model, stimulus, device="auto")
-    assert rates.shape == (n_cells, 21) and np.array_equal(rates, predict(auto.model, stimulus, device=HERE))
+    assert rates.shape == (n_cells, 21)
+    np.testing.assert_allclose(rates, predict(auto.model, stimulus, device=HERE), rtol=0, atol=tolerance)
 
 
 def test_a_retina_benchmark_scored_with_device_auto_records_the_device_and_shares_the_fit_cache():

@@ -29,6 +29,7 @@ from neurozoo.benchmarks import BENCHMARKS
 from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon_provenance, probed_device, stoppable
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.termination import SafePoint
+from neurozoo.datasets.torch_devices import auto_device
 
 
 @dataclass
@@ -47,6 +48,7 @@ class OSRBenchmark:
         from neurozoo.retina.phenomena.osr import compare_to_ground_truth, omitted_stimulus_response
 
         started = time.perf_counter()
+        device = auto_device(device)  # "auto": the device it gives, which the fit uses and the score records
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         truth = omitted_stimulus_response(stoppable(ground_truth(safe_point), safe_point), periods=self.periods)
         fitted = omitted_stimulus_response(stoppable(module, safe_point), periods=self.periods)
@@ -93,6 +95,7 @@ class OSRMechanismBenchmark:
         from neurozoo.retina.phenomena.osr import CALL_VERSION
 
         started = time.perf_counter()
+        device = auto_device(device)  # "auto": the device it gives, which the fit uses and the score records
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         if all(hasattr(module, a) for a in ("conv1", "layer1", "layer2", "readout")):
             result = mechanism_recovery(module, ground_truth(safe_point), k=self.k, safe_point=safe_point)

@@ -86,6 +86,7 @@ from neurozoo.benchmarks.retina import fitted_or_given, ground_truth, phenomenon
 from neurozoo.benchmarks.score import Score
 from neurozoo.datasets.registry import forwards_keywords
 from neurozoo.datasets.termination import SafePoint
+from neurozoo.datasets.torch_devices import auto_device
 
 # index_version: retina.phenomena.adaptation.INDEX_VERSION, written out (importing it loads scipy on every zoo start);
 # contrast_adaptation refuses any other, so the two cannot drift apart unnoticed
@@ -273,6 +274,7 @@ class PhenomenonBenchmark:
         chunks of a long one the model answers (``zoo score``'s, :data:`datasets.termination.SafePoint`; the score is
         the same)."""
         started = time.perf_counter()
+        device = auto_device(device)  # "auto": the device it gives, which the fit uses and the score records
         name, module, info = fitted_or_given(self, model, seed, device, progress, fit_overrides)
         analysis = self.settings()
         truth = _truth(self.phenomenon, tuple(sorted(analysis.items())), safe_point, self.kind)

@@ -159,10 +159,12 @@ class HeldoutBenchmark:
         fit's, which its summary.json records), scored on those alone, its output count checked against them, or, for
         a module of every cell of the file, the cells whose outputs are scored (:func:`scored_outputs`). Either way the
         score's settings keep the selection (``cells``, the indices)."""
+        from neurozoo.datasets.torch_devices import auto_device
         from neurozoo.retina.embedded_fit import fitted_embedded_model, fitted_file_model
         from neurozoo.retina.fit import check_heldout_history, create_model, evaluate, provenance
         from neurozoo.retina.metrics import summary
 
+        device = auto_device(device)  # "auto": the device it gives, which the fit and the scoring use and info records
         named = isinstance(model, str)  # observed: the registered model built small, for its uses_history, unfitted
         # a fitted module's cells are the ones it was fitted to, no fit setting: scored on those
         module_cells = None if named else fit_overrides.pop("cells", None)

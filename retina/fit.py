@@ -66,6 +66,7 @@ from neurozoo.datasets.errors import DataError, SpecError
 from neurozoo.datasets.json_files import write_json
 from neurozoo.datasets.retina_h5 import N_FRAMES, Recording, StimulusWindows, narrowed, read_experiment, split_blocks
 from neurozoo.datasets.termination import SafePoint, sigterm_deferred, termination_requested
+from neurozoo.datasets.torch_devices import auto_device
 from neurozoo.datasets.torch_files import read_torch_file, state_mismatch
 
 FRAME_RATE = 100.0  # frames per second of the deep-retina recordings
@@ -129,6 +130,8 @@ class FitConfig:
     # (datasets.retina_h5.selected_cells) to the indices, sorted; None: every cell, in file order
     cells: Optional[Any] = None
     seed: int = 0
+    # a torch device: "cpu", "cuda", "cuda:N", or "auto" (a GPU where torch sees one, else the CPU:
+    # datasets.torch_devices.auto_device, which resolved_config applies, so the fit uses and records cpu or cuda)
     device: str = "cpu"
     max_steps_per_epoch: Optional[int] = None
     # "chunks" (contiguous chunks of targets through forward_movie), "windows" (shuffled windows), or "auto": chunks
@@ -269,8 +272,10 @@ MODEL_DEFAULTS = {"response": ("fit_response", "firing_rate_10ms", str), "lr": (
 
 def resolved_config(model: nn.Module, config: FitConfig) -> FitConfig:
     """``config`` with each setting left None (:data:`MODEL_DEFAULTS`) set to ``model``'s own (its attribute, else the
-    zoo's default) and ``batching`` resolved (:func:`resolved_batching`): the settings the fit uses."""
+    zoo's default), ``batching`` resolved (:func:`resolved_batching`) and a ``device`` ``"auto"`` resolved
+    (:func:`datasets.torch_devices.auto_device`, the commands' rule): the settings the fit uses and records."""
     return dataclasses.replace(config, batching=resolved_batching(model, config.batching),
+                               device=auto_device(config.device),
                                **{name: kind(getattr(model, attribute, default))
                                   for name, (attribute, default, kind) in MODEL_DEFAULTS.items()
                                   if getattr(config, name) is None})
@@ -1041,7 +1046,9 @@ def predict(model: nn.Module, stimulus, batch_size: int = EVAL_CHUNK, device: st
     then run open loop, each frame predicted from the counts of the frames before it (zeros before frame 0), as
     deep-retina's scripts/fit_glms.py scores its GLM (:func:`evaluate`'s ``heldout_history="observed"``).
     ``safe_point()`` (``zoo score``'s, :data:`datasets.termination.SafePoint`): called between the ``batch_size``
-    chunks of windows, the same chunks as without it."""
+    chunks of windows, the same chunks as without it. ``device``: a torch device, or ``"auto"``
+    (:func:`datasets.torch_devices.auto_device`: a GPU where torch sees one, else the CPU)."""
+    device = auto_device(device)
     movie = torch.as_tensor(np.asarray(stimulus, np.float32))
     # another size failed inside the model ("mat1 and mat2 shapes ..."); a model that does not say its frame size (a
     # plugin's) is checked for the windows only

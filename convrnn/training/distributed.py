@@ -14,6 +14,7 @@ import torch
 import torch.distributed as dist
 
 from neurozoo.datasets.errors import UserFacingError
+from neurozoo.datasets.torch_devices import auto_device
 
 
 @dataclass(frozen=True)
@@ -30,14 +31,6 @@ class DistInfo:
     @property
     def is_main(self) -> bool:
         return self.rank == 0
-
-
-def auto_device(name: str) -> str:
-    """``--device``'s ``auto``, the one rule of every command that takes it: ``cuda`` where torch sees a GPU, else
-    ``cpu`` (what the command then uses and records); any other name as given."""
-    if name == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    return name
 
 
 def checked_device(name: str) -> str:

@@ -50,8 +50,10 @@ def resolve_model_and_weights(name: str, checkpoint=None, device: str = "cpu", s
     import torch
 
     from neurozoo.datasets.errors import DataError, UserFacingError
+    from neurozoo.datasets.torch_devices import auto_device
     from neurozoo.datasets.torch_files import read_torch_file
 
+    device = auto_device(device)  # a Python caller's "auto" (BrainModel's too): the commands' rule
     torch.manual_seed(seed)
     saved = None  # the checkpoint as read
 

@@ -1,4 +1,4 @@
-"""``device="auto"`` in the retina Python API: resolved where the device is first taken, by the commands' one rule
+"""``device="auto"`` in the retina Python API (and a named image model's lookup): resolved where the device is first taken, by the commands' one rule
 (``datasets.torch_devices.auto_device``), so a fit, a prediction and a retina benchmark's score run, and what they
 record says ``cpu`` or ``cuda``, never ``auto``. Torch's own error (``Expected one of cpu, cuda, ... device string:
 auto``) had ended them."""
@@ -62,3 +62,14 @@ def test_a_phenomenon_benchmark_fitting_a_registered_model_with_device_auto_reco
     score = benchmarks.load("retina_embedded.paired-flash", sizes=sizes,
                             fit_settings={"epochs": 1}).score("ln", device="auto", progress=False)
     assert score.provenance["device"] == HERE and score.to_record("ln", "retina_embedded.paired-flash").device == HERE
+
+
+def test_a_named_image_model_given_device_auto_is_built_on_the_device_it_gives():
+    """The neural side's lookup (``benchmarks.BrainModel``, ``zoo score``'s) took ``auto`` to torch too."""
+    from neurozoo.benchmarks.brain_model import BrainModel
+    from neurozoo.benchmarks.named_models import resolve_model
+
+    model = resolve_model("rgc_shallow", device="auto", overrides={"width_multiplier": 0.0625})
+    assert {p.device.type for p in model.parameters()} == {HERE}
+    brain = BrainModel("rgc_shallow", device="auto", overrides={"width_multiplier": 0.0625})
+    assert {p.device.type for p in brain.model.parameters()} == {HERE}

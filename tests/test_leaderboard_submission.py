@@ -347,6 +347,26 @@ def _drop(folder, field):
     return folder
 
 
+def test_a_retina_submission_learns_first_that_submissions_take_image_models(tmp_path, db):
+    """A retina model's metadata (a retina benchmark, its own layer names, then no layers) was refused on the layers'
+    region names, then on the missing field, and only in the third message as a retina benchmark."""
+    retina = "retina_embedded.whitenoise-heldout"
+    for folder, layers in (("names", {"ganglion": "conv3"}), ("none", None)):
+        submission = make_submission(tmp_path / folder, benchmarks=["ventral_embedded.V4-temporal", retina],
+                                     layers=layers)
+        if layers is None:
+            _drop(submission, "layers")
+        assert refusal(tmp_path, submission) == (
+            f"metadata.yaml: benchmark {retina!r} is a retina benchmark, which fits registered models by name; "
+            "submissions take image models only, scored on the image benchmarks (cortex). A retina model reaches the "
+            f"local leaderboard through `zoo run --models MODEL --benchmarks {retina}` (MODEL registered, as the "
+            "built-in ones are; see the README)")
+    # the other checks hold as before: an unknown field, a benchmark not registered
+    assert "unknown field 'layer'" in refusal(tmp_path, make_submission(tmp_path / "typo", layer={"V4": "conv2"}))
+    assert "benchmark 'nope.V4' is not registered" in refusal(
+        tmp_path, make_submission(tmp_path / "unknown", benchmarks=["nope.V4"]))
+
+
 def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     store = tmp_path / "store"
     archive = tmp_path / "good.zip"

@@ -1251,7 +1251,11 @@ def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_server
     options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
     assert main(["work", *options, "--retry-submission", str(sid)]) == 1
     assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
-    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in said.err
+    # where to look: it ended on "done 0, failed 1"
+    assert said.out.splitlines()[-2:] == ["done 0, failed 1", f"see the scores: zoo submission {sid} (each job's "
+                                          f"public-split score, or why it failed); the board: zoo serve --db {url}"]
     assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
     assert main(["work", *options, "--retry-submission", "99"]) == 2
     assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

@@ -20,6 +20,12 @@ def shown_url(url: str) -> str:
     return url if parsed.password is None else parsed.render_as_string(hide_password=True)
 
 
+def stored_line(ids, shown_url: str) -> str:
+    """Where the records went: ``record 29 in URL``, ``records 29, 30 in URL`` (one record read "records 29");
+    ``shown_url``: :func:`shown_url`'s (a store's ``shown_url``)."""
+    return f"{'record' if len(ids) == 1 else 'records'} {', '.join(map(str, ids))} in {shown_url}"
+
+
 def with_installed_driver(url: str) -> str:
     """``url``, a plain ``postgresql://`` one naming the PostgreSQL driver that is installed. SQLAlchemy 2.1 reads
     ``postgresql://`` as psycopg 3, while the suite installs psycopg2 (``setup.cfg``), so such a URL failed with "No

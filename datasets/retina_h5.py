@@ -764,9 +764,12 @@ def checked_experiment(path, cells=None) -> Tuple[Recording, Recording]:
     from neurozoo.datasets.provenance import file_state
 
     train, test = read_experiment(path, "train"), read_experiment(path, "test")
-    if test.cells != train.cells:
-        raise DataError(f"{path}: dataset test/response: expected {len(train.cells)} cells as in train/response, "
-                        f"got {len(test.cells)}")
+    if test.cells != train.cells:  # named as the reader's other errors are: the dataset, the shape found and expected
+        key = next(key for key in RESPONSE_KEYS if key in test.responses)
+        train_key = key if key in train.responses else next(iter(train.responses))
+        _fail(path, f"test/response/{key}", f"expected shape ({len(train.cells)}, {test.n_frames}) (cells, T: the "
+              f"{len(train.cells)} cells of train/response/{train_key}), got {test.responses[key].shape}; both splits "
+              "must hold the same cells")
     if cells is not None:
         selection = selected_cells(cells, train.cells, where=f"{path}: cells")
         train, test = _selected(train, selection), _selected(test, selection)

@@ -363,7 +363,19 @@ def _work(args) -> int:
         print(f"zoo work: interrupted; {kept}", file=sys.stderr)
         return 130
     print(f"done {counts['done']}, failed {counts['failed']}")
+    print(where_scores_are(db, pending))
     return 1 if counts["failed"] else 0
+
+
+def where_scores_are(db, jobs) -> str:
+    """Where `zoo work`'s scores (and failures) of ``jobs`` are seen: its last line said only how many were done and
+    failed. A submission's jobs: `zoo submission ID` (their public-split scores, or why they failed); any: the board."""
+    submissions = sorted({job["submission_id"] for job in jobs if job.get("submission_id") is not None})
+    board = f"the board: zoo serve --db {db.shown_url}"
+    if not submissions:
+        return f"see the scores on {board}"
+    shown = ", ".join(f"zoo submission {submission_id}" for submission_id in submissions)
+    return f"see the scores: {shown} (each job's public-split score, or why it failed); {board}"
 
 
 def _submission_status(args) -> int:

@@ -486,6 +486,7 @@ def load_metadata(path: Path) -> Dict[str, Any]:
         raise SubmissionError(f"metadata.yaml: not valid YAML: {yaml_problem(error)}") from None
     if not isinstance(meta, dict):
         raise SubmissionError("metadata.yaml: expected a mapping of fields at the top level")
+    _refuse_other_families(meta.get("benchmarks"))
     unknown = [str(k) for k in meta if k not in REQUIRED and k not in OPTIONAL]
     if unknown:
         raise SubmissionError(f"metadata.yaml: unknown {plural(len(unknown), 'field')} {', '.join(map(repr, unknown))}"
@@ -525,6 +526,25 @@ def load_metadata(path: Path) -> Dict[str, Any]:
             raise SubmissionError("metadata.yaml: field 'weights' must be {file: <name>, sha256: <64 hex digits>}, "
                                   f"got {_short(weights)}")
     return meta
+
+
+def _refuse_other_families(names: Any) -> None:
+    """Refuse a registered benchmark of a family other than the image benchmarks' (cortex) among ``names`` (the
+    ``benchmarks`` field as read, checked before the other fields): a retina model's submitter was told first that
+    ``layers`` must name V4 or IT, then that ``layers`` is missing, and only in the third message that submissions
+    take image models."""
+    from neurozoo import benchmarks
+    from neurozoo.leaderboard.aggregate import family_of
+
+    for name in names if isinstance(names, list) else ():
+        if isinstance(name, str) and name in benchmarks.BENCHMARKS:
+            family = family_of(benchmarks.BENCHMARKS.get(name).tags)
+            if family != "cortex":
+                raise SubmissionError(
+                    f"metadata.yaml: benchmark {name!r} is a {family} benchmark, which fits registered models by "
+                    f"name; submissions take image models only, scored on the image benchmarks (cortex). A {family} "
+                    f"model reaches the local leaderboard through `zoo run --models MODEL --benchmarks {name}` "
+                    "(MODEL registered, as the built-in ones are; see the README)")
 
 
 #: the characters of :data:`UNSHOWN` a text field on several lines keeps (the description's); the others keep none
@@ -755,11 +775,7 @@ def validate(root: Path, source: Optional[Path] = None) -> Tuple[Dict[str, Any],
         if not scores_models(benchmarks.BENCHMARKS.get(name)):
             raise SubmissionError(f"metadata.yaml: benchmark {name!r} scores no submission: "
                                   f"{unscored_reason(benchmarks.BENCHMARKS.get(name))}")
-    for name in meta["benchmarks"]:
-        tags = benchmarks.BENCHMARKS.get(name).tags
-        if family_of(tags) != "cortex":
-            raise SubmissionError(f"metadata.yaml: benchmark {name!r} fits registered models by name; submissions "
-                                  "are scored on image benchmarks (cortex) only")
+    for name in meta["benchmarks"]:  # another family's benchmark was refused first (_refuse_other_families)
         try:
             region = benchmark_region(name)
         except BenchmarkBuildError:  # the server's plugin, not the submission: its error is in the server's log

@@ -454,8 +454,9 @@ def test_zoo_work_says_which_jobs_of_a_dead_worker_it_resumes(tmp_path, capsys, 
     assert db.claim(worker_name(dead.pid), ids=[job])["id"] == job
     monkeypatch.setattr(worker, "score_job", lambda *args, **kwargs: (_ for _ in ()).throw(ValueError("scored")))
     assert main(["work", "--db", url, "--no-progress"]) == 1  # the job scored again (and failed here)
-    assert capsys.readouterr().err.splitlines()[0] == f"zoo work: resuming 1 job left running by a worker that " \
-                                                      f"died: [{job}]"
+    said = capsys.readouterr()
+    assert said.err.splitlines()[0] == f"zoo work: resuming 1 job left running by a worker that died: [{job}]"
+    assert said.out.splitlines()[-2:] == ["done 0, failed 1", f"see the scores on the board: zoo serve --db {url}"]
     db.dispose()
 
 

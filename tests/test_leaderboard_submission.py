@@ -347,6 +347,26 @@ def _drop(folder, field):
     return folder
 
 
+def test_a_retina_submission_learns_first_that_submissions_take_image_models(tmp_path, db):
+    """A retina model's metadata (a retina benchmark, its own layer names, then no layers) was refused on the layers'
+    region names, then on the missing field, and only in the third message as a retina benchmark."""
+    retina = "retina_embedded.whitenoise-heldout"
+    for folder, layers in (("names", {"ganglion": "conv3"}), ("none", None)):
+        submission = make_submission(tmp_path / folder, benchmarks=["ventral_embedded.V4-temporal", retina],
+                                     layers=layers)
+        if layers is None:
+            _drop(submission, "layers")
+        assert refusal(tmp_path, submission) == (
+            f"metadata.yaml: benchmark {retina!r} is a retina benchmark, which fits registered models by name; "
+            "submissions take image models only, scored on the image benchmarks (cortex). A retina model reaches the "
+            f"local leaderboard through `zoo run --models MODEL --benchmarks {retina}` (MODEL registered, as the "
+            "built-in ones are; see the README)")
+    # the other checks hold as before: an unknown field, a benchmark not registered
+    assert "unknown field 'layer'" in refusal(tmp_path, make_submission(tmp_path / "typo", layer={"V4": "conv2"}))
+    assert "benchmark 'nope.V4' is not registered" in refusal(
+        tmp_path, make_submission(tmp_path / "unknown", benchmarks=["nope.V4"]))
+
+
 def test_isolated_workers_score_or_fail_with_the_reason(tmp_path, db):
     store = tmp_path / "store"
     archive = tmp_path / "good.zip"
@@ -1231,7 +1251,11 @@ def test_the_operator_scores_a_failed_submission_again_after_a_fix_on_the_server
     options = ["--db", url, "--nice", "0", "--no-progress", "--unsafe-no-sandbox"]
     assert main(["work", *options, "--retry-submission", str(sid)]) == 1
     assert calls == [job["id"] for job in db.submission(sid)["jobs"]] and len(calls) == 1
-    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in capsys.readouterr().err
+    said = capsys.readouterr()
+    assert f"zoo work: submission {sid} (net-ok): 1 failed job queued again" in said.err
+    # where to look: it ended on "done 0, failed 1"
+    assert said.out.splitlines()[-2:] == ["done 0, failed 1", f"see the scores: zoo submission {sid} (each job's "
+                                          f"public-split score, or why it failed); the board: zoo serve --db {url}"]
     assert db.submission(sid)["jobs"][0]["error"] == "ScoringError: scored again"
     assert main(["work", *options, "--retry-submission", "99"]) == 2
     assert "--retry-submission 99: no submission 99 in sqlite:///" in capsys.readouterr().err

@@ -212,8 +212,10 @@ def test_zoo_fit_checks_the_test_split_before_fitting(tmp_path, capsys):
         del f["test/repeats/cell03"]
     out = tmp_path / "fit"
     assert zoo(["fit", "ln", "--data", str(path), "--out", str(out), "--quiet"]) == 2
-    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/response: expected 3 cells "
-                                               "as in train/response, got 2")
+    # the dataset and its shape named, as the reader's other errors do ("dataset test/response: expected 3 cells")
+    assert capsys.readouterr().err.strip() == (f"zoo fit: error: {path}: dataset test/response/firing_rate_5ms: "
+                                               "expected shape (3, 80) (cells, T: the 3 cells of train/response/"
+                                               "firing_rate_5ms), got (2, 80); both splits must hold the same cells")
     assert not out.exists()  # refused before the fit: no checkpoint, no weights
 
 

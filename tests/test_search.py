@@ -566,8 +566,8 @@ def test_a_rerun_that_finds_the_same_best_trial_stores_no_second_record_of_it(ti
     capsys.readouterr()
     assert main(["search", *argv]) == 0
     assert [r.id for r in ResultsStore(results).records(benchmark="search.val_top1")] == [first.id]
-    assert ("stored before with identical settings, data, code and score: tiny_best1 (search.val_top1); not stored "
-            "again\n") in capsys.readouterr().out
+    assert (f"stored before with identical settings, data, code and score: tiny_best1 (search.val_top1): record "
+            f"{first.id} in {results}; not stored again\n") in capsys.readouterr().out  # which store: none was named
     study = optuna.load_study(study_name="tiny", storage=f"sqlite:///{out / 'search.sqlite'}")
     study.add_trial(optuna.trial.create_trial(params=study.trials[0].params, distributions=study.trials[0].distributions,
                                               value=study.trials[0].value + 1, user_attrs=study.trials[0].user_attrs))
@@ -607,7 +607,8 @@ def test_an_export_on_another_machine_records_the_trials_own_provenance(tiny, tm
     capsys.readouterr()
     assert main(["search", *argv]) == 0
     (_, row), = ResultsStore(results).query(benchmark="search.val_top1").iterrows()
-    assert f"\nstored 1 score as {row.model} (search.val_top1)\n" in capsys.readouterr().out  # was "1 score(s)"
+    # "1 score(s)" before; then no store named (--results, or the default one)
+    assert f"\nstored 1 score as {row.model} (search.val_top1): record {row.id} in {results}\n" in capsys.readouterr().out
     assert row.settings["training"] == run["config"]  # not the exporting command's: width 0.5, seed 0
     assert (row.seed, run["config"]["seed"], row.settings["training"]["overrides"]["width_multiplier"]) == (3, 3, 1.0)
     assert (row.code_version, row.git_commit, row.device) == (run["code_version"], run["git_commit"], run["device"])

@@ -1513,8 +1513,12 @@ def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
     short = Trainer(config(data, tmp_path, epochs=1, max_steps_per_epoch=2))
     short.fit()
     short.close()
-    with pytest.warns(UserWarning, match="schedule changed"):
+    with pytest.warns(UserWarning) as said:
         longer = Trainer(config(data, tmp_path, epochs=2, max_steps_per_epoch=2, resume="auto"))
+    # in words: it printed the two LRFactor dictionaries ({'kind': 'cosine', 'total_steps': 2, ...} -> {...})
+    assert [str(w.message) for w in said if "schedule" in str(w.message)] == [
+        "learning-rate schedule changed on resume: the schedule's epochs 1 -> 2 (2 -> 4 optimizer steps); this run's "
+        "schedule goes on from optimizer step 2"]
     assert longer.scheduler.lr_lambdas[0].total_steps == 4 and longer.global_step == 2
     # the one-epoch cosine had reached 0; the two-epoch one (warmup 1 step) is a third of the way at step 2
     assert longer.optimizer.param_groups[0]["lr"] == pytest.approx(3e-3 * 0.75)
@@ -1522,6 +1526,19 @@ def test_resume_with_more_epochs_extends_the_schedule(data, tmp_path):
     longer.close()
     lrs = [r["lr"] for r in read_metrics(tmp_path / "metrics.jsonl", kind="iter")]
     assert lrs == pytest.approx([3e-3, 3e-3, 3e-3 * 0.75, 3e-3 * 0.25])
+
+
+def test_a_schedules_changes_are_said_in_the_options_words():
+    from neurozoo.convrnn.training.optim import LRFactor, schedule_changes
+
+    before = vars(LRFactor("cosine", total_steps=20, warmup_steps=5, step_every=10, gamma=0.1, min_factor=0.0))
+    after = vars(LRFactor("step", total_steps=40, warmup_steps=5, step_every=30, gamma=0.5, min_factor=0.01))
+    assert schedule_changes(before, after, steps_per_epoch=10) == (
+        "--schedule cosine -> step, the schedule's epochs 2 -> 4 (20 -> 40 optimizer steps), --step-epochs 1 -> 3 "
+        "(10 -> 30 optimizer steps), --gamma 0.1 -> 0.5, --min-lr / --lr 0 -> 0.01")
+    assert schedule_changes(before, {**before, "warmup_steps": 15}, 10) == \
+        "--warmup-epochs 0.5 -> 1.5 (5 -> 15 optimizer steps)"
+    assert schedule_changes(before, before, 10) == ""
 
 
 @pytest.mark.parametrize("setting,message", [({"lr": -1.0}, "--lr must be > 0, got -1.0"),

@@ -7,6 +7,7 @@ from typing import Optional
 
 from neurozoo.convrnn.cli import add_override_arguments, overrides_from_args
 from neurozoo.datasets.cli_args import add_db_argument, at_least, positive
+from neurozoo.datasets.db_urls import stored_line
 from neurozoo.datasets.json_files import write_json
 
 
@@ -25,11 +26,6 @@ class Recorded:
 
     def set_defaults(self, **defaults) -> None:
         self.parser.set_defaults(**defaults)
-
-
-def stored_line(ids, shown_url: str) -> str:
-    """Where the records went: ``record 29 in URL``, ``records 29, 30 in URL`` (one record read "records 29")."""
-    return f"{'record' if len(ids) == 1 else 'records'} {', '.join(map(str, ids))} in {shown_url}"
 
 
 def add_commands(sub) -> dict:

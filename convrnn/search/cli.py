@@ -31,7 +31,7 @@ from neurozoo.convrnn.search.workers import MAX_RETRY, STORAGE_ENV, end_with_par
 from neurozoo.datasets.termination import raise_if_terminated, sigterm_deferred
 from neurozoo.datasets.cli_args import (ShowDefaultsRaw, ZooArgumentParser, add_db_argument, add_device_argument,
                                         at_least, positive)
-from neurozoo.datasets.db_urls import shown_url
+from neurozoo.datasets.db_urls import shown_url, stored_line
 from neurozoo.datasets.text_table import counted, plural
 
 
@@ -384,16 +384,19 @@ def export(args, space, storage, study_name: str, settings) -> int:
         store = ResultsStore(args.db)
         # a rerun (a finished study continued, an export again) found the same trials best: each kept its record,
         # as zoo run reuses an identical one (ResultsStore.identical: all but time and duration), not one per rerun
-        stored = [record.model for record in records if store.identical(record) is not None]
+        kept = {record.model: store.identical(record) for record in records}
+        stored = {model: record.id for model, record in kept.items() if record is not None}
         new = [record for record in records if record.model not in stored]
         ids = store.add_many(new)
-        if not args.quiet:
+        if not args.quiet:  # which store: the line named none (--results, or the default one)
             if new:
                 print(f"stored {len(ids)} {'score' if len(ids) == 1 else 'scores'} as "
-                      f"{', '.join(r.model for r in new)} ({records[0].benchmark})")
+                      f"{', '.join(r.model for r in new)} ({records[0].benchmark}): "
+                      f"{stored_line(ids, store.shown_url)}")
             if stored:
                 print(f"stored before with identical settings, data, code and score: {', '.join(stored)} "
-                      f"({records[0].benchmark}); not stored again")
+                      f"({records[0].benchmark}): {stored_line(list(stored.values()), store.shown_url)}; "
+                      "not stored again")
     return 0
 
 

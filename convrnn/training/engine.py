@@ -45,7 +45,7 @@ from neurozoo.convrnn.training.file_checksums import (FILES_CHECKSUM_WORDS, FILE
 from neurozoo.convrnn.training.imagefolder import class_difference, open_imagenet, raised_in_worker
 from neurozoo.convrnn.training.loss import model_answer, step_logits, unrolled_loss
 from neurozoo.convrnn.training.metrics_log import MetricsLog
-from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler
+from neurozoo.convrnn.training.optim import build_optimizer, build_scheduler, schedule_changes
 from neurozoo.convrnn.training.rank_agreement import (RanksDisagree, check_ranks_agree, data_difference, data_view,
                                                       resume_difference)
 from neurozoo.convrnn.training.resume_checks import (RESUMED_STATE, autocast_name, check_epochs, check_optimizer_settings,
@@ -607,7 +607,9 @@ class Trainer:
         schedule = dict(vars(self.scheduler.lr_lambdas[0]))
         self.scheduler.load_state_dict(state["scheduler"])  # restores the checkpoint's LRFactor fields too...
         if vars(self.scheduler.lr_lambdas[0]) != schedule:  # ...but this run's settings (e.g. more epochs) win
-            warnings.warn(f"learning-rate schedule changed on resume: {vars(self.scheduler.lr_lambdas[0])} -> {schedule}")
+            warnings.warn("learning-rate schedule changed on resume: "
+                          f"{schedule_changes(vars(self.scheduler.lr_lambdas[0]), schedule, self.steps_per_epoch)}; "
+                          f"this run's schedule goes on from optimizer step {self.scheduler.last_epoch}")
             vars(self.scheduler.lr_lambdas[0]).update(schedule)
             factor = self.scheduler.lr_lambdas[0](self.scheduler.last_epoch)
             for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs):

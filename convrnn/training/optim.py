@@ -39,6 +39,31 @@ class LRFactor:
         return self.min_factor + (1 - self.min_factor) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def schedule_changes(before: dict, after: dict, steps_per_epoch: int) -> str:
+    """What differs between two :class:`LRFactor`'s fields (``vars`` of each: a checkpoint's, this run's), in the
+    options' words: ``the schedule's epochs 1 -> 2 (2 -> 4 optimizer steps)``. A resume's warning printed the two
+    dictionaries of steps."""
+    def epochs(steps) -> str:
+        return f"{steps / steps_per_epoch:g}"
+
+    words = {"kind": ("--schedule", str),
+             "total_steps": ("the schedule's epochs", epochs),
+             "warmup_steps": ("--warmup-epochs", epochs),
+             "step_every": ("--step-epochs", epochs),
+             "gamma": ("--gamma", lambda value: f"{value:g}"),
+             "min_factor": ("--min-lr / --lr", lambda value: f"{value:g}")}
+    changes = []
+    for key in [*words, *sorted((set(before) | set(after)) - set(words))]:
+        old, new = before.get(key), after.get(key)
+        if old == new:
+            continue
+        name, shown = words.get(key, (key, str))
+        steps = (f" ({old} -> {new} optimizer steps)" if key in ("total_steps", "warmup_steps", "step_every")
+                 and old is not None and new is not None else "")
+        changes.append(f"{name} {'?' if old is None else shown(old)} -> {'?' if new is None else shown(new)}{steps}")
+    return ", ".join(changes)
+
+
 def build_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
     if config.original_weight_decay and not hasattr(model, "weight_decay_groups"):
         raise UserFacingError(f"--original-weight-decay: {config.model} has no original per-part L2 scales "

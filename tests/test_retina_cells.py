@@ -423,7 +423,7 @@ def test_zoo_probe_of_a_cells_fit_names_and_reads_the_cells_it_fitted(recording,
     assert zoo(probe) == 0  # every cell fitted: both, by the file's names
     record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
     assert [(row["cell"], row["name"]) for row in record["cells"]] == [(0, "cell03"), (1, "cell05")]
-    assert zoo([*probe, "--cells", "1", "4"]) == 2  # indices into the file's cells, as zoo fit --cells: cell02 unfitted
+    assert zoo([*probe, "--cells", "1,4"]) == 2  # indices into the file's cells, as zoo fit --cells: cell02 unfitted
     assert ("zoo probe: error: --cells 1,4: cell02 is not among the cells the model was fitted to (zoo fit --cells: "
             "cell03 (2), cell05 (4))") in capsys.readouterr().err
     assert zoo([*probe, "--cells", "4"]) == 0 and json.loads(

@@ -729,7 +729,7 @@ def _score_retina(args, benchmark, safe_point: Optional[SafePoint] = None):
         score.provenance.setdefault("settings", {})["cross_stimulus"] = cross_stimulus
     if fitted_to is not None:
         score.provenance.setdefault("settings", {})["fitted_to"] = fitted_to  # settings: the store keeps them
-        if _is_embedded_heldout(args.benchmark) and fitted_to.get("embedded") is None:
+        if _is_embedded_heldout(args.benchmark) and _training_stimulus(fitted_to)[0] is None:
             _unknown_training_stimulus(args, benchmark, fitted_to, score)
         scored = score.provenance.get("data_sha256")
         if (fitted_to["rule"] == "summary.json" and scored and fitted_to["data_sha256"] not in (None, scored)
@@ -782,6 +782,18 @@ def _unknown_training_stimulus(args, benchmark, fitted_to: dict, score) -> None:
           "zoo fit --out writes the summary.json that records it", file=sys.stderr)
 
 
+def _training_stimulus(fitted_to: dict):
+    """``(kind, where it is recorded)`` of the embedded stimulus that weights scored on a held-out benchmark (their
+    cells the circuit's) were fitted on: the embedded recording their ``summary.json`` names, or, without one (a fit
+    cache folder's weights), the class their fit recorded in its checkpoint
+    (:func:`retina.embedded_fit.checkpoint_stimulus_class`); ``(None, None)`` where nothing records it."""
+    if fitted_to.get("embedded"):
+        return fitted_to["embedded"], fitted_to["summary"]
+    if fitted_to.get("rule") != "summary.json" and fitted_to.get("stimulus_class"):
+        return fitted_to["stimulus_class"], fitted_to["stimulus_class_from"]
+    return None, None
+
+
 def _cross_stimulus(args, benchmark, fitted_to: dict):
     """For ``--checkpoint`` weights on an embedded held-out benchmark: ``{"fitted_on", "scored_on"}`` where the
     ``summary.json`` beside them names the other embedded recording (``fitted_to["embedded"]``) and ``--cross-stimulus``
@@ -793,17 +805,17 @@ def _cross_stimulus(args, benchmark, fitted_to: dict):
 
     wanted = getattr(args, "cross_stimulus", False)
     scored = benchmark.kind if _is_embedded_heldout(args.benchmark) else None
-    fitted = fitted_to.get("embedded")
+    fitted, known_from = _training_stimulus(fitted_to)
     if scored is not None and fitted is not None and fitted != scored:
         if not wanted and not getattr(args, "before_the_rule", False):
             raise UserFacingError(
-                f"{args.checkpoint}: fitted on embedded:{fitted} ({fitted_to['summary']}), but {args.benchmark} scores "
+                f"{args.checkpoint}: fitted on embedded:{fitted} ({known_from}), but {args.benchmark} scores "
                 f"held-out repeats of embedded:{scored}: a held-out score is of the stimulus the model was fitted to "
                 f"(McIntosh et al. 2016), so these weights score on retina_embedded.{fitted}-heldout; --cross-stimulus "
                 f"scores them on embedded:{scored} all the same, the record marked as a cross-stimulus score")
         return {"fitted_on": f"embedded:{fitted}", "scored_on": f"embedded:{scored}"}
     if wanted:
-        why = (f"{fitted_to['summary']} names embedded:{fitted}, the stimulus {args.benchmark} scores on" if fitted
+        why = (f"{known_from} names embedded:{fitted}, the stimulus {args.benchmark} scores on" if fitted
                else f"{fitted_to['reason']}: no training stimulus is recorded to compare")
         raise UserFacingError(f"--cross-stimulus: nothing to allow ({args.checkpoint}: {why}); leave it out")
     return None

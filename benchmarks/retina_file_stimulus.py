@@ -34,12 +34,16 @@ def training_stimulus_class(fitted_to: dict, data, scored: StimulusClass) -> Tup
     the fit's checkpoint recorded none to check it by, ``stimulus_class_checked`` false); else, a summary without one
     (``zoo fit`` before 2026-12-04) or recording ``unknown``: the file scored itself (by its resolved path) has the
     class of the file scored, ``--stimulus-class`` included; another file the class its own attribute or name gives
-    (its name alone where it is no longer there). Weights without a readable ``summary.json`` have none."""
+    (its name alone where it is no longer there). Weights without a readable ``summary.json`` have the class their fit
+    recorded in its checkpoint (a fit cache folder's: :func:`retina.embedded_fit.checkpoint_stimulus_class`), else
+    none."""
     summary = fitted_to.get("summary")
     if fitted_to.get("embedded"):
         return StimulusClass(fitted_to["embedded"], f"embedded:{fitted_to['embedded']} ({summary})"), ""
-    if fitted_to.get("rule") != "summary.json":
-        return StimulusClass(UNKNOWN), fitted_to["reason"]
+    if fitted_to.get("rule") != "summary.json":  # a fit cache folder's weights: the class their checkpoint records
+        recorded = fitted_to.get("stimulus_class")
+        return ((StimulusClass(recorded, fitted_to["stimulus_class_from"]), "") if recorded else
+                (StimulusClass(UNKNOWN), fitted_to["reason"]))
     fitted = fitted_to.get("data_absolute") or fitted_to["data"]
     recorded = fitted_to.get("stimulus_class")
     if recorded is not None and recorded != UNKNOWN:

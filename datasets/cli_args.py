@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import copy
+import itertools
 import math
+import sys
 from typing import Callable, Optional
 
 
@@ -96,6 +98,29 @@ RESULTS_STORE = "sqlite:///$NEUROZOO_HOME/results.sqlite"
 CELLS_SPEC = ("indices into the file's cells (from 0) and/or their names (cell01 is index 0), e.g. 0,2,5 or "
               "cell01,cell03, taken in file order whatever the order given")
 
+#: the options whose value is one comma-separated list in every command that takes them (``--cells``, one SPEC: a
+#: space-separated list, ``--cells 0 2``, is refused naming the form to use, :func:`stray_list_items`)
+COMMA_LIST_OPTIONS = ("--cells",)
+
+
+def stray_list_items(argv, unrecognized) -> str:
+    """The refusal of a command line that gave a :data:`COMMA_LIST_OPTIONS` option a space-separated list
+    (``--cells 0 2``, its ``2`` among argparse's ``unrecognized`` arguments, which argparse alone named without a
+    word on why): ``--cells takes one comma-separated list: --cells 0,2 (not --cells 0 2)``; "" where the unrecognized
+    arguments are not the words right after such an option's value."""
+    for i, token in enumerate(argv):
+        option, equals, value = token.partition("=")
+        if option not in COMMA_LIST_OPTIONS or (not equals and i + 1 >= len(argv)):
+            continue
+        value, rest = (value, argv[i + 1:]) if equals else (argv[i + 1], argv[i + 2:])
+        words = list(itertools.takewhile(lambda word: not word.startswith("-"), rest))
+        strays = [word for word, _ in itertools.takewhile(lambda pair: pair[0] == pair[1], zip(words, unrecognized))]
+        if strays:
+            given = " ".join([value, *strays])
+            return (f"argument {option}: takes one comma-separated list: {option} {','.join([value, *strays])} "
+                    f"(not {option} {given})")
+    return ""
+
 
 def add_db_argument(parser, *aliases: str, note: str = "") -> argparse.Action:
     """``--db URL``, the results store: one store for every command that takes it (scores, and the leaderboard's jobs,
@@ -156,3 +181,12 @@ class ZooArgumentParser(argparse.ArgumentParser):
 
     def __init__(self, *args, formatter_class=ShowDefaults, **kwargs):
         super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+    def parse_args(self, args=None, namespace=None):
+        """argparse's, except that a space-separated list given to a comma-list option (``--cells 0 2``) is refused
+        naming the form to use (:func:`stray_list_items`) rather than as ``unrecognized arguments: 2``."""
+        namespace, unrecognized = self.parse_known_args(args, namespace)
+        if unrecognized:
+            argv = list(sys.argv[1:] if args is None else args)
+            self.error(stray_list_items(argv, unrecognized) or f"unrecognized arguments: {' '.join(unrecognized)}")
+        return namespace

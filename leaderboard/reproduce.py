@@ -372,15 +372,22 @@ def settings_pairs(old: ScoreRecord, new: ScoreRecord) -> Walked:
     dictionaries and lists walked, :data:`UNCOMPARED_SETTINGS` left out); ``unpaired`` holds the settings of a
     score that only one of the two records has (a setting that a later version added, or no longer records: a
     note, so that older records stay reproducible) and those of :data:`DESCRIPTIVE_SETTINGS` that differ, ``compared``
-    all others. The settings of a ``zoo dynamics`` or ``zoo compare`` record are its results: any one missing on one
-    side is compared (as None)."""
+    all others, and a ``training_stimulus`` stored ``unknown`` that the rerun knows (with its ``_from``: the class
+    a fit cache folder's weights recorded in their checkpoint, read since 2026-12-06). The settings of a
+    ``zoo dynamics`` or ``zoo compare`` record are its results: any one missing on one side is compared (as None)."""
     then, now = (dict(leaves(record.settings or {}, "settings")) for record in (old, new))
     analysis = old.benchmark.split(".", 1)[0] in ANALYSES
     typed = summary_as_typed(old, new)
+    # a training stimulus the record did not know (weights without summary.json) that the rerun knows: the class a fit
+    # cache folder's weights recorded in their checkpoint, read since 2026-12-06 (embedded_fit.checkpoint_stimulus_class)
+    learnt = then.get("settings.training_stimulus") == "unknown" and now.get("settings.training_stimulus") not in (
+        None, "unknown")
     compared, unpaired = [], []
     for name in sorted(set(then) | set(now)):
         if (name in then) != (name in now) and not analysis and not name.endswith("]"):
             unpaired.append((name, then.get(name, MISSING), now.get(name, MISSING)))
+        elif learnt and name in ("settings.training_stimulus", "settings.training_stimulus_from"):
+            unpaired.append((name, then[name], now[name]))
         elif name in DESCRIPTIVE_SETTINGS and not analysis:
             if then[name] != now[name]:
                 unpaired.append((name, then[name], now[name]))

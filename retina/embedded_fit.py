@@ -328,7 +328,9 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
       recording (:func:`datasets.synthetic_retina.embedded_kind`) and they hold its cells; a fit to a lab's own
       recording is one whatever its cell count, 12 included.
     * ``"cell count"``, without a readable ``summary.json`` (weights saved otherwise): ``circuit_cells`` cells are
-      taken for a fit to the embedded recordings, any other count for one to one's own recording.
+      taken for a fit to the embedded recordings, any other count for one to one's own recording. Without a
+      ``summary.json`` (a fit cache folder's weights), the class their fit recorded in its checkpoint is given as
+      ``stimulus_class`` and ``stimulus_class_from`` (:func:`checkpoint_stimulus_class`).
 
     ``reason`` says which rule gave the answer, in a line for the probe's output. A ``summary.json`` that records the
     recording's stimulus class (``zoo fit`` since 2026-12-04) gives it as ``stimulus_class`` and ``stimulus_class_from``
@@ -357,7 +359,8 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
         # zoo fit --data embedded:KIND without --out writes it into the fit cache's folder, whose weights zoo probe
         # --fit-embedded and zoo score leave without one: naming --out alone sent such a user to fit again
         return {**by_count, "reason": f"no summary.json beside {checkpoint.name} (zoo fit writes one into --out, or "
-                                      f"into the fit cache's folder for --data embedded:KIND): {taken}"}
+                                      f"into the fit cache's folder for --data embedded:KIND): {taken}",
+                **checkpoint_stimulus_class(checkpoint)}
     try:
         record = json.loads(summary.read_text())
         provenance = record.get("provenance") or {}
@@ -414,6 +417,39 @@ def fitted_recording(checkpoint, n_cells: int, circuit_cells: int) -> dict:
                           f"{circuit_cells}: not that fit's weights; no ground-truth comparison"}
     return {**found, "circuit_cells": True, "reason": f"a fit to embedded:{kind} ({data}; {summary}): its "
                                                       f"{n_cells} cells are the embedded circuit's"}
+
+
+def checkpoint_stimulus_class(weights: Path) -> dict:
+    """``{"stimulus_class", "stimulus_class_from"}``: the stimulus class of the recording that ``weights`` were fitted
+    to, as their fit recorded it in its ``checkpoint.pt`` (:func:`retina.fit.fit`'s ``stimulus_class``: the fit
+    cache's fits, :func:`held_embedded_fit`'s kind, :func:`fitted_file_model`'s file class, and ``zoo fit``'s), for
+    weights without a ``summary.json`` (a fit cache folder's, made by ``zoo score`` or ``zoo run``). Taken only where
+    it is theirs: ``weights`` are that ``checkpoint.pt``, or the ``model.pt`` beside it holding the weights it gives
+    (:func:`retina.fit.fitted_weights`: not those of another fit copied there, nor of a refit stopped part way); ``{}``
+    otherwise, and where the checkpoint records no class (``unknown``, or one from before checkpoints recorded it)."""
+    import torch
+
+    from neurozoo.datasets.errors import DataError
+    from neurozoo.datasets.retina_stimulus_class import STIMULUS_CLASSES
+    from neurozoo.datasets.torch_files import model_state, read_torch_file
+    from neurozoo.retina.fit import fitted_weights
+
+    weights = Path(weights)
+    checkpoint = weights.parent / "checkpoint.pt"
+    try:
+        saved = read_torch_file(checkpoint, "cached fit") if checkpoint.is_file() else None
+        if not isinstance(saved, dict) or saved.get("stimulus_class") not in STIMULUS_CLASSES:
+            return {}
+        if weights.resolve() != checkpoint.resolve():
+            given, fitted = model_state(read_torch_file(weights), str(weights)), fitted_weights(saved)[0]
+            if given.keys() != fitted.keys() or not all(
+                    isinstance(given[key], torch.Tensor) and given[key].shape == fitted[key].shape
+                    and torch.equal(given[key], fitted[key].to(given[key].device)) for key in given):
+                return {}
+    except (DataError, KeyError, TypeError):  # unreadable, or not a fit's checkpoint: nothing recorded to take
+        return {}
+    return {"stimulus_class": saved["stimulus_class"],
+            "stimulus_class_from": f"the class its fit recorded in {checkpoint}"}
 
 
 def fitted_cells(record: dict) -> Optional[List[int]]:

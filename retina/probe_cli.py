@@ -157,8 +157,8 @@ def _add_reduction(phenomena) -> None:
                                   "embedded:whitenoise / embedded:naturalscene); its test split's stimulus is "
                                   "analysed (default: the recording named by the summary.json that zoo fit --out "
                                   "wrote beside --checkpoint; with --fit-embedded the embedded recording --kind)")
-    p.add_argument("--cells", nargs="+", metavar="CELL",
-                   help=f"cells to analyse, as zoo fit --cells takes them, space- or comma-separated: {CELLS_SPEC}; "
+    p.add_argument("--cells", metavar="SPEC",
+                   help=f"cells to analyse, as zoo fit --cells takes them: comma-separated {CELLS_SPEC}; "
                         "those of a zoo fit --cells fit among the cells it fitted; "
                         "default all (reduction.png draws the first 10 of them, reduction.json all)")
     p.add_argument("--layer", type=int, choices=(1, 2), default=1, help="hidden layer whose units are ranked")

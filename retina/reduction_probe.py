@@ -5,7 +5,7 @@ cell (:func:`retina.reduction.reduction_report`); ``reduction.json`` and ``reduc
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
 #: windows analysed by default (3 s of stimulus at 100 Hz): integrated gradients cost ``steps`` backward passes per
 #: window and cell (about 19 s for 300 windows and 32 steps on 2 busy cores, layer 1)
@@ -14,18 +14,17 @@ DEFAULT_FRAMES = 300
 SHOWN_WINDOWS = 200
 
 
-def chosen_cells(specs, file_cells: List[str], fitted: Sequence[int]) -> List[int]:
+def chosen_cells(spec: Optional[str], file_cells: List[str], fitted: Sequence[int]) -> List[int]:
     """``--cells`` (``zoo fit --cells``'s SPEC, :func:`datasets.retina_h5.selected_cells`: indices from 0 into the
-    file's cells ``file_cells``, or their names; space- or comma-separated) -> indices into the model's outputs, the
+    file's cells ``file_cells``, or their names, comma-separated) -> indices into the model's outputs, the
     file's cells ``fitted`` (all of them, or a ``zoo fit --cells`` fit's); a cell the model was not fitted to is
     refused, naming those it was. Default: every fitted cell."""
     from neurozoo.datasets.errors import UserFacingError
     from neurozoo.datasets.retina_h5 import selected_cells
 
     fitted = list(fitted)
-    if not specs:
+    if spec is None:
         return list(range(len(fitted)))
-    spec = ",".join(specs)
     chosen = selected_cells(spec, file_cells, where=f"--cells {spec}")
     unfitted = [file_cells[i] for i in chosen if i not in fitted]
     if unfitted:

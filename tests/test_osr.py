@@ -627,6 +627,52 @@ def test_a_held_out_score_of_weights_without_a_recorded_training_stimulus_says_s
     assert record.model == "ln@weights.pt" and record.value is not None
 
 
+def test_a_fit_cache_folders_weights_are_known_by_the_class_their_checkpoint_records(tmp_path, capsys, monkeypatch):
+    """A fit cache folder (zoo score's, zoo run's) holds no summary.json, so its weights were scored "training
+    stimulus unknown"; their fit recorded the recording's class in its checkpoint.pt, which now says it: weights
+    fitted on the natural scenes are refused by the white-noise held-out benchmark as a zoo fit --out fit's are, and
+    scored by the natural-scene one without the note. Other weights put in their place are still unknown."""
+    import functools
+    from pathlib import Path
+
+    import torch
+
+    from neurozoo.benchmarks.records import ResultsStore
+    from neurozoo.datasets import synthetic_retina
+    from neurozoo.leaderboard.cli import main as zoo
+    from neurozoo.retina.embedded_fit import fit_embedded
+    from neurozoo.retina.fit import create_model
+
+    monkeypatch.setenv("NEUROZOO_CACHE", str(tmp_path / "cache"))
+    small = functools.partial(synthetic_retina.load_embedded_retina, n_train=2500, n_test=200, n_repeats=2)
+    monkeypatch.setattr(synthetic_retina, "load_embedded_retina", small)
+    folder = Path(fit_embedded("ln", "naturalscene", epochs=1, progress=False)[1]["fit_dir"])
+    assert not (folder / "summary.json").exists()
+    weights, db = folder / "model.pt", f"sqlite:///{tmp_path / 'r.sqlite'}"
+    score = ["score", "ln", "retina_embedded.whitenoise-heldout", "--checkpoint", str(weights), "--db", db, "--out",
+             str(tmp_path / "out")]
+    capsys.readouterr()
+    assert zoo(score) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"zoo score: error: {weights}: fitted on embedded:naturalscene (the class its fit recorded in "
+        f"{folder / 'checkpoint.pt'}), but retina_embedded.whitenoise-heldout scores held-out repeats of "
+        "embedded:whitenoise: a held-out score is of the stimulus the model was fitted to (McIntosh et al. 2016), so "
+        "these weights score on retina_embedded.naturalscene-heldout; --cross-stimulus scores them on "
+        "embedded:whitenoise all the same, the record marked as a cross-stimulus score")
+    for given in (weights, folder / "checkpoint.pt"):
+        assert zoo(["score", "ln", "retina_embedded.naturalscene-heldout", "--checkpoint", str(given), "--db", db,
+                    "--out", str(tmp_path / "out")]) == 0
+        assert "training stimulus" not in capsys.readouterr().err
+        record = ResultsStore(db).records()[-1]
+        assert "training_stimulus" not in record.settings and "cross_stimulus" not in record.settings
+        assert record.settings["fitted_to"]["stimulus_class"] == "naturalscene"
+    torch.manual_seed(1)
+    torch.save(create_model("ln", n_cells=12).state_dict(), weights)  # not the weights its checkpoint gives
+    assert zoo(score) == 0
+    assert f"note: {weights}: the training stimulus of these weights is unknown" in capsys.readouterr().err
+    assert ResultsStore(db).records()[-1].settings["training_stimulus"] == "unknown"
+
+
 def test_an_embedded_recording_is_known_by_its_name_or_by_the_digest_recorded_here(tmp_path, monkeypatch):
     """summary.json names the recording a fit read: the embedded one by its cache file's name (the generator's settings
     and circuit version), or under another name by the sha256 this machine recorded when generating it."""

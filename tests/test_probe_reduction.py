@@ -48,7 +48,7 @@ def test_the_commands_ranking_and_numbers_are_the_librarys(recording_and_weights
     data, folder = recording_and_weights
     out = tmp_path / "out"
     assert zoo(["probe", "reduction", "bncnn", "--checkpoint", str(folder / "model.pt"), "--data", str(data),
-                "--cells", "cell01", "3", "--k", "8,1,2", "--steps", "4", "--start", "10", "--frames", "50",
+                "--cells", "cell01,3", "--k", "8,1,2", "--steps", "4", "--start", "10", "--frames", "50",
                 "--out", str(out), "--quiet"]) == 0
     record = json.loads((out / "reduction.json").read_text())
     assert (out / "reduction.png").read_bytes()[:4] == b"\x89PNG" and record["figure"] == str(out / "reduction.png")

@@ -1017,6 +1017,33 @@ def test_one_walk_of_the_two_records_settings_feeds_every_comparison(tmp_path, c
             in capsys.readouterr().out)
 
 
+def test_a_record_of_an_unknown_training_stimulus_that_the_rerun_knows_reproduces(tmp_path, capsys, monkeypatch):
+    """A record of a fit cache folder's weights scored before their checkpoint's class was read (2026-12-06) says
+    training_stimulus unknown; its rerun knows the class: said, not a mismatch. Another known class is one."""
+    import dataclasses
+
+    from neurozoo.benchmarks.records import ScoreRecord
+    from neurozoo.leaderboard import reproduce
+
+    db = f"sqlite:///{tmp_path / 'r.sqlite'}"
+    ResultsStore(db).add(ScoreRecord(model="ln@model.pt", benchmark="retina_h5.heldout", value=0.5, seed=0,
+                                     data_sha256="0" * 64, settings={
+                                         "rerun": {"command": "zoo score"}, "stimulus_class": "naturalscene",
+                                         "training_stimulus": "unknown", "training_stimulus_from": None}))
+    [stored] = ResultsStore(db).records()
+    known = {**stored.settings, "training_stimulus": "naturalscene", "training_stimulus_from": "its checkpoint"}
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: dataclasses.replace(stored, settings=known))
+    capsys.readouterr()
+    assert _zoo("reproduce", stored.id, "--db", db) == 0
+    assert "reproduced: bit-identical" in capsys.readouterr().out
+    ResultsStore(db).add(dataclasses.replace(stored, id=None, settings={
+        **stored.settings, "training_stimulus": "whitenoise", "training_stimulus_from": "its summary.json"}))
+    other = ResultsStore(db).records()[-1]
+    monkeypatch.setattr(reproduce, "rerun", lambda record, **kwargs: dataclasses.replace(other, settings=known))
+    assert _zoo("reproduce", other.id, "--db", db) == 1
+    assert "settings.training_stimulus: stored 'whitenoise', rerun 'naturalscene'" in capsys.readouterr().out
+
+
 def test_a_heldout_record_holding_a_feve_the_rule_now_leaves_null_names_the_rule(tmp_path, capsys, monkeypatch):
     """A record of a user's recording stored before FEVE became null for a cell without explainable variance
     (2026-12-05) holds a number there (282.6): its rerun gives null, and zoo reproduce said "NOT reproduced: largest

@@ -178,6 +178,31 @@ def test_bad_cell_specs_are_refused_naming_the_option_the_item_and_the_cells(rec
     assert not (tmp_path / "fit").exists()
 
 
+@pytest.mark.parametrize("argv, given", [
+    (["fit", "ln", "--data", "{data}", "--cells", "0", "2"], "0 2"),
+    (["fit", "ln", "--cells=cell01", "2", "5", "--data", "{data}"], "cell01 2 5"),
+    (["score", "ln", "retina_h5.heldout", "--data", "{data}", "--cells", "0", "2"], "0 2"),
+    (["probe", "reduction", "ln", "--checkpoint", "{data}", "--cells", "0", "2", "--k", "2"], "0 2"),
+])
+def test_a_space_separated_cells_list_is_refused_naming_the_comma_separated_one_in_every_command(
+        recording, tmp_path, capsys, argv, given):
+    """``--cells`` is one comma-separated SPEC in every command that takes it (zoo probe reduction's had taken a
+    space-separated list too, swallowing MODEL after it); a space-separated one is refused with the form to use,
+    where argparse alone said ``unrecognized arguments: 2``."""
+    from neurozoo.leaderboard.cli import main as zoo
+
+    with pytest.raises(SystemExit) as exited:  # argparse's refusal: usage, the error, exit status 2
+        zoo([word.replace("{data}", str(recording)) for word in argv] + ["--out", str(tmp_path / "out")])
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert err.splitlines()[-1] == (f"zoo: error: argument --cells: takes one comma-separated list: --cells "
+                                    f"{given.replace(' ', ',')} (not --cells {given})")
+    assert not (tmp_path / "out").exists()
+    with pytest.raises(SystemExit):
+        zoo(["fit", "ln", "--data", str(recording), "--cells", "0", "--bogus", "2"])  # argparse's words, as before
+    assert capsys.readouterr().err.splitlines()[-1] == "zoo: error: unrecognized arguments: --bogus 2"
+
+
 def test_a_recording_of_other_cells_is_not_fitted_as_a_selection(recording):
     from neurozoo.retina.fit import create_model, fit
 
@@ -398,7 +423,7 @@ def test_zoo_probe_of_a_cells_fit_names_and_reads_the_cells_it_fitted(recording,
     assert zoo(probe) == 0  # every cell fitted: both, by the file's names
     record = json.loads((tmp_path / "reduction" / "reduction.json").read_text())
     assert [(row["cell"], row["name"]) for row in record["cells"]] == [(0, "cell03"), (1, "cell05")]
-    assert zoo([*probe, "--cells", "1", "4"]) == 2  # indices into the file's cells, as zoo fit --cells: cell02 unfitted
+    assert zoo([*probe, "--cells", "1,4"]) == 2  # indices into the file's cells, as zoo fit --cells: cell02 unfitted
     assert ("zoo probe: error: --cells 1,4: cell02 is not among the cells the model was fitted to (zoo fit --cells: "
             "cell03 (2), cell05 (4))") in capsys.readouterr().err
     assert zoo([*probe, "--cells", "4"]) == 0 and json.loads(

@@ -464,6 +464,25 @@ def test_zoo_fit_records_the_stimulus_class_it_is_told_and_the_held_out_score_ap
     assert record.settings["fitted_to"]["stimulus_class"] == "naturalscene"
 
 
+def test_weights_without_a_summary_have_the_class_their_fits_checkpoint_records(field_files, tmp_path, capsys):
+    """A fit's folder without summary.json (the fit cache's, which retina_h5.heldout fits into) keeps the class the
+    fit recorded in its checkpoint.pt: its weights fitted on natural scenes are refused on white noise as those of a
+    summary.json are, not scored with an unknown training stimulus."""
+    files, out = field_files, tmp_path / "fit"
+    assert _fit_mine(files, out, "--stimulus-class", "naturalscene") == 0
+    (out / "summary.json").unlink()
+    capsys.readouterr()
+    assert main(_score_on(files, "whitenoise", out / "model.pt", tmp_path)) == 2
+    assert capsys.readouterr().err.startswith(
+        f"zoo score: error: {out / 'model.pt'}: fitted on naturalscene (the class its fit recorded in "
+        f"{out / 'checkpoint.pt'}), but {files['whitenoise']} holds whitenoise")
+    assert main(_score_on(files, "naturalscene", out / "model.pt", tmp_path)) == 0
+    assert "note:" not in capsys.readouterr().err
+    record = ResultsStore(f"sqlite:///{tmp_path / 'r.sqlite'}").records()[-1]
+    assert (record.settings["training_stimulus"], record.settings["training_stimulus_from"]) == (
+        "naturalscene", f"the class its fit recorded in {out / 'checkpoint.pt'}")
+
+
 def test_a_fit_to_a_file_named_otherwise_without_stimulus_class_records_it_unknown(experiment, own_file, tmp_path,
                                                                                    capsys):
     """Without --stimulus-class zoo fit records the class it reads (whitenoise.h5: by its name) or unknown, and how it

@@ -139,9 +139,16 @@ def _check_name(name: str, where: str) -> None:
         name.encode("utf-8")
     except UnicodeEncodeError:
         raise SubmissionError(f"{where} {name!r} has a name that is not UTF-8 text; rename it") from None
-    control = next((character for character in name if unicodedata.category(character) == "Cc"), None)
+    control = _first_control_character(name)
     if control is not None:
         raise SubmissionError(f"{where} {name!r} has a control character ({control!r}) in its name; rename it")
+
+
+def _first_control_character(text: str, allowed: str = "") -> Optional[str]:
+    """The first control character (Unicode category Cc: a newline, an escape) of ``text`` but those ``allowed``, or
+    None: what a file name and a requirements.txt line may not hold, since messages print them as they are."""
+    return next((character for character in text
+                 if unicodedata.category(character) == "Cc" and character not in allowed), None)
 
 
 def _copy_folder(source: Path, target: Path, budget: _Budget) -> None:
@@ -656,8 +663,7 @@ def check_requirements(path: Path) -> List[str]:
         if not text:
             continue
         where = f"{REQUIREMENTS}: line {number}: {_short(text)}"
-        control = next((character for character in text if unicodedata.category(character) == "Cc"
-                        and character != "\t"), None)
+        control = _first_control_character(text, allowed="\t")
         if control is not None:  # zoo submit --check prints each line: a marker's string may hold any character
             raise SubmissionError(f"{where} has a control character ({control!r}); expected one requirement a line")
         if text.startswith("-"):
